@@ -1,1 +1,87 @@
-//! tokengate
+//! A blocking, thread-safe HTTP client (on [ureq] 3) that keeps its bearer token fresh: exactly one
+//! refresh per expiry, every other thread waits for it and then goes on with the new token; no
+//! duplicate sends, no refresh storm, no hang, no loop.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tokengate::{Client, OAuth2, Token};
+//!
+//! let client = Client::builder("https://api.example.com")
+//!     .token(Token::new("ACCESS").expires_in(Duration::from_secs(3600)).refresh_token("REFRESH"))
+//!     .refresher(OAuth2::refresh_token_grant("https://auth.example.com/oauth/token").client_id("my-app"))
+//!     .build()?;
+//!
+//! // from any thread; clones share one token state
+//! let mut resp = client.get("/users/me").call()?;
+//! let me: serde_json::Value = resp.body_mut().read_json()?;
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Overview
+//!
+//! - [`Client`]: the HTTP client. Joins paths to its base URL, attaches `Authorization` only to that
+//!   URL's origin (also across redirects), notices rejections (401, or your
+//!   [`reject_when`](ClientBuilder::reject_when) predicate for APIs like `200 {"ret":401}`) and replays
+//!   a rejected request once with a new token. Responses are ureq's `http::Response<ureq::Body>`.
+//! - [`Gate`]: the shared token state and single-flight refresh. One per token; several clients may
+//!   share one.
+//! - [`Refresh`]: what gets a new token. [`OAuth2`] implements the refresh_token and
+//!   client_credentials grants; any closure `Fn(&Token) -> Result<Token, RefreshError>` works too.
+//! - [`Token`]: the access token with its expiry (monotonic [`Instant`](std::time::Instant)) and
+//!   refresh token. Secrets print as `[redacted]`.
+//!
+//! A token is refreshed *before* it is used when it is within `refresh_before_expiry` of its expiry
+//! (60 s, or a tenth of its lifetime when that is shorter), and *after* the server rejects it.
+//!
+//! # Thread safety
+//!
+//! [`Client`], [`Gate`], [`Token`] and [`Error`] are `Send + Sync`; clients and gates are cheap to
+//! clone and clones share state. See [`Client`'s thread-safety section](Client#thread-safety) for what
+//! blocks, for how long, and what wakes it.
+//!
+//! # Errors
+//!
+//! Every fallible call returns [`Error`], cheap to clone and free of secrets. A permanent refresh
+//! failure (RFC 6749 `invalid_grant` and friends) puts the client in a login-required state: calls fail
+//! fast with [`Error::LoginRequired`] until [`Client::set_token`]. A transient one (network, 5xx, 429)
+//! is retried after an exponential, jittered backoff that honours `Retry-After`, while a still-valid
+//! old token keeps being used.
+//!
+//! # Crate features
+//!
+//! None yet. `tokengate::ureq` and `tokengate::http` re-export the versions this crate uses, so you
+//! need no version-matched dependency of your own.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod challenge;
+mod client;
+mod error;
+mod gate;
+mod refresh;
+mod token;
+mod util;
+
+pub use challenge::Challenge;
+pub use client::{Client, ClientBuilder, RequestBuilder};
+pub use error::{Error, OAuthError, RefreshError, RefreshErrorKind};
+pub use gate::{Gate, GateBuilder, Lease, Rejection, Stats};
+pub use refresh::{ClientAuth, OAuth2, Refresh, TokenResponse};
+pub use token::{AccessToken, ClientSecret, RefreshToken, Token};
+
+/// The ureq version this crate is built on (its `Body`, `Error` and `Agent` appear in this API).
+pub use ureq;
+/// The `http` crate version of ureq's requests and responses.
+pub use ureq::http;
+
+/// Compile-time proof that the shared types can cross threads.
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Client>();
+    is::<Gate>();
+    is::<Token>();
+    is::<Error>();
+    is::<RefreshError>();
+    is::<Lease>();
+    is::<OAuth2>();
+}

@@ -1,0 +1,795 @@
+//! The [`Client`]: base URL joining, origin scoping, `Authorization` attach, rejection detection and
+//! bounded replay, on top of a `ureq::Agent` and a [`Gate`].
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{Cursor, Read};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq::Body;
+use ureq::http::{self, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+
+use crate::challenge::Challenge;
+use crate::error::Error;
+use crate::gate::{Gate, GateBuilder, Lease, Rejection, Stats};
+use crate::refresh::Refresh;
+use crate::token::Token;
+use crate::util::{Origin, form_encode, form_pairs};
+
+/// A predicate that sees a response's head and (buffered) body and says whether the server rejected
+/// the token.
+type RejectFn = dyn Fn(&http::response::Parts, &[u8]) -> bool + Send + Sync;
+
+/// How much of a rejected response is read (to keep the connection reusable) before it is dropped.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+
+/// A blocking HTTP client that attaches a fresh bearer token to every request to its API origin.
+///
+/// Build one with [`Client::builder`]. Clones are cheap and share the connection pool and the token
+/// state, so hand a clone to each thread.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tokengate::{Client, OAuth2, Token};
+///
+/// let client = Client::builder("https://api.example.com")
+///     .token(Token::new("ACCESS").expires_in(Duration::from_secs(3600)).refresh_token("REFRESH"))
+///     .refresher(OAuth2::refresh_token_grant("https://auth.example.com/oauth/token").client_id("my-app"))
+///     .build()?;
+/// let mut resp = client.get("/users/me").call()?;
+/// let me: serde_json::Value = resp.body_mut().read_json()?;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Thread safety
+///
+/// `Client` is `Send + Sync + Clone`. A request blocks its own thread only:
+///
+/// - on the network, for the request itself (bounded by the client's timeouts);
+/// - on the gate's condition variable, when the token must be refreshed and another thread is already
+///   refreshing it. It wakes when that refresh completes (success, failure or panic) or after
+///   `refresh_timeout`, whichever comes first; it never spins or sleeps.
+///
+/// The gate's mutex is held only to read or install the token, never across network I/O. The refresh
+/// itself runs on the first thread that needed it, with no lock held.
+///
+/// # Rejections and replays
+///
+/// A response is a *rejection* when it is a 401 whose `WWW-Authenticate` challenge (if any) asks for a
+/// new token, or when the [`reject_when`](ClientBuilder::reject_when) predicate says so. The client
+/// then tells the gate (which refreshes unless another thread already did) and replays the request
+/// once with the new token. A 403, or a 401 with `error="insufficient_scope"`, is never a rejection: a
+/// new token would not help. A replay's rejection is returned to the caller as the response.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    agent: ureq::Agent,
+    base: Uri,
+    base_origin: Origin,
+    gate: Gate,
+    reject_when: Option<Box<RejectFn>>,
+    max_replays: u32,
+    max_buffered_body: u64,
+    max_redirects: u32,
+}
+
+/// Builds a [`Client`]. See [`Client::builder`].
+#[must_use]
+pub struct ClientBuilder {
+    base: String,
+    gate: Option<Gate>,
+    gate_builder: GateBuilder,
+    gate_options: bool,
+    reject_when: Option<Box<RejectFn>>,
+    max_replays: u32,
+    max_buffered_body: u64,
+    max_redirects: u32,
+    timeout: Option<Duration>,
+    connect_timeout: Duration,
+    user_agent: Option<String>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base", &self.base)
+            .field("gate", &self.gate)
+            .field("gate_builder", &self.gate_builder)
+            .field("max_replays", &self.max_replays)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A builder for a client whose API lives at `base_url` (e.g. `https://api.example.com/v1`).
+    /// Relative paths given to requests are joined to it; the token is sent only to its origin.
+    pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            base: base_url.into(),
+            gate: None,
+            gate_builder: Gate::builder(),
+            gate_options: false,
+            reject_when: None,
+            max_replays: 1,
+            max_buffered_body: 1024 * 1024,
+            max_redirects: 10,
+            timeout: Some(Duration::from_secs(60)),
+            connect_timeout: Duration::from_secs(10),
+            user_agent: None,
+        }
+    }
+
+    /// A `GET` request to `path` (joined to the base URL) or to an absolute URL.
+    pub fn get(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::GET, path)
+    }
+
+    /// A `POST` request; see [`get`](Client::get).
+    pub fn post(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::POST, path)
+    }
+
+    /// A `PUT` request; see [`get`](Client::get).
+    pub fn put(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::PUT, path)
+    }
+
+    /// A `PATCH` request; see [`get`](Client::get).
+    pub fn patch(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::PATCH, path)
+    }
+
+    /// A `DELETE` request; see [`get`](Client::get).
+    pub fn delete(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::DELETE, path)
+    }
+
+    /// A `HEAD` request; see [`get`](Client::get).
+    pub fn head(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::HEAD, path)
+    }
+
+    /// A request with any method to `path` (joined to the base URL) or to an absolute URL.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder<'_> {
+        RequestBuilder {
+            client: self,
+            method,
+            path: path.to_owned(),
+            query: String::new(),
+            headers: Vec::new(),
+            bad_header: None,
+        }
+    }
+
+    /// Installs a new token (e.g. after the user logged in again): leaves the login-required state and
+    /// wakes waiting threads. See [`Gate::set_token`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`] when the token cannot be sent in an HTTP header.
+    pub fn set_token(&self, token: Token) -> Result<(), Error> {
+        self.inner.gate.set_token(token)
+    }
+
+    /// A snapshot of the current token, without refreshing. `None` before the first token.
+    pub fn token(&self) -> Option<Arc<Token>> {
+        self.inner.gate.token()
+    }
+
+    /// Counters: refreshes, refresh failures, threads that waited, replays. Shared by every client on
+    /// the same gate.
+    pub fn stats(&self) -> Stats {
+        self.inner.gate.stats()
+    }
+
+    /// The gate holding this client's token, e.g. to share it with a client of another host.
+    pub fn gate(&self) -> &Gate {
+        &self.inner.gate
+    }
+
+    /// Joins `path` to the base URL, or parses it when it is absolute.
+    fn resolve(&self, path: &str, query: &str) -> Result<Uri, Error> {
+        let mut url = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            let base = self.inner.base.to_string();
+            let base = base.trim_end_matches('/');
+            let path = path.trim_start_matches('/');
+            // `Uri`'s Display of a bare origin already ends in `/`, trimmed above.
+            if path.is_empty() {
+                base.to_owned()
+            } else {
+                format!("{base}/{path}")
+            }
+        };
+        if !query.is_empty() {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(query);
+        }
+        url.parse::<Uri>()
+            .map_err(|_| Error::url("the request URL does not parse"))
+    }
+
+    fn same_origin(&self, uri: &Uri) -> bool {
+        Origin::of(uri).is_some_and(|o| o == self.inner.base_origin)
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.inner.base)
+            .field("gate", &self.inner.gate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Uses an existing [`Gate`] (shared token state), e.g. one shared with clients of other hosts.
+    /// Defaults to a new gate built from this builder's token settings; give either a gate or those
+    /// settings, not both.
+    pub fn gate(mut self, gate: Gate) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    fn gate_option(mut self, f: impl FnOnce(GateBuilder) -> GateBuilder) -> Self {
+        self.gate_builder = f(self.gate_builder);
+        self.gate_options = true;
+        self
+    }
+
+    /// Sets the starting token. See [`GateBuilder::token`]. Defaults to none.
+    pub fn token(self, token: Token) -> Self {
+        self.gate_option(|g| g.token(token))
+    }
+
+    /// Sets what gets new tokens. See [`GateBuilder::refresher`]. Defaults to none.
+    pub fn refresher(self, refresher: impl Refresh) -> Self {
+        self.gate_option(|g| g.refresher(refresher))
+    }
+
+    /// Sets the mandatory refresh window. See [`GateBuilder::refresh_before_expiry`]. Defaults to
+    /// 60 seconds (or a tenth of the token's lifetime when that is shorter).
+    pub fn refresh_before_expiry(self, window: Duration) -> Self {
+        self.gate_option(|g| g.refresh_before_expiry(window))
+    }
+
+    /// Sets how long a thread waits for another's refresh. See [`GateBuilder::refresh_timeout`].
+    /// Defaults to 30 seconds.
+    pub fn refresh_timeout(self, timeout: Duration) -> Self {
+        self.gate_option(|g| g.refresh_timeout(timeout))
+    }
+
+    /// Sets the lifetime assumed for tokens without an expiry. See
+    /// [`GateBuilder::assumed_lifetime`]. Defaults to none (used until rejected).
+    pub fn assumed_lifetime(self, lifetime: Duration) -> Self {
+        self.gate_option(|g| g.assumed_lifetime(lifetime))
+    }
+
+    /// Sets the backoff after transient refresh failures. See [`GateBuilder::refresh_backoff`].
+    /// Defaults to 1 second doubling up to 60 seconds.
+    pub fn refresh_backoff(self, initial: Duration, max: Duration) -> Self {
+        self.gate_option(|g| g.refresh_backoff(initial, max))
+    }
+
+    /// Sets the login-required callback. See [`GateBuilder::on_login_required`]. Defaults to none.
+    pub fn on_login_required(self, callback: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.gate_option(|g| g.on_login_required(callback))
+    }
+
+    /// Sets a predicate that also treats a response as a token rejection, for APIs that signal an
+    /// expired token in the body (e.g. HTTP 200 with `{"ret":401}`).
+    ///
+    /// When set, response bodies of the API origin are buffered, up to
+    /// [`max_buffered_body`](ClientBuilder::max_buffered_body), so the predicate can see them; a
+    /// larger body is not buffered and the predicate is not asked (it is streamed to the caller as
+    /// usual). Either way the caller gets the whole body. A 401 asking for a new token stays a
+    /// rejection too. Defaults to none.
+    ///
+    /// ```
+    /// let client = tokengate::Client::builder("https://api.example.com")
+    ///     .reject_when(|_parts, body| {
+    ///         serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["ret"] == 401)
+    ///     })
+    ///     .build()?;
+    /// # Ok::<_, tokengate::Error>(())
+    /// ```
+    pub fn reject_when(
+        mut self,
+        predicate: impl Fn(&http::response::Parts, &[u8]) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.reject_when = Some(Box::new(predicate));
+        self
+    }
+
+    /// Sets the largest response body buffered for [`reject_when`](ClientBuilder::reject_when).
+    /// Defaults to 1 MiB.
+    pub fn max_buffered_body(mut self, bytes: u64) -> Self {
+        self.max_buffered_body = bytes;
+        self
+    }
+
+    /// Sets how many times one request may be replayed after rejections (each replay follows a
+    /// refresh or another thread's new token). `0` returns the first rejection as it is. Defaults to 1.
+    pub fn max_replays(mut self, replays: u32) -> Self {
+        self.max_replays = replays;
+        self
+    }
+
+    /// Sets how many redirects a request follows. The token goes only to hops on the base URL's origin
+    /// (scheme, host and port). Defaults to 10.
+    pub fn max_redirects(mut self, redirects: u32) -> Self {
+        self.max_redirects = redirects;
+        self
+    }
+
+    /// Sets the timeout of each API request, from connecting to the end of the response body.
+    /// `None` for no limit (large downloads). Defaults to 60 seconds.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the connect timeout of API requests. Defaults to 10 seconds.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the `User-Agent` header. Defaults to ureq's.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] when the base URL is not an absolute http(s) URL; [`Error::Config`] when
+    /// both a gate and token settings were given, or the refresher's configuration is unusable;
+    /// [`Error::InvalidToken`] when the starting token cannot be sent in a header.
+    pub fn build(self) -> Result<Client, Error> {
+        let base: Uri = self
+            .base
+            .parse()
+            .map_err(|_| Error::url("the base URL does not parse"))?;
+        let base_origin = Origin::of(&base)
+            .ok_or_else(|| Error::url("the base URL needs an http(s) scheme and a host"))?;
+        let gate = match (self.gate, self.gate_options) {
+            (Some(_), true) => {
+                return Err(Error::config(
+                    "give the client either a gate or token settings, not both",
+                ));
+            }
+            (Some(gate), false) => gate,
+            (None, _) => self.gate_builder.build()?,
+        };
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_connect(Some(self.connect_timeout))
+            .timeout_global(self.timeout);
+        if let Some(ua) = self.user_agent {
+            config = config.user_agent(ua);
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                agent: config.build().new_agent(),
+                base,
+                base_origin,
+                gate,
+                reject_when: self.reject_when,
+                max_replays: self.max_replays,
+                max_buffered_body: self.max_buffered_body,
+                max_redirects: self.max_redirects,
+            }),
+        })
+    }
+}
+
+/// A request being built. Finish it with [`call`](RequestBuilder::call) or one of the `send` methods.
+///
+/// The body is held in memory so the request can be replayed after a rejection.
+#[must_use = "a request does nothing until it is sent"]
+pub struct RequestBuilder<'a> {
+    client: &'a Client,
+    method: Method,
+    path: String,
+    query: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    bad_header: Option<String>,
+}
+
+impl fmt::Debug for RequestBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBuilder")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestBuilder<'_> {
+    /// Adds a header. An invalid name or value is reported by the send call as
+    /// [`Error::InvalidHeader`]. An `Authorization` header set here is replaced by the token's on
+    /// requests to the API origin.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(n), Ok(v)) => self.headers.push((n, v)),
+            _ => {
+                self.bad_header.get_or_insert_with(|| name.to_owned());
+            }
+        }
+        self
+    }
+
+    /// Appends a query parameter, form-encoded.
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        if !self.query.is_empty() {
+            self.query.push('&');
+        }
+        form_encode(name, &mut self.query);
+        self.query.push('=');
+        form_encode(value, &mut self.query);
+        self
+    }
+
+    /// Sends the request without a body.
+    ///
+    /// # Errors
+    ///
+    /// See [`Error`]: token errors from the gate (login required, refresh failure, timeout), transport
+    /// errors, invalid URL or header. A rejected response is not an error; it is returned.
+    pub fn call(self) -> Result<Response<Body>, Error> {
+        self.run(None, None)
+    }
+
+    /// Sends the request with a body.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](RequestBuilder::call).
+    pub fn send(self, body: impl Into<Vec<u8>>) -> Result<Response<Body>, Error> {
+        self.run(Some(body.into()), None)
+    }
+
+    /// Sends `value` as a JSON body with `Content-Type: application/json`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Json`] when `value` cannot be serialised; otherwise as [`call`](RequestBuilder::call).
+    pub fn send_json<T: serde::Serialize + ?Sized>(
+        self,
+        value: &T,
+    ) -> Result<Response<Body>, Error> {
+        let body = serde_json::to_vec(value).map_err(|e| Error::Json(Arc::new(e)))?;
+        self.run(Some(body), Some("application/json"))
+    }
+
+    /// Sends form fields as `application/x-www-form-urlencoded`.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](RequestBuilder::call).
+    pub fn send_form<'k, 'v>(
+        self,
+        fields: impl IntoIterator<Item = (&'k str, &'v str)>,
+    ) -> Result<Response<Body>, Error> {
+        let body = form_pairs(fields);
+        self.run(
+            Some(body.into_bytes()),
+            Some("application/x-www-form-urlencoded"),
+        )
+    }
+
+    fn run(
+        self,
+        body: Option<Vec<u8>>,
+        content_type: Option<&'static str>,
+    ) -> Result<Response<Body>, Error> {
+        if let Some(name) = self.bad_header {
+            return Err(Error::InvalidHeader(Arc::from(name)));
+        }
+        let client = self.client;
+        let inner = &*client.inner;
+        let uri = client.resolve(&self.path, &self.query)?;
+        let mut headers = self.headers;
+        if let Some(ct) = content_type {
+            if !headers.iter().any(|(n, _)| n == http::header::CONTENT_TYPE) {
+                headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static(ct)));
+            }
+        }
+        let req = Hop {
+            method: self.method,
+            uri,
+            headers,
+            body,
+        };
+        let mut lease = if client.same_origin(&req.uri) {
+            Some(inner.gate.lease()?)
+        } else {
+            None
+        };
+        let mut replays = 0;
+        loop {
+            let (resp, authed) = client.send_following_redirects(&req, lease.as_ref())?;
+            let (resp, rejected) = client.classify(resp, authed);
+            let lease_now = match (&lease, rejected) {
+                (Some(l), true) => l,
+                (Some(l), false) => {
+                    if authed {
+                        inner.gate.confirm(l);
+                    }
+                    return Ok(resp);
+                }
+                (None, _) => return Ok(resp),
+            };
+            if replays >= inner.max_replays {
+                return Ok(resp);
+            }
+            if inner.gate.reject(lease_now) == Rejection::Final {
+                return Ok(resp);
+            }
+            drain(resp);
+            lease = Some(inner.gate.lease()?);
+            replays += 1;
+            inner.gate.count_replay();
+        }
+    }
+}
+
+/// One HTTP exchange's worth of request: kept so it can be re-sent after a redirect or a rejection.
+#[derive(Clone)]
+struct Hop {
+    method: Method,
+    uri: Uri,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Option<Vec<u8>>,
+}
+
+impl Client {
+    /// Sends `req`, following redirects by hand so the token goes only to the API origin. Returns the
+    /// final response and whether its request carried the token.
+    fn send_following_redirects(
+        &self,
+        req: &Hop,
+        lease: Option<&Lease>,
+    ) -> Result<(Response<Body>, bool), Error> {
+        // Borrowed until a redirect has to change it: the common case copies nothing.
+        let mut req = Cow::Borrowed(req);
+        let mut redirects = 0;
+        loop {
+            let authed = lease.is_some() && self.same_origin(&req.uri);
+            let mut builder = Request::builder()
+                .method(req.method.clone())
+                .uri(req.uri.clone());
+            for (n, v) in &req.headers {
+                if authed && n == http::header::AUTHORIZATION {
+                    continue;
+                }
+                builder = builder.header(n, v);
+            }
+            if let (true, Some(lease)) = (authed, lease) {
+                builder =
+                    builder.header(http::header::AUTHORIZATION, lease.authorization().clone());
+            }
+            let resp = match &req.body {
+                Some(b) => self
+                    .inner
+                    .agent
+                    .run(builder.body(b.as_slice()).map_err(ureq::Error::from)?),
+                None => self
+                    .inner
+                    .agent
+                    .run(builder.body(()).map_err(ureq::Error::from)?),
+            }?;
+            let status = resp.status();
+            if !status.is_redirection() || self.inner.max_redirects == 0 {
+                return Ok((resp, authed));
+            }
+            let Some(next) = resp
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| resolve_location(&req.uri, l))
+            else {
+                return Ok((resp, authed));
+            };
+            if redirects >= self.inner.max_redirects {
+                return Err(ureq::Error::TooManyRedirects.into());
+            }
+            redirects += 1;
+            drain(resp);
+            // RFC 9110 §15.4: 303 always, and 301/302 after POST (as every browser does), become GET.
+            let cross_origin = !self.same_origin(&next);
+            let req = req.to_mut();
+            if status == StatusCode::SEE_OTHER && req.method != Method::HEAD
+                || matches!(status.as_u16(), 301 | 302) && req.method == Method::POST
+            {
+                req.method = Method::GET;
+                req.body = None;
+                req.headers.retain(|(n, _)| {
+                    n != http::header::CONTENT_TYPE && n != http::header::CONTENT_LENGTH
+                });
+            }
+            if cross_origin {
+                // A user-set Authorization header does not follow to another origin either.
+                req.headers
+                    .retain(|(n, _)| n != http::header::AUTHORIZATION);
+            }
+            req.uri = next;
+        }
+    }
+
+    /// Decides whether the response rejects the token, buffering the body for `reject_when` when
+    /// needed, and attaches the parsed `WWW-Authenticate` challenge of a 401/403.
+    fn classify(&self, resp: Response<Body>, authed: bool) -> (Response<Body>, bool) {
+        let (mut parts, body) = resp.into_parts();
+        let challenge = if matches!(parts.status.as_u16(), 401 | 403) {
+            parts
+                .headers
+                .get_all(http::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(Challenge::bearer)
+        } else {
+            None
+        };
+        let mut rejected = authed
+            && parts.status == StatusCode::UNAUTHORIZED
+            && challenge.as_ref().is_none_or(Challenge::wants_new_token);
+        if let Some(ch) = challenge {
+            parts.extensions.insert(ch);
+        }
+        let body = match (&self.inner.reject_when, authed && !rejected) {
+            (Some(pred), true) => {
+                let (body, buffered) = buffer(body, self.inner.max_buffered_body);
+                if let Some(bytes) = buffered {
+                    rejected = pred(&parts, &bytes);
+                }
+                body
+            }
+            _ => body,
+        };
+        (Response::from_parts(parts, body), rejected)
+    }
+}
+
+/// Reads up to `limit` bytes of `body`. Returns a body that yields everything (the buffered prefix,
+/// then the rest) and, when the whole body fit, its bytes.
+fn buffer(body: Body, limit: u64) -> (Body, Option<Vec<u8>>) {
+    let mime = body.mime_type().map(str::to_owned);
+    let charset = body.charset().map(str::to_owned);
+    let mut reader = body.into_reader();
+    let mut buf = Vec::new();
+    let read = (&mut reader)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut buf);
+    let mut builder = Body::builder();
+    if let Some(m) = mime {
+        builder = builder.mime_type(m);
+    }
+    if let Some(c) = charset {
+        builder = builder.charset(c);
+    }
+    match read {
+        Ok(_) if buf.len() as u64 <= limit => (builder.data(buf.clone()), Some(buf)),
+        // Too large, or the read failed part-way: hand the caller what we have and the rest of the
+        // stream, which reports the error again if there is one.
+        _ => (builder.reader(Cursor::new(buf).chain(reader)), None),
+    }
+}
+
+/// Reads (a bounded amount of) a response we are about to drop, so its connection can be reused.
+fn drain(resp: Response<Body>) {
+    let mut reader = resp.into_body().into_reader();
+    let _ = std::io::copy(&mut (&mut reader).take(DRAIN_LIMIT), &mut std::io::sink());
+}
+
+/// Resolves a `Location` header against the URL it answered (RFC 3986 §5.2, the common cases).
+fn resolve_location(base: &Uri, location: &str) -> Option<Uri> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.parse().ok();
+    }
+    let scheme = base.scheme_str()?;
+    if let Some(rest) = location.strip_prefix("//") {
+        return format!("{scheme}://{rest}").parse().ok();
+    }
+    let authority = base.authority()?.as_str();
+    if location.starts_with('/') {
+        return format!("{scheme}://{authority}{location}").parse().ok();
+    }
+    let path = base.path();
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    let dir = if dir.is_empty() { "/" } else { dir };
+    format!("{scheme}://{authority}{dir}{location}")
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_joining() {
+        let c = Client::builder("http://127.0.0.1:1/v1/").build().unwrap();
+        assert_eq!(
+            c.resolve("/users/me", "").unwrap(),
+            "http://127.0.0.1:1/v1/users/me"
+        );
+        assert_eq!(
+            c.resolve("users", "a=1").unwrap(),
+            "http://127.0.0.1:1/v1/users?a=1"
+        );
+        assert_eq!(
+            c.resolve("x?b=2", "a=1").unwrap(),
+            "http://127.0.0.1:1/v1/x?b=2&a=1"
+        );
+        assert_eq!(
+            c.resolve("https://other.example/z", "").unwrap(),
+            "https://other.example/z"
+        );
+        let c = Client::builder("http://127.0.0.1:1").build().unwrap();
+        assert_eq!(c.resolve("/a", "").unwrap(), "http://127.0.0.1:1/a");
+    }
+
+    #[test]
+    fn bad_base_urls_are_typed_errors() {
+        assert!(matches!(
+            Client::builder("not a url").build(),
+            Err(Error::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            Client::builder("/relative").build(),
+            Err(Error::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            Client::builder("ftp://x").build(),
+            Err(Error::InvalidUrl(_))
+        ));
+    }
+
+    #[test]
+    fn gate_and_token_settings_conflict() {
+        let gate = Gate::builder().build().unwrap();
+        let r = Client::builder("http://127.0.0.1:1")
+            .gate(gate)
+            .token(Token::new("a"))
+            .build();
+        assert!(matches!(r, Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn location_resolution() {
+        let base: Uri = "http://h:1/a/b?q=1".parse().unwrap();
+        assert_eq!(resolve_location(&base, "/x").unwrap(), "http://h:1/x");
+        assert_eq!(resolve_location(&base, "c").unwrap(), "http://h:1/a/c");
+        assert_eq!(resolve_location(&base, "//o:2/p").unwrap(), "http://o:2/p");
+        assert_eq!(resolve_location(&base, "https://z/").unwrap(), "https://z/");
+    }
+
+    #[test]
+    fn buffering_keeps_the_whole_body() {
+        let body = Body::builder()
+            .mime_type("application/json")
+            .data(b"0123456789".to_vec());
+        let (mut b, bytes) = buffer(body, 100);
+        assert_eq!(bytes.as_deref(), Some(&b"0123456789"[..]));
+        assert_eq!(b.mime_type(), Some("application/json"));
+        assert_eq!(b.read_to_vec().unwrap(), b"0123456789");
+        let body = Body::builder().data(b"0123456789".to_vec());
+        let (mut b, bytes) = buffer(body, 4);
+        assert!(bytes.is_none());
+        assert_eq!(b.read_to_vec().unwrap(), b"0123456789");
+    }
+}

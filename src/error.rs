@@ -1,0 +1,356 @@
+//! Errors: [`Error`] for everything the client returns, [`RefreshError`] for why a refresh failed.
+//!
+//! Both are cheap to clone (an `Arc` inside): one refresh failure is handed to every thread that waited
+//! for it. Neither ever contains a token.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What went wrong with a request made through the [`Client`](crate::Client) or a
+/// [`Gate`](crate::Gate).
+///
+/// Classify with the predicates rather than by matching every variant: the enum is
+/// `#[non_exhaustive]` and grows.
+///
+/// A response the server *rejected* (e.g. a 401 after a refresh and replay) is not an error: it is
+/// returned as the response, so the caller can read its status and body.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No usable token can be had without the user logging in again: the authorization server refused
+    /// the refresh permanently (e.g. `invalid_grant`), or there is no token and nothing to refresh with.
+    ///
+    /// The client fails fast with this error, without network, until
+    /// [`Client::set_token`](crate::Client::set_token) installs a new token.
+    #[error("login required{}", match .0 { Some(e) => format!(" ({e})"), None => String::new() })]
+    LoginRequired(Option<RefreshError>),
+    /// A refresh failed for a reason that may pass (network, timeout, 5xx, 429). The gate backs off before
+    /// it tries again; see [`RefreshError::retry_after`].
+    #[error(transparent)]
+    Refresh(RefreshError),
+    /// This thread waited longer than the configured `refresh_timeout` for another thread's refresh.
+    #[error("gave up waiting for the token refresh after {0:?}")]
+    RefreshTimeout(Duration),
+    /// The refresher panicked. The gate is ready to try again on the next call.
+    #[error("the token refresher panicked")]
+    RefresherPanicked,
+    /// The API request itself failed (connection, timeout, protocol error, body too large).
+    #[error("request failed: {0}")]
+    Transport(Arc<ureq::Error>),
+    /// A URL given to the client or builder is not usable; the text says why.
+    #[error("invalid URL: {0}")]
+    InvalidUrl(Arc<str>),
+    /// A header name or value given to a request is not valid HTTP; the text names the header.
+    #[error("invalid header: {0}")]
+    InvalidHeader(Arc<str>),
+    /// The access token contains characters that cannot be sent in an HTTP header.
+    #[error("the access token cannot be sent in an HTTP header")]
+    InvalidToken,
+    /// The body given to `send_json` could not be serialised.
+    #[error("could not serialise the JSON body: {0}")]
+    Json(Arc<serde_json::Error>),
+    /// The client or gate was configured in a way that cannot work; the text says how.
+    #[error("configuration: {0}")]
+    Config(Arc<str>),
+}
+
+impl Error {
+    /// Whether the user must log in again (see [`Error::LoginRequired`]).
+    pub fn is_login_required(&self) -> bool {
+        matches!(self, Error::LoginRequired(_))
+    }
+
+    /// Whether trying again later may succeed: a transient refresh failure, a refresh wait that timed
+    /// out, a panicked refresher, or a transport failure of the request.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Refresh(e) => e.is_transient(),
+            Error::RefreshTimeout(_) | Error::RefresherPanicked | Error::Transport(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The refresh failure behind this error, if there is one.
+    pub fn refresh_error(&self) -> Option<&RefreshError> {
+        match self {
+            Error::LoginRequired(Some(e)) | Error::Refresh(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn config(msg: impl Into<String>) -> Self {
+        Error::Config(Arc::from(msg.into()))
+    }
+
+    pub(crate) fn url(msg: impl Into<String>) -> Self {
+        Error::InvalidUrl(Arc::from(msg.into()))
+    }
+}
+
+impl From<ureq::Error> for Error {
+    fn from(e: ureq::Error) -> Self {
+        Error::Transport(Arc::new(e))
+    }
+}
+
+/// The broad class of a [`RefreshError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshErrorKind {
+    /// The authorization server answered with an OAuth2 error response (RFC 6749 §5.2).
+    OAuth,
+    /// The token endpoint answered with an HTTP status that is neither success nor an OAuth2 error.
+    Status,
+    /// The token endpoint could not be reached or its answer not read (connection, timeout, TLS).
+    Transport,
+    /// The answer was not a valid token response (not JSON, a required field missing or malformed).
+    InvalidResponse,
+    /// There is no refresh token (or no token at all) to refresh with.
+    NoRefreshToken,
+    /// A custom refresher reported the failure.
+    Custom,
+}
+
+/// An OAuth2 error response from the token endpoint (RFC 6749 §5.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthError {
+    /// `error`: the error code, e.g. `invalid_grant` (RFC 6749 §5.2).
+    pub error: String,
+    /// `error_description`: human-readable text from the server, if any (RFC 6749 §5.2).
+    pub error_description: Option<String>,
+    /// `error_uri`: a page about the error, if any (RFC 6749 §5.2).
+    pub error_uri: Option<String>,
+}
+
+impl OAuthError {
+    /// Whether this code means the grant itself is dead (`invalid_grant`, `invalid_client`,
+    /// `unauthorized_client`), so only a new login helps.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self.error.as_str(),
+            "invalid_grant" | "invalid_client" | "unauthorized_client"
+        )
+    }
+}
+
+/// Why a token refresh failed: permanent (log in again) or transient (try later).
+///
+/// Cheap to clone; every thread that waited on the failed refresh gets a clone of the same error.
+/// Custom refreshers build one with [`RefreshError::permanent`] or [`RefreshError::transient`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tokengate::RefreshError;
+///
+/// let e = RefreshError::transient("token service overloaded").with_retry_after(Duration::from_secs(5));
+/// assert!(e.is_transient());
+/// assert_eq!(e.retry_after(), Some(Duration::from_secs(5)));
+/// ```
+#[derive(Clone)]
+pub struct RefreshError {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    kind: RefreshErrorKind,
+    permanent: bool,
+    message: String,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+    oauth: Option<OAuthError>,
+    body_excerpt: Option<String>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl RefreshError {
+    fn build(kind: RefreshErrorKind, permanent: bool, message: impl Into<String>) -> Inner {
+        Inner {
+            kind,
+            permanent,
+            message: message.into(),
+            status: None,
+            retry_after: None,
+            oauth: None,
+            body_excerpt: None,
+            source: None,
+        }
+    }
+
+    /// A failure only a new login can fix; the client enters the login-required state.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::from(Self::build(RefreshErrorKind::Custom, true, message))
+    }
+
+    /// A failure that may pass; the gate backs off and tries again later.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::from(Self::build(RefreshErrorKind::Custom, false, message))
+    }
+
+    /// Sets how long the server asked us to wait before trying again (e.g. from `Retry-After`).
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        Arc::make_mut(&mut self.inner).retry_after = Some(after);
+        self
+    }
+
+    pub(crate) fn new(kind: RefreshErrorKind, permanent: bool, message: impl Into<String>) -> Self {
+        Self::from(Self::build(kind, permanent, message))
+    }
+
+    pub(crate) fn with_status(mut self, status: u16) -> Self {
+        Arc::make_mut(&mut self.inner).status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_oauth(mut self, oauth: OAuthError) -> Self {
+        Arc::make_mut(&mut self.inner).oauth = Some(oauth);
+        self
+    }
+
+    pub(crate) fn with_body_excerpt(mut self, excerpt: String) -> Self {
+        Arc::make_mut(&mut self.inner).body_excerpt = Some(excerpt);
+        self
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Arc::make_mut(&mut self.inner).source = Some(Arc::new(source));
+        self
+    }
+
+    /// Whether two errors are clones of one failure (tests check that waiters share one error).
+    #[cfg(test)]
+    pub(crate) fn shares_with(&self, other: &RefreshError) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The broad class of the failure.
+    pub fn kind(&self) -> RefreshErrorKind {
+        self.inner.kind
+    }
+
+    /// Whether only a new login can fix this (see [`Error::LoginRequired`]).
+    pub fn is_permanent(&self) -> bool {
+        self.inner.permanent
+    }
+
+    /// Whether a later attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        !self.inner.permanent
+    }
+
+    /// How long the server asked us to wait (`Retry-After`), if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// The token endpoint's HTTP status, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        self.inner.status
+    }
+
+    /// The OAuth2 error response (RFC 6749 §5.2), if the server sent one.
+    pub fn oauth_error(&self) -> Option<&OAuthError> {
+        self.inner.oauth.as_ref()
+    }
+
+    /// The start of a response body that was not a token response (e.g. an HTML page), for
+    /// diagnostics. Never part of `Display`. Only kept for bodies that are not JSON, so it cannot hold
+    /// a token.
+    pub fn body_excerpt(&self) -> Option<&str> {
+        self.inner.body_excerpt.as_deref()
+    }
+}
+
+impl From<Inner> for RefreshError {
+    fn from(inner: Inner) -> Self {
+        RefreshError {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
+impl fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("token refresh failed: ")?;
+        f.write_str(&self.inner.message)?;
+        if let Some(oauth) = &self.inner.oauth {
+            write!(f, ": {}", oauth.error)?;
+            if let Some(d) = &oauth.error_description {
+                write!(f, " ({d})")?;
+            }
+        }
+        if let Some(status) = self.inner.status {
+            write!(f, " [HTTP {status}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RefreshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshError")
+            .field("kind", &self.inner.kind)
+            .field("permanent", &self.inner.permanent)
+            .field("message", &self.inner.message)
+            .field("status", &self.inner.status)
+            .field("retry_after", &self.inner.retry_after)
+            .field("oauth", &self.inner.oauth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::error::Error for RefreshError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_stay_small() {
+        assert!(
+            std::mem::size_of::<Error>() <= 24,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
+        assert_eq!(
+            std::mem::size_of::<RefreshError>(),
+            std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn classification() {
+        let p = RefreshError::permanent("gone");
+        assert!(Error::LoginRequired(Some(p.clone())).is_login_required());
+        assert!(!Error::Refresh(p).is_transient());
+        assert!(Error::Refresh(RefreshError::transient("x")).is_transient());
+        assert!(Error::RefreshTimeout(Duration::from_secs(1)).is_transient());
+        let oauth = OAuthError {
+            error: "invalid_grant".into(),
+            error_description: Some("revoked".into()),
+            error_uri: None,
+        };
+        assert!(oauth.is_permanent());
+        let e =
+            RefreshError::new(RefreshErrorKind::OAuth, true, "server refused").with_oauth(oauth);
+        assert_eq!(
+            e.to_string(),
+            "token refresh failed: server refused: invalid_grant (revoked)"
+        );
+        assert_eq!(
+            Error::LoginRequired(Some(e)).to_string(),
+            "login required (token refresh failed: server refused: invalid_grant (revoked))"
+        );
+    }
+}

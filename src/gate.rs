@@ -1,0 +1,668 @@
+//! The heart: a single-flight refresh gate. `parking_lot::Mutex<State>` plus a `Condvar`.
+//!
+//! The gate knows nothing of HTTP. It holds the current token, decides when it must be refreshed,
+//! lets exactly one thread run the [`Refresh`] (without the lock held), and wakes every waiting thread
+//! with the outcome.
+//!
+//! ```text
+//!            lease(): token fresh? ──yes──> return (Arc<Token>, generation)       [fast path]
+//!                 │ no
+//!   login required? ──yes──> Err(LoginRequired)                                   [no network]
+//!                 │ no
+//!      refreshing? ──yes──> wait on Condvar (≤ refresh_timeout) ──> outcome of that attempt
+//!                 │ no
+//!   backing off after a transient failure? ──yes──> old token if still valid, else the last error
+//!                 │ no
+//!   mark refreshing, unlock, call the refresher (panics caught), lock, install the outcome,
+//!   clear refreshing (a drop guard does it if anything unwinds), notify_all
+//! ```
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use ureq::http::HeaderValue;
+
+use crate::error::{Error, RefreshError, RefreshErrorKind};
+use crate::refresh::Refresh;
+use crate::token::Token;
+
+type LoginCallback = dyn Fn(&Error) + Send + Sync;
+
+/// The shared token state with its refresher: one per token, shared by every [`Client`](crate::Client)
+/// (and every clone of one) that uses that token.
+///
+/// Cloning a `Gate` is cheap and gives another handle to the same state. Most programs never touch it:
+/// [`ClientBuilder`](crate::ClientBuilder) makes one. Build one yourself to share a token between
+/// clients of several API hosts, so the process never refreshes the same token twice:
+///
+/// ```
+/// use std::time::Duration;
+/// use tokengate::{Client, Gate, OAuth2, Token};
+///
+/// let gate = Gate::builder()
+///     .token(Token::new("ACCESS").expires_in(Duration::from_secs(3600)).refresh_token("REFRESH"))
+///     .refresher(OAuth2::refresh_token_grant("https://auth.example.com/oauth/token").client_id("app"))
+///     .build()?;
+/// let users = Client::builder("https://users.example.com").gate(gate.clone()).build()?;
+/// let files = Client::builder("https://files.example.com").gate(gate).build()?;
+/// # Ok::<_, tokengate::Error>(())
+/// ```
+///
+/// # Thread safety
+///
+/// [`lease`](Gate::lease) takes the mutex for a few instructions when the token is fresh. When the token
+/// must be refreshed, the first thread to notice runs the refresher with the mutex *released*; every
+/// other thread that needs a token blocks on the condition variable until that refresh completes
+/// (success, failure or panic all wake them) or until `refresh_timeout` passes, whichever is first.
+/// Nothing spins and nothing sleeps.
+#[derive(Clone)]
+pub struct Gate {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    cond: Condvar,
+    refresher: Option<Box<dyn Refresh>>,
+    config: Config,
+    on_login_required: Option<Box<LoginCallback>>,
+    /// Highest generation the server has accepted (see [`Gate::confirm`]).
+    accepted: AtomicU64,
+    stats: Counters,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    refresh_before_expiry: Duration,
+    refresh_timeout: Duration,
+    assumed_lifetime: Option<Duration>,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+}
+
+#[derive(Default)]
+struct Counters {
+    refreshes: AtomicU64,
+    refresh_failures: AtomicU64,
+    waits: AtomicU64,
+    replays: AtomicU64,
+}
+
+struct State {
+    current: Option<Current>,
+    /// Bumped every time a token is installed; a rejection names the generation it saw.
+    generation: u64,
+    refreshing: bool,
+    /// Completed refresh attempts (any outcome); waiters watch it change.
+    attempts: u64,
+    /// Outcome of the most recent attempt, when it failed.
+    last_error: Option<Error>,
+    /// Set by a permanent failure; every lease fails fast with it until `set_token`.
+    login_required: Option<Error>,
+    backoff_until: Option<Instant>,
+    consecutive_failures: u32,
+}
+
+struct Current {
+    token: Arc<Token>,
+    /// Effective expiry: the token's, or now + the assumed lifetime.
+    expires_at: Option<Instant>,
+    /// Start of the mandatory refresh window.
+    refresh_at: Option<Instant>,
+    /// Rejected by the server.
+    dead: bool,
+    /// Installed by a refresh that a rejection triggered.
+    reactive: bool,
+}
+
+/// A token handed out by [`Gate::lease`], with the generation it belongs to.
+///
+/// Hand the lease back to [`Gate::reject`] when the server rejects the token, or to
+/// [`Gate::confirm`] when it accepts it.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    token: Arc<Token>,
+    generation: u64,
+}
+
+impl Lease {
+    /// The token.
+    pub fn token(&self) -> &Arc<Token> {
+        &self.token
+    }
+
+    /// The generation: how many tokens the gate had installed when this one was current.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The ready-made `Authorization` header value. The gate only installs tokens that have one.
+    pub fn authorization(&self) -> &HeaderValue {
+        self.token
+            .authorization()
+            .expect("the gate only installs tokens whose header value is valid")
+    }
+}
+
+/// What [`Gate::reject`] did with a rejected token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// A newer token was installed after this lease was taken (another thread already refreshed):
+    /// lease again and replay.
+    Replaced,
+    /// The token is marked dead; the next [`Gate::lease`] refreshes it. Replay.
+    Invalidated,
+    /// The token came from a refresh that a rejection triggered and the server has never accepted it:
+    /// the server rejects even fresh tokens, so refreshing again would loop. Do not replay; hand the
+    /// rejection to the caller.
+    Final,
+}
+
+/// Plain counters of what a gate (and the clients using it) did. A snapshot; see [`Gate::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Refreshes that produced a new token.
+    pub refreshes: u64,
+    /// Refresh attempts that failed (any kind, including a panicking refresher).
+    pub refresh_failures: u64,
+    /// Times a thread blocked on the condition variable waiting for another thread's refresh.
+    pub waits: u64,
+    /// Requests replayed with a new token after a rejection.
+    pub replays: u64,
+}
+
+/// Builds a [`Gate`]. See [`Gate::builder`].
+#[must_use]
+pub struct GateBuilder {
+    token: Option<Token>,
+    refresher: Option<Box<dyn Refresh>>,
+    config: Config,
+    on_login_required: Option<Box<LoginCallback>>,
+}
+
+impl fmt::Debug for GateBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GateBuilder")
+            .field("token", &self.token)
+            .field("refresher", &self.refresher.is_some())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for GateBuilder {
+    fn default() -> Self {
+        GateBuilder {
+            token: None,
+            refresher: None,
+            config: Config {
+                refresh_before_expiry: Duration::from_secs(60),
+                refresh_timeout: Duration::from_secs(30),
+                assumed_lifetime: None,
+                backoff_initial: Duration::from_secs(1),
+                backoff_max: Duration::from_secs(60),
+            },
+            on_login_required: None,
+        }
+    }
+}
+
+impl GateBuilder {
+    /// Sets the starting token. Defaults to none: the first request then refreshes (a
+    /// client-credentials refresher can start from nothing), or fails with
+    /// [`Error::LoginRequired`] when the refresher needs a token.
+    pub fn token(mut self, token: Token) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    /// Sets what gets a new token: an [`OAuth2`](crate::OAuth2) grant, a closure
+    /// `Fn(&Token) -> Result<Token, RefreshError>`, or any [`Refresh`]. Defaults to none: the token is
+    /// used until it expires or is rejected, and then the client reports [`Error::LoginRequired`].
+    pub fn refresher(mut self, refresher: impl Refresh) -> Self {
+        self.refresher = Some(Box::new(refresher));
+        self
+    }
+
+    /// Sets how long before expiry a token is refreshed before it is used (the mandatory window).
+    /// The window is shortened to a tenth of the token's lifetime when that is shorter, so a 1-second
+    /// token is refreshed 100 ms before it expires, not on every request. Defaults to 60 seconds.
+    pub fn refresh_before_expiry(mut self, window: Duration) -> Self {
+        self.config.refresh_before_expiry = window;
+        self
+    }
+
+    /// Sets how long a thread waits for another thread's refresh before it gives up with
+    /// [`Error::RefreshTimeout`]. Defaults to 30 seconds.
+    pub fn refresh_timeout(mut self, timeout: Duration) -> Self {
+        self.config.refresh_timeout = timeout;
+        self
+    }
+
+    /// Sets the lifetime assumed for tokens that arrive without an expiry (RFC 6749 §5.1 only
+    /// RECOMMENDS `expires_in`). Defaults to none: such a token is used until the server rejects it.
+    pub fn assumed_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.assumed_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Sets the backoff after a transient refresh failure: `initial` after the first failure, doubling
+    /// per consecutive failure up to `max`, each delay jittered down by up to half; a server's
+    /// `Retry-After` is honoured when it is longer. Defaults to 1 second and 60 seconds.
+    pub fn refresh_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.config.backoff_initial = initial;
+        self.config.backoff_max = max.max(initial);
+        self
+    }
+
+    /// Sets a function called once each time the gate enters the login-required state (a permanent
+    /// refresh failure). It runs on the thread whose refresh failed, after every waiting thread has been
+    /// woken and with no lock held; a panic in it is caught. Defaults to none.
+    pub fn on_login_required(mut self, callback: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.on_login_required = Some(Box::new(callback));
+        self
+    }
+
+    /// Builds the gate.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the refresher's configuration is unusable (e.g. a plain-http token
+    /// endpoint off loopback), [`Error::InvalidToken`] when the starting token cannot be sent in a
+    /// header.
+    pub fn build(self) -> Result<Gate, Error> {
+        if let Some(r) = &self.refresher {
+            r.check().map_err(Error::config)?;
+        }
+        let shared = Shared {
+            state: Mutex::new(State {
+                current: None,
+                generation: 0,
+                refreshing: false,
+                attempts: 0,
+                last_error: None,
+                login_required: None,
+                backoff_until: None,
+                consecutive_failures: 0,
+            }),
+            cond: Condvar::new(),
+            refresher: self.refresher,
+            config: self.config,
+            on_login_required: self.on_login_required,
+            accepted: AtomicU64::new(0),
+            stats: Counters::default(),
+        };
+        let gate = Gate {
+            shared: Arc::new(shared),
+        };
+        if let Some(token) = self.token {
+            gate.set_token(token)?;
+        }
+        Ok(gate)
+    }
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.shared.state.lock();
+        f.debug_struct("Gate")
+            .field("token", &st.current.as_ref().map(|c| &c.token))
+            .field("generation", &st.generation)
+            .field("refreshing", &st.refreshing)
+            .field("login_required", &st.login_required.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// A builder with the defaults.
+    pub fn builder() -> GateBuilder {
+        GateBuilder::default()
+    }
+
+    /// Gets a token that is fine to send now, refreshing first when it is inside the refresh window
+    /// or was rejected.
+    ///
+    /// Blocks while another thread refreshes (at most `refresh_timeout`). A request is never given a
+    /// token that is known to have expired.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::LoginRequired`]: a refresh failed permanently (or earlier did, and no
+    ///   [`set_token`](Gate::set_token) came since), or there is no token and no refresher.
+    /// - [`Error::Refresh`]: a refresh failed transiently and the old token is no longer valid (during
+    ///   the backoff that follows, this error is returned at once, without network).
+    /// - [`Error::RefreshTimeout`]: another thread's refresh took longer than `refresh_timeout`.
+    /// - [`Error::RefresherPanicked`]: the refresher panicked (the next call tries again).
+    pub fn lease(&self) -> Result<Lease, Error> {
+        let mut st = self.shared.state.lock();
+        let mut deadline = None;
+        loop {
+            let now = Instant::now();
+            if let Some(e) = &st.login_required {
+                return Err(e.clone());
+            }
+            if let Some(lease) = st.fresh_lease(now) {
+                return Ok(lease);
+            }
+            if st.refreshing {
+                let deadline =
+                    *deadline.get_or_insert_with(|| now + self.shared.config.refresh_timeout);
+                if let Some(outcome) = self.wait_for_attempt(&mut st, deadline) {
+                    return outcome;
+                }
+                continue;
+            }
+            if st.backoff_until.is_some_and(|until| now < until) {
+                return st.valid_lease(now).ok_or_else(|| st.failure());
+            }
+            let Some(refresher) = self.shared.refresher.as_deref() else {
+                return st.valid_lease(now).ok_or(Error::LoginRequired(None));
+            };
+            return self.refresh(st, refresher);
+        }
+    }
+
+    /// Blocks until the refresh in flight completes or `deadline` passes. `Some` is the answer for
+    /// the waiting thread; `None` means look at the state again.
+    fn wait_for_attempt(
+        &self,
+        st: &mut MutexGuard<'_, State>,
+        deadline: Instant,
+    ) -> Option<Result<Lease, Error>> {
+        let (attempt, generation) = (st.attempts, st.generation);
+        self.shared.stats.waits.fetch_add(1, Relaxed);
+        while st.refreshing && st.attempts == attempt && st.generation == generation {
+            if self.shared.cond.wait_until(st, deadline).timed_out()
+                && st.refreshing
+                && st.attempts == attempt
+                && st.generation == generation
+            {
+                return Some(Err(Error::RefreshTimeout(
+                    self.shared.config.refresh_timeout,
+                )));
+            }
+        }
+        if st.attempts != attempt && st.generation == generation {
+            // The attempt we waited for failed: share its error, unless the old token is still valid
+            // and the failure was not permanent.
+            if let Some(err) = st.login_required.clone() {
+                return Some(Err(err));
+            }
+            let now = Instant::now();
+            if let Some(err) = st.last_error.clone() {
+                return Some(st.valid_lease(now).ok_or(err));
+            }
+        }
+        None
+    }
+
+    /// Runs the refresher with the lock released and installs the outcome. The caller holds the lock
+    /// and has checked that nobody else is refreshing.
+    fn refresh(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        refresher: &dyn Refresh,
+    ) -> Result<Lease, Error> {
+        st.refreshing = true;
+        let started_generation = st.generation;
+        let reactive = st.current.as_ref().is_some_and(|c| c.dead);
+        let current = st.current.as_ref().map(|c| Arc::clone(&c.token));
+        drop(st);
+
+        // If anything below unwinds, the guard clears `refreshing` and wakes the waiters.
+        let guard = RefreshGuard {
+            gate: self,
+            armed: true,
+        };
+        let outcome = match catch_unwind(AssertUnwindSafe(|| refresher.refresh(current.as_deref())))
+        {
+            Ok(Ok(token)) if token.authorization().is_none() => {
+                Err(Error::Refresh(RefreshError::new(
+                    RefreshErrorKind::InvalidResponse,
+                    false,
+                    "the new access token cannot be sent in an HTTP header",
+                )))
+            }
+            Ok(Ok(token)) => Ok(token),
+            Ok(Err(e)) if e.is_permanent() => Err(Error::LoginRequired(Some(e))),
+            Ok(Err(e)) => Err(Error::Refresh(e)),
+            Err(_panic) => Err(Error::RefresherPanicked),
+        };
+        let mut st = guard.disarm();
+        st.refreshing = false;
+        st.attempts += 1;
+        if st.generation != started_generation {
+            // set_token installed a token while we were refreshing: it wins, our outcome is stale.
+            self.shared.cond.notify_all();
+            let now = Instant::now();
+            return st.valid_lease(now).ok_or_else(|| st.failure());
+        }
+        let result = match outcome {
+            Ok(token) => {
+                self.shared.stats.refreshes.fetch_add(1, Relaxed);
+                st.last_error = None;
+                st.backoff_until = None;
+                st.consecutive_failures = 0;
+                Ok(self.install(&mut st, token, reactive))
+            }
+            Err(err) => {
+                self.shared.stats.refresh_failures.fetch_add(1, Relaxed);
+                st.last_error = Some(err.clone());
+                match &err {
+                    Error::LoginRequired(_) => st.login_required = Some(err.clone()),
+                    Error::Refresh(e) => {
+                        st.consecutive_failures = st.consecutive_failures.saturating_add(1);
+                        let delay = self.backoff(st.consecutive_failures, e.retry_after());
+                        st.backoff_until = Some(Instant::now() + delay);
+                    }
+                    _ => {}
+                }
+                Err(err)
+            }
+        };
+        self.shared.cond.notify_all();
+        let now = Instant::now();
+        let result = match result {
+            Err(err) if !err.is_login_required() => st.valid_lease(now).ok_or(err),
+            other => other,
+        };
+        drop(st);
+        if let (Err(err @ Error::LoginRequired(_)), Some(cb)) =
+            (&result, &self.shared.on_login_required)
+        {
+            let _ = catch_unwind(AssertUnwindSafe(|| cb(err)));
+        }
+        result
+    }
+
+    fn install(&self, st: &mut State, token: Token, reactive: bool) -> Lease {
+        let cfg = &self.shared.config;
+        let now = Instant::now();
+        let (expires_at, lifetime) = match (token.expires_at(), cfg.assumed_lifetime) {
+            (Some(at), _) => (Some(at), token.lifetime()),
+            (None, Some(assumed)) => (Some(now + assumed), Some(assumed)),
+            (None, None) => (None, None),
+        };
+        let window = match lifetime {
+            Some(l) => cfg.refresh_before_expiry.min(l / 10),
+            None => cfg.refresh_before_expiry,
+        };
+        let token = Arc::new(token);
+        st.generation += 1;
+        st.current = Some(Current {
+            token: Arc::clone(&token),
+            expires_at,
+            refresh_at: expires_at.map(|at| at.checked_sub(window).unwrap_or(at)),
+            dead: false,
+            reactive,
+        });
+        Lease {
+            token,
+            generation: st.generation,
+        }
+    }
+
+    fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let cfg = &self.shared.config;
+        let exp = cfg
+            .backoff_initial
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+            .min(cfg.backoff_max);
+        // Jitter down by up to half, so clients that failed together do not retry together.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let jittered = exp.mul_f64(0.5 + (random % 1000) as f64 / 2000.0);
+        match retry_after {
+            Some(after) => jittered.max(after.min(Duration::from_secs(3600))),
+            None => jittered,
+        }
+    }
+
+    /// Tells the gate the server rejected the leased token. See [`Rejection`] for what to do next.
+    pub fn reject(&self, lease: &Lease) -> Rejection {
+        let mut st = self.shared.state.lock();
+        let generation = st.generation;
+        let Some(current) = st.current.as_mut() else {
+            return Rejection::Invalidated;
+        };
+        if generation != lease.generation {
+            return Rejection::Replaced;
+        }
+        if current.reactive && self.shared.accepted.load(Relaxed) < lease.generation {
+            return Rejection::Final;
+        }
+        current.dead = true;
+        Rejection::Invalidated
+    }
+
+    /// Tells the gate the server accepted the leased token. Cheap (one atomic load on the common
+    /// path); it lets [`reject`](Gate::reject) tell a server that rejects every token from one that
+    /// revoked a token that used to work.
+    pub fn confirm(&self, lease: &Lease) {
+        if self.shared.accepted.load(Relaxed) < lease.generation {
+            self.shared.accepted.fetch_max(lease.generation, Relaxed);
+        }
+    }
+
+    /// Installs a new token, e.g. after the user logged in again. Leaves the login-required state and
+    /// any backoff, and wakes waiting threads. A refresh in flight when this is called is discarded
+    /// when it completes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`] when the token cannot be sent in an HTTP header; the gate is unchanged.
+    pub fn set_token(&self, token: Token) -> Result<(), Error> {
+        if token.authorization().is_none() {
+            return Err(Error::InvalidToken);
+        }
+        let mut st = self.shared.state.lock();
+        self.install(&mut st, token, false);
+        st.login_required = None;
+        st.last_error = None;
+        st.backoff_until = None;
+        st.consecutive_failures = 0;
+        self.shared.cond.notify_all();
+        Ok(())
+    }
+
+    /// The current token, whatever its state, without refreshing. `None` before the first token.
+    pub fn token(&self) -> Option<Arc<Token>> {
+        self.shared
+            .state
+            .lock()
+            .current
+            .as_ref()
+            .map(|c| Arc::clone(&c.token))
+    }
+
+    /// Whether the gate is in the login-required state.
+    pub fn is_login_required(&self) -> bool {
+        self.shared.state.lock().login_required.is_some()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.stats;
+        Stats {
+            refreshes: c.refreshes.load(Relaxed),
+            refresh_failures: c.refresh_failures.load(Relaxed),
+            waits: c.waits.load(Relaxed),
+            replays: c.replays.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn count_replay(&self) {
+        self.shared.stats.replays.fetch_add(1, Relaxed);
+    }
+}
+
+impl State {
+    /// A lease when the token is outside the refresh window and not rejected.
+    fn fresh_lease(&self, now: Instant) -> Option<Lease> {
+        let c = self.current.as_ref()?;
+        (!c.dead && c.refresh_at.is_none_or(|at| now < at)).then(|| self.lease_of(c))
+    }
+
+    /// A lease when the token may still be sent (inside the window but not expired, not rejected).
+    fn valid_lease(&self, now: Instant) -> Option<Lease> {
+        let c = self.current.as_ref()?;
+        (!c.dead && c.expires_at.is_none_or(|at| now < at)).then(|| self.lease_of(c))
+    }
+
+    fn lease_of(&self, c: &Current) -> Lease {
+        Lease {
+            token: Arc::clone(&c.token),
+            generation: self.generation,
+        }
+    }
+
+    fn failure(&self) -> Error {
+        self.last_error
+            .clone()
+            .or_else(|| self.login_required.clone())
+            .unwrap_or(Error::LoginRequired(None))
+    }
+}
+
+/// Clears `refreshing` and wakes every waiter if the refreshing thread unwinds before it installs an
+/// outcome: parking_lot does not poison, so without this a panic would wedge every waiter.
+struct RefreshGuard<'a> {
+    gate: &'a Gate,
+    armed: bool,
+}
+
+impl<'a> RefreshGuard<'a> {
+    fn disarm(mut self) -> MutexGuard<'a, State> {
+        self.armed = false;
+        self.gate.shared.state.lock()
+    }
+}
+
+impl Drop for RefreshGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut st = self.gate.shared.state.lock();
+            st.refreshing = false;
+            st.attempts += 1;
+            st.last_error = Some(Error::RefresherPanicked);
+            self.gate
+                .shared
+                .stats
+                .refresh_failures
+                .fetch_add(1, Relaxed);
+            self.gate.shared.cond.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

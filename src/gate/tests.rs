@@ -1,0 +1,392 @@
+//! Gate unit tests: closures as refreshers, no sockets. Waiting is made deterministic by holding the
+//! refresher on a channel until the gate's own `waits` counter shows every other thread blocked.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+
+use super::*;
+
+/// Threads in the concurrency tests.
+const THREADS: usize = 32;
+/// Bound on anything a test waits for; reaching it is a failure, not a pass.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn expired() -> Token {
+    Token::new("old")
+        .refresh_token("r0")
+        .expires_at_system_time(std::time::SystemTime::now() - Duration::from_secs(1))
+}
+
+/// Polls `cond` until it holds or PATIENCE runs out.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let until = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for: {what}");
+        thread::yield_now();
+    }
+}
+
+/// A refresher that blocks until released, then answers with `answer()`. Counts its calls.
+struct Held {
+    calls: Arc<AtomicUsize>,
+    release: Sender<()>,
+}
+
+fn held(
+    answer: impl Fn(usize) -> Result<Token, RefreshError> + Send + Sync + 'static,
+) -> (
+    Held,
+    impl Fn(&Token) -> Result<Token, RefreshError> + Send + Sync + 'static,
+) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (release, gate_open): (Sender<()>, Receiver<()>) = unbounded();
+    let c = Arc::clone(&calls);
+    let refresher = move |_: &Token| {
+        let n = c.fetch_add(1, SeqCst) + 1;
+        gate_open
+            .recv_timeout(PATIENCE)
+            .expect("test never released the refresher");
+        answer(n)
+    };
+    (Held { calls, release }, refresher)
+}
+
+/// Runs `THREADS` leases at once; the first refreshes, the test releases it once all others wait.
+fn storm(gate: &Gate, held: &Held) -> Vec<Result<Lease, Error>> {
+    let (tx, rx) = bounded(THREADS);
+    let barrier = Arc::new(Barrier::new(THREADS));
+    for _ in 0..THREADS {
+        let (gate, tx, barrier) = (gate.clone(), tx.clone(), Arc::clone(&barrier));
+        thread::spawn(move || {
+            barrier.wait();
+            tx.send(gate.lease()).unwrap();
+        });
+    }
+    eventually("refresher called", || held.calls.load(SeqCst) == 1);
+    eventually("all other threads waiting", || {
+        gate.stats().waits == (THREADS - 1) as u64
+    });
+    held.release.send(()).unwrap();
+    (0..THREADS)
+        .map(|_| rx.recv_timeout(PATIENCE).expect("a thread hung"))
+        .collect()
+}
+
+#[test]
+fn one_refresh_for_many_threads() {
+    let (h, refresher) =
+        held(|n| Ok(Token::new(format!("new{n}")).expires_in(Duration::from_secs(3600))));
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        .build()
+        .unwrap();
+    let results = storm(&gate, &h);
+    for r in results {
+        let lease = r.unwrap();
+        assert_eq!(lease.token().access_token().secret(), "new1");
+        assert_eq!(lease.generation(), 2);
+    }
+    assert_eq!(h.calls.load(SeqCst), 1);
+    assert_eq!(gate.stats().refreshes, 1);
+}
+
+#[test]
+fn failed_refresh_wakes_every_waiter_with_the_same_error() {
+    let (h, refresher) = held(|_| Err(RefreshError::transient("token service down")));
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        .build()
+        .unwrap();
+    let results = storm(&gate, &h);
+    let first = results[0]
+        .as_ref()
+        .unwrap_err()
+        .refresh_error()
+        .unwrap()
+        .clone();
+    for r in &results {
+        let e = r.as_ref().unwrap_err().refresh_error().unwrap();
+        assert!(e.shares_with(&first), "error not shared");
+    }
+    assert_eq!(h.calls.load(SeqCst), 1);
+    // Backing off now: the next lease fails fast without calling the refresher.
+    assert!(matches!(gate.lease(), Err(Error::Refresh(_))));
+    assert_eq!(h.calls.load(SeqCst), 1);
+}
+
+#[test]
+fn permanent_failure_requires_login_until_set_token() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let logins = Arc::new(AtomicUsize::new(0));
+    let (c, l) = (Arc::clone(&calls), Arc::clone(&logins));
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(move |_: &Token| {
+            c.fetch_add(1, SeqCst);
+            Err(RefreshError::permanent("refresh token revoked"))
+        })
+        .on_login_required(move |e| {
+            assert!(e.is_login_required());
+            l.fetch_add(1, SeqCst);
+        })
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        assert!(gate.lease().unwrap_err().is_login_required());
+    }
+    assert_eq!(
+        calls.load(SeqCst),
+        1,
+        "fails fast without calling the refresher again"
+    );
+    assert_eq!(logins.load(SeqCst), 1, "callback called once");
+    assert!(gate.is_login_required());
+    gate.set_token(Token::new("fresh").expires_in(Duration::from_secs(60)))
+        .unwrap();
+    assert_eq!(
+        gate.lease().unwrap().token().access_token().secret(),
+        "fresh"
+    );
+}
+
+#[test]
+fn panicking_refresher_does_not_wedge_the_gate() {
+    let (h, refresher) = held(|n| {
+        if n == 1 {
+            panic!("refresher bug");
+        }
+        Ok(Token::new("recovered").expires_in(Duration::from_secs(60)))
+    });
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        .build()
+        .unwrap();
+    let results = storm(&gate, &h);
+    for r in results {
+        assert!(matches!(r, Err(Error::RefresherPanicked)), "{r:?}");
+    }
+    h.release.send(()).unwrap();
+    assert_eq!(
+        gate.lease().unwrap().token().access_token().secret(),
+        "recovered"
+    );
+    assert_eq!(h.calls.load(SeqCst), 2);
+}
+
+#[test]
+fn waiter_times_out_while_the_refresh_is_slow_and_later_callers_get_the_token() {
+    let (h, refresher) = held(|_| Ok(Token::new("late").expires_in(Duration::from_secs(60))));
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        .refresh_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let g = gate.clone();
+    let refreshing = thread::spawn(move || g.lease());
+    eventually("refresher called", || h.calls.load(SeqCst) == 1);
+    match gate.lease() {
+        Err(Error::RefreshTimeout(t)) => assert_eq!(t, Duration::from_millis(50)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    h.release.send(()).unwrap();
+    assert_eq!(
+        refreshing
+            .join()
+            .unwrap()
+            .unwrap()
+            .token()
+            .access_token()
+            .secret(),
+        "late"
+    );
+    assert_eq!(
+        gate.lease().unwrap().token().access_token().secret(),
+        "late"
+    );
+}
+
+#[test]
+fn transient_failure_keeps_serving_a_still_valid_token() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    // 10 s token, 60 s window: inside the window at once, but valid.
+    let gate = Gate::builder()
+        .token(
+            Token::new("old")
+                .refresh_token("r")
+                .expires_in(Duration::from_secs(10)),
+        )
+        .refresh_before_expiry(Duration::from_secs(60))
+        .refresher(move |_: &Token| {
+            c.fetch_add(1, SeqCst);
+            Err(RefreshError::transient("503"))
+        })
+        .build()
+        .unwrap();
+    // lifetime/10 = 1 s window, so the token is fresh: no refresh.
+    assert_eq!(gate.lease().unwrap().token().access_token().secret(), "old");
+    assert_eq!(calls.load(SeqCst), 0);
+    let gate = Gate::builder()
+        .token(
+            Token::new("old")
+                .refresh_token("r")
+                .expires_at_system_time(std::time::SystemTime::now() + Duration::from_secs(10)),
+        )
+        .refresher({
+            let c = Arc::clone(&calls);
+            move |_: &Token| {
+                c.fetch_add(1, SeqCst);
+                Err(RefreshError::transient("503"))
+            }
+        })
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(gate.lease().unwrap().token().access_token().secret(), "old");
+    }
+    assert_eq!(calls.load(SeqCst), 1, "one attempt, then backoff");
+    assert_eq!(gate.stats().refresh_failures, 1);
+}
+
+#[test]
+fn backoff_grows_honours_retry_after_and_is_bounded() {
+    let gate = Gate::builder()
+        .refresh_backoff(Duration::from_millis(100), Duration::from_millis(800))
+        .build()
+        .unwrap();
+    for _ in 0..50 {
+        let d1 = gate.backoff(1, None);
+        assert!(
+            d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+            "{d1:?}"
+        );
+        let d10 = gate.backoff(10, None);
+        assert!(
+            d10 >= Duration::from_millis(400) && d10 <= Duration::from_millis(800),
+            "{d10:?}"
+        );
+        assert_eq!(
+            gate.backoff(1, Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
+    }
+}
+
+#[test]
+fn rejection_generations() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&n);
+    let gate = Gate::builder()
+        .token(
+            Token::new("t0")
+                .refresh_token("r")
+                .expires_in(Duration::from_secs(3600)),
+        )
+        .refresher(move |_: &Token| {
+            let i = c.fetch_add(1, SeqCst) + 1;
+            Ok(Token::new(format!("t{i}")).expires_in(Duration::from_secs(3600)))
+        })
+        .build()
+        .unwrap();
+    let a = gate.lease().unwrap();
+    let b = gate.lease().unwrap();
+    gate.confirm(&a);
+    assert_eq!(gate.reject(&a), Rejection::Invalidated);
+    let fresh = gate.lease().unwrap(); // reactive refresh
+    assert_eq!(fresh.token().access_token().secret(), "t1");
+    assert_eq!(
+        gate.reject(&b),
+        Rejection::Replaced,
+        "b's token was already replaced"
+    );
+    // The reactive token is rejected before the server ever accepted it: no second refresh.
+    assert_eq!(gate.reject(&fresh), Rejection::Final);
+    assert_eq!(gate.lease().unwrap().token().access_token().secret(), "t1");
+    // Once accepted, a later rejection (revocation) refreshes again.
+    gate.confirm(&fresh);
+    assert_eq!(gate.reject(&fresh), Rejection::Invalidated);
+    assert_eq!(gate.lease().unwrap().token().access_token().secret(), "t2");
+    assert_eq!(n.load(SeqCst), 2);
+}
+
+#[test]
+fn set_token_during_a_refresh_wins() {
+    let (h, refresher) = held(|_| Err(RefreshError::permanent("invalid_grant")));
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        .build()
+        .unwrap();
+    let g = gate.clone();
+    let refreshing = thread::spawn(move || g.lease());
+    eventually("refresher called", || h.calls.load(SeqCst) == 1);
+    gate.set_token(Token::new("relogged").expires_in(Duration::from_secs(60)))
+        .unwrap();
+    h.release.send(()).unwrap();
+    let r = refreshing.join().unwrap();
+    assert_eq!(r.unwrap().token().access_token().secret(), "relogged");
+    assert!(
+        !gate.is_login_required(),
+        "a stale refresh failure must not log the user out"
+    );
+}
+
+#[test]
+fn short_tokens_get_a_tenth_of_their_lifetime_as_window() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let gate = Gate::builder()
+        .token(
+            Token::new("a")
+                .refresh_token("r")
+                .expires_in(Duration::from_secs(1)),
+        )
+        .refresher(move |_: &Token| {
+            c.fetch_add(1, SeqCst);
+            Ok(Token::new("b").expires_in(Duration::from_secs(1)))
+        })
+        .build()
+        .unwrap();
+    for _ in 0..100 {
+        gate.lease().unwrap();
+    }
+    assert_eq!(
+        calls.load(SeqCst),
+        0,
+        "a 1 s token is not refreshed on every call"
+    );
+}
+
+#[test]
+fn no_refresher_and_no_token_is_login_required() {
+    let gate = Gate::builder().build().unwrap();
+    assert!(matches!(gate.lease(), Err(Error::LoginRequired(None))));
+    let gate = Gate::builder().token(expired()).build().unwrap();
+    assert!(gate.lease().unwrap_err().is_login_required());
+}
+
+#[test]
+fn invalid_tokens_are_refused() {
+    assert!(matches!(
+        Gate::builder().token(Token::new("a\nb")).build(),
+        Err(Error::InvalidToken)
+    ));
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(|_: &Token| Ok(Token::new("bad\r\nheader")))
+        .build()
+        .unwrap();
+    let e = gate.lease().unwrap_err();
+    assert_eq!(
+        e.refresh_error().unwrap().kind(),
+        RefreshErrorKind::InvalidResponse
+    );
+}

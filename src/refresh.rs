@@ -1,0 +1,677 @@
+//! Getting a new token: the [`Refresh`] trait (with an impl for closures), the OAuth2 grants
+//! ([`OAuth2`]: refresh_token, RFC 6749 §6, and client_credentials, §4.4), and token response parsing
+//! ([`TokenResponse`]: §5.1 success, §5.2 error).
+//!
+//! The OAuth2 refresher owns its own `ureq::Agent`: the refresh call never passes through the client's
+//! token-attaching path, so there is no recursion and no URL to special-case.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use ureq::http::Uri;
+
+use crate::error::{OAuthError, RefreshError, RefreshErrorKind};
+use crate::token::{ClientSecret, RefreshToken, Token};
+use crate::util::{Origin, base64, form_encode, form_pairs};
+
+/// Largest token endpoint answer we read. Real ones are well under 8 KiB.
+const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;
+/// How much of a non-JSON answer is kept for diagnostics.
+const EXCERPT_CHARS: usize = 200;
+
+/// Something that can produce a new [`Token`].
+///
+/// The gate calls it from one thread at a time, without holding any lock, and hands the result to
+/// every thread that waited. Implement it for non-standard token APIs, or pass a closure
+/// `Fn(&Token) -> Result<Token, RefreshError>`.
+///
+/// ```
+/// use std::time::Duration;
+/// use tokengate::{Gate, RefreshError, Token};
+///
+/// let gate = Gate::builder()
+///     .token(Token::new("old").refresh_token("r1"))
+///     .refresher(|current: &Token| -> Result<Token, RefreshError> {
+///         // Call your token API here with current.get_refresh_token().
+///         Ok(Token::new("new").expires_in(Duration::from_secs(60)))
+///     })
+///     .build()?;
+/// # Ok::<_, tokengate::Error>(())
+/// ```
+pub trait Refresh: Send + Sync + 'static {
+    /// Gets a new token. `current` is the token being replaced, `None` when there is none yet (e.g. a
+    /// client-credentials client that has not fetched its first token).
+    ///
+    /// # Errors
+    ///
+    /// A [`RefreshError`]: [`permanent`](RefreshError::permanent) when only a new login can help (the
+    /// client then fails fast with [`Error::LoginRequired`](crate::Error::LoginRequired)),
+    /// [`transient`](RefreshError::transient) otherwise (the gate backs off and tries again later).
+    fn refresh(&self, current: Option<&Token>) -> Result<Token, RefreshError>;
+
+    /// Checks the configuration once, when the gate is built. Defaults to accepting it.
+    ///
+    /// # Errors
+    ///
+    /// A description of what is wrong, reported as [`Error::Config`](crate::Error::Config).
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<F> Refresh for F
+where
+    F: Fn(&Token) -> Result<Token, RefreshError> + Send + Sync + 'static,
+{
+    fn refresh(&self, current: Option<&Token>) -> Result<Token, RefreshError> {
+        match current {
+            Some(token) => self(token),
+            None => Err(RefreshError::new(
+                RefreshErrorKind::NoRefreshToken,
+                true,
+                "there is no token to refresh",
+            )),
+        }
+    }
+}
+
+/// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-encoded client id and secret. The RFC's MUST-support method.
+    Basic,
+    /// `client_id` and `client_secret` as form parameters in the request body.
+    RequestBody,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Grant {
+    RefreshToken,
+    ClientCredentials,
+}
+
+/// The built-in OAuth2 refresher: the refresh_token grant (RFC 6749 §6) or the client_credentials
+/// grant (§4.4), against a token endpoint, with its own HTTP agent.
+///
+/// The agent follows no redirects and has explicit timeouts (connect 10 s, whole call 30 s by
+/// default). A token endpoint that is not `https` is refused unless it is on loopback or
+/// [`allow_insecure_http`](OAuth2::allow_insecure_http) says so.
+///
+/// ```
+/// use std::time::Duration;
+/// use tokengate::OAuth2;
+///
+/// let refresher = OAuth2::refresh_token_grant("https://auth.example.com/oauth/token")
+///     .client_id("my-app")
+///     .client_secret("s3cret")
+///     .scope("read write")
+///     .timeout(Duration::from_secs(10));
+/// ```
+#[derive(Clone)]
+pub struct OAuth2 {
+    grant: Grant,
+    token_url: String,
+    client_id: Option<String>,
+    client_secret: Option<ClientSecret>,
+    auth: Option<ClientAuth>,
+    scope: Option<String>,
+    extra: Vec<(String, String)>,
+    connect_timeout: Duration,
+    timeout: Duration,
+    allow_http: bool,
+    agent: Arc<std::sync::OnceLock<ureq::Agent>>,
+}
+
+impl OAuth2 {
+    fn new(grant: Grant, token_url: impl Into<String>) -> Self {
+        OAuth2 {
+            grant,
+            token_url: token_url.into(),
+            client_id: None,
+            client_secret: None,
+            auth: None,
+            scope: None,
+            extra: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            allow_http: false,
+            agent: Arc::default(),
+        }
+    }
+
+    /// The refresh_token grant (RFC 6749 §6): trades the current refresh token for a new access token.
+    /// When the answer carries no refresh token the old one is kept; when it carries one (rotation),
+    /// the new one replaces it.
+    pub fn refresh_token_grant(token_url: impl Into<String>) -> Self {
+        Self::new(Grant::RefreshToken, token_url)
+    }
+
+    /// The client_credentials grant (RFC 6749 §4.4): the client gets tokens with its own credentials;
+    /// no refresh token and no prior token are needed.
+    pub fn client_credentials(token_url: impl Into<String>) -> Self {
+        Self::new(Grant::ClientCredentials, token_url)
+    }
+
+    /// Sets the client identifier (RFC 6749 §2.2). Defaults to none.
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
+    }
+
+    /// Sets the client secret (RFC 6749 §2.3.1). Defaults to none (a public client).
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.client_secret = Some(ClientSecret::new(secret));
+        self
+    }
+
+    /// Sets how the client authenticates. Defaults to [`ClientAuth::Basic`] when there is a secret;
+    /// a public client always sends `client_id` in the body.
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Sets the scope to request (RFC 6749 §3.3), space-separated. Defaults to none (the server keeps
+    /// the scope of the original grant).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Adds a form parameter to every token request (e.g. `audience` or `resource`). Defaults to none.
+    pub fn extra_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the timeout for the whole token request, connect to last byte. Defaults to 30 seconds.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the connect timeout of the token request. Defaults to 10 seconds.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Allows a plain `http` token endpoint that is not on loopback. Defaults to `false`: secrets would
+    /// cross the network in the clear.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    fn agent(&self) -> &ureq::Agent {
+        self.agent.get_or_init(|| {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_connect(Some(self.connect_timeout))
+                .timeout_global(Some(self.timeout))
+                .build()
+                .new_agent()
+        })
+    }
+
+    fn form(&self, current: Option<&Token>) -> Result<String, RefreshError> {
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(6);
+        match self.grant {
+            Grant::RefreshToken => {
+                let refresh = current.and_then(Token::get_refresh_token).ok_or_else(|| {
+                    RefreshError::new(
+                        RefreshErrorKind::NoRefreshToken,
+                        true,
+                        "the token has no refresh token",
+                    )
+                })?;
+                pairs.push(("grant_type", "refresh_token"));
+                pairs.push(("refresh_token", refresh.secret()));
+            }
+            Grant::ClientCredentials => pairs.push(("grant_type", "client_credentials")),
+        }
+        if let Some(scope) = &self.scope {
+            pairs.push(("scope", scope));
+        }
+        if self.basic_auth().is_none() {
+            if let Some(id) = &self.client_id {
+                pairs.push(("client_id", id));
+            }
+            if let Some(secret) = &self.client_secret {
+                pairs.push(("client_secret", secret.secret()));
+            }
+        }
+        for (k, v) in &self.extra {
+            pairs.push((k, v));
+        }
+        Ok(form_pairs(pairs))
+    }
+
+    /// The `Authorization: Basic ..` value, when Basic authentication applies.
+    fn basic_auth(&self) -> Option<String> {
+        let secret = self.client_secret.as_ref()?;
+        if self.auth == Some(ClientAuth::RequestBody) {
+            return None;
+        }
+        let mut creds = String::new();
+        form_encode(self.client_id.as_deref().unwrap_or(""), &mut creds);
+        creds.push(':');
+        form_encode(secret.secret(), &mut creds);
+        Some(format!("Basic {}", base64(creds.as_bytes())))
+    }
+}
+
+impl fmt::Debug for OAuth2 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuth2")
+            .field("grant", &self.grant)
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Refresh for OAuth2 {
+    fn refresh(&self, current: Option<&Token>) -> Result<Token, RefreshError> {
+        let form = self.form(current)?;
+        let mut req = self
+            .agent()
+            .post(&self.token_url)
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/x-www-form-urlencoded");
+        if let Some(basic) = self.basic_auth() {
+            req = req.header("Authorization", basic);
+        }
+        let mut resp = req.send(form).map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_TOKEN_RESPONSE)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => RefreshError::new(
+                    RefreshErrorKind::InvalidResponse,
+                    false,
+                    format!("token response larger than {MAX_TOKEN_RESPONSE} bytes"),
+                )
+                .with_status(status),
+                other => transport_error(other).with_status(status),
+            })?;
+        let previous = current.and_then(Token::get_refresh_token);
+        if (200..300).contains(&status) {
+            return TokenResponse::parse(&body)
+                .map(|r| r.into_token(previous))
+                .map_err(|e| e.with_status(status));
+        }
+        Err(error_response(status, &body, retry_after))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let uri: Uri = self
+            .token_url
+            .parse()
+            .map_err(|_| "the token URL does not parse".to_string())?;
+        let origin = Origin::of(&uri)
+            .ok_or_else(|| "the token URL needs an http(s) scheme and a host".to_string())?;
+        if !origin.is_https() && !origin.is_loopback() && !self.allow_http {
+            return Err(
+                "the token URL is plain http and not loopback; use https or allow_insecure_http(true)"
+                    .to_string(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn transport_error(e: ureq::Error) -> RefreshError {
+    let msg = format!("could not reach the token endpoint: {e}");
+    RefreshError::new(RefreshErrorKind::Transport, false, msg).with_source(e)
+}
+
+/// Classifies a non-2xx token endpoint answer. 400 and 401 are permanent (RFC 6749 §5.2 puts every
+/// grant error there); 408, 425, 429 and 5xx are transient; any other status (3xx, 403, 404, ...) means
+/// a misconfigured endpoint that retrying will not fix, so it is permanent too.
+fn error_response(status: u16, body: &[u8], retry_after: Option<Duration>) -> RefreshError {
+    let transient = matches!(status, 408 | 425 | 429) || status >= 500;
+    let oauth = parse_oauth_error(body);
+    let mut err = match oauth {
+        Some(oauth) => RefreshError::new(RefreshErrorKind::OAuth, !transient, "the server refused")
+            .with_oauth(oauth),
+        None => {
+            let mut e = RefreshError::new(
+                RefreshErrorKind::Status,
+                !transient,
+                "unexpected answer from the token endpoint",
+            );
+            if serde_json::from_slice::<Value>(body).is_err() {
+                e = e.with_body_excerpt(excerpt(body));
+            }
+            e
+        }
+    }
+    .with_status(status);
+    if let Some(after) = retry_after {
+        err = err.with_retry_after(after);
+    }
+    err
+}
+
+/// Parses an RFC 6749 §5.2 error body; `None` when the body is not one.
+pub(crate) fn parse_oauth_error(body: &[u8]) -> Option<OAuthError> {
+    let Value::Object(map) = serde_json::from_slice::<Value>(body).ok()? else {
+        return None;
+    };
+    let text = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
+    Some(OAuthError {
+        error: text("error")?,
+        error_description: text("error_description"),
+        error_uri: text("error_uri"),
+    })
+}
+
+fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .chars()
+        .take(EXCERPT_CHARS)
+        .collect()
+}
+
+/// A successful token response (RFC 6749 §5.1), parsed and checked.
+///
+/// Unknown fields are kept in [`extra`](TokenResponse::extra). `Debug` redacts the tokens.
+///
+/// ```
+/// use tokengate::TokenResponse;
+///
+/// let r = TokenResponse::parse(br#"{"access_token":"a","token_type":"bearer","expires_in":"3600","id_token":"x"}"#)?;
+/// assert_eq!(r.expires_in, Some(std::time::Duration::from_secs(3600)));
+/// assert!(r.extra.contains_key("id_token"));
+/// # Ok::<_, tokengate::RefreshError>(())
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct TokenResponse {
+    /// `access_token` (RFC 6749 §5.1): required, non-empty.
+    pub access_token: String,
+    /// `token_type` (RFC 6749 §5.1, §7.1). Required by the RFC; `Bearer` is assumed when a server
+    /// leaves it out.
+    pub token_type: String,
+    /// `expires_in` (RFC 6749 §5.1), accepted as a JSON number or a numeric string. Only RECOMMENDED:
+    /// `None` when absent.
+    pub expires_in: Option<Duration>,
+    /// `refresh_token` (RFC 6749 §5.1, §6): present when the server issues or rotates one.
+    pub refresh_token: Option<String>,
+    /// `scope` (RFC 6749 §5.1, §3.3).
+    pub scope: Option<String>,
+    /// Every other field of the response (e.g. `id_token`), as sent.
+    pub extra: Map<String, Value>,
+}
+
+impl TokenResponse {
+    /// Parses a token endpoint's success body.
+    ///
+    /// # Errors
+    ///
+    /// A transient [`RefreshError`] of kind [`InvalidResponse`](RefreshErrorKind::InvalidResponse)
+    /// when the body is not a JSON object, `access_token` is missing or empty, or `expires_in` is not
+    /// a positive number. The message names the field, never its value; a body that is not JSON at all
+    /// is kept as a short [`body_excerpt`](RefreshError::body_excerpt).
+    pub fn parse(body: &[u8]) -> Result<TokenResponse, RefreshError> {
+        let invalid = |msg: &str| {
+            RefreshError::new(
+                RefreshErrorKind::InvalidResponse,
+                false,
+                format!("invalid token response: {msg}"),
+            )
+        };
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|_| invalid("not JSON").with_body_excerpt(excerpt(body)))?;
+        let Value::Object(mut map) = value else {
+            return Err(invalid("not a JSON object"));
+        };
+        let access_token = match map.remove("access_token") {
+            Some(Value::String(s)) if !s.is_empty() => s,
+            Some(Value::String(_)) => return Err(invalid("access_token is empty")),
+            Some(_) => return Err(invalid("access_token is not a string")),
+            None => return Err(invalid("access_token is missing")),
+        };
+        let token_type = match map.remove("token_type") {
+            Some(Value::String(s)) if !s.is_empty() => s,
+            None | Some(Value::Null) => "Bearer".to_owned(),
+            Some(_) => return Err(invalid("token_type is not a string")),
+        };
+        let expires_in = match map.remove("expires_in") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                parse_expires_in(&v)
+                    .ok_or_else(|| invalid("expires_in is not a positive number of seconds"))?,
+            ),
+        };
+        let refresh_token = match map.remove("refresh_token") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(s),
+            Some(_) => return Err(invalid("refresh_token is not a non-empty string")),
+        };
+        let scope = match map.remove("scope") {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type,
+            expires_in,
+            refresh_token,
+            scope,
+            extra: map,
+        })
+    }
+
+    /// Turns the response into a [`Token`]. When the response has no refresh token, `previous` is kept
+    /// (RFC 6749 §6: the server MAY issue a new one; when it does not, the old one stays valid).
+    pub fn into_token(self, previous: Option<&RefreshToken>) -> Token {
+        let mut token = Token::new(self.access_token).token_type(self.token_type);
+        if let Some(lifetime) = self.expires_in {
+            token = token.expires_in(lifetime);
+        }
+        if let Some(scope) = self.scope {
+            token = token.scope(scope);
+        }
+        match self.refresh_token {
+            Some(r) => token.refresh_token(r),
+            None => token.with_refresh(previous.cloned()),
+        }
+    }
+}
+
+/// `expires_in` as a number (integer or fraction) or numeric string; must be positive.
+fn parse_expires_in(v: &Value) -> Option<Duration> {
+    let secs = match v {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    if !secs.is_finite() || secs <= 0.0 {
+        return None;
+    }
+    // Clamped far below u64 range; Token::expires_in clamps further to its own maximum.
+    Some(Duration::from_secs_f64(secs.min(1e15)))
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("scope", &self.scope)
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rfc6749_example() {
+        let r = TokenResponse::parse(
+            br#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"example","expires_in":3600,
+               "refresh_token":"tGzv3JOkF0XG5Qx2TlKWIA","example_parameter":"example_value"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.expires_in, Some(Duration::from_secs(3600)));
+        assert_eq!(r.refresh_token.as_deref(), Some("tGzv3JOkF0XG5Qx2TlKWIA"));
+        assert_eq!(r.extra["example_parameter"], "example_value");
+        let dbg = format!("{r:?}");
+        assert!(
+            !dbg.contains("2YotnFZFEjr1zCsicMWpAA") && !dbg.contains("tGzv3"),
+            "{dbg}"
+        );
+    }
+
+    #[test]
+    fn expires_in_forms() {
+        let p = |s: &str| TokenResponse::parse(s.as_bytes()).map(|r| r.expires_in);
+        assert_eq!(
+            p(r#"{"access_token":"a","expires_in":"60"}"#).unwrap(),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            p(r#"{"access_token":"a","expires_in":1.5}"#).unwrap(),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(p(r#"{"access_token":"a"}"#).unwrap(), None);
+        assert!(
+            p(r#"{"access_token":"a","expires_in":1e300}"#)
+                .unwrap()
+                .is_some()
+        );
+        for bad in ["0", "-5", "\"soon\"", "true", "\"NaN\""] {
+            let body = format!(r#"{{"access_token":"a","expires_in":{bad}}}"#);
+            let e = p(&body).unwrap_err();
+            assert_eq!(e.kind(), RefreshErrorKind::InvalidResponse, "{bad}");
+        }
+    }
+
+    #[test]
+    fn invalid_bodies_are_typed_and_never_echo_tokens() {
+        for body in [
+            &b"<html>login</html>"[..],
+            b"{\"access_token\": \"abc\", ",
+            b"[]",
+            b"{}",
+            b"{\"access_token\":\"\"}",
+            b"{\"access_token\":42}",
+            b"",
+        ] {
+            let e = TokenResponse::parse(body).unwrap_err();
+            assert_eq!(e.kind(), RefreshErrorKind::InvalidResponse);
+            assert!(e.is_transient());
+            assert!(!e.to_string().contains("abc"));
+        }
+        let e = TokenResponse::parse(b"<html>login</html>").unwrap_err();
+        assert_eq!(e.body_excerpt(), Some("<html>login</html>"));
+    }
+
+    #[test]
+    fn keeps_previous_refresh_token_unless_rotated() {
+        let old = RefreshToken::new("old");
+        let kept = TokenResponse::parse(br#"{"access_token":"a"}"#)
+            .unwrap()
+            .into_token(Some(&old));
+        assert_eq!(kept.get_refresh_token().unwrap().secret(), "old");
+        let rotated = TokenResponse::parse(br#"{"access_token":"a","refresh_token":"new"}"#)
+            .unwrap()
+            .into_token(Some(&old));
+        assert_eq!(rotated.get_refresh_token().unwrap().secret(), "new");
+    }
+
+    #[test]
+    fn error_classification() {
+        let e = error_response(400, br#"{"error":"invalid_grant"}"#, None);
+        assert!(e.is_permanent());
+        assert_eq!(e.oauth_error().unwrap().error, "invalid_grant");
+        let e = error_response(503, b"<html>down</html>", Some(Duration::from_secs(7)));
+        assert!(e.is_transient());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(e.body_excerpt(), Some("<html>down</html>"));
+        assert!(error_response(429, b"", None).is_transient());
+        assert!(error_response(404, b"", None).is_permanent());
+        assert!(error_response(401, br#"{"error":"invalid_client"}"#, None).is_permanent());
+    }
+
+    #[test]
+    fn form_and_basic_auth() {
+        let t = Token::new("a").refresh_token("r/1");
+        let o = OAuth2::refresh_token_grant("https://x/t")
+            .client_id("app")
+            .scope("a b");
+        assert_eq!(
+            o.form(Some(&t)).unwrap(),
+            "grant_type=refresh_token&refresh_token=r%2F1&scope=a+b&client_id=app"
+        );
+        assert!(o.basic_auth().is_none());
+        let o = o.client_secret("p:w");
+        assert_eq!(
+            o.basic_auth().unwrap(),
+            format!("Basic {}", base64(b"app:p%3Aw"))
+        );
+        assert!(!o.form(Some(&t)).unwrap().contains("client_"));
+        let o = o.client_auth(ClientAuth::RequestBody);
+        assert!(
+            o.form(Some(&t))
+                .unwrap()
+                .ends_with("client_id=app&client_secret=p%3Aw")
+        );
+        assert!(!format!("{o:?}").contains("p:w"));
+        let e = OAuth2::refresh_token_grant("https://x/t")
+            .form(Some(&Token::new("a")))
+            .unwrap_err();
+        assert_eq!(e.kind(), RefreshErrorKind::NoRefreshToken);
+        assert!(e.is_permanent());
+    }
+
+    #[test]
+    fn insecure_token_urls_are_refused() {
+        assert!(
+            OAuth2::refresh_token_grant("http://auth.example.com/t")
+                .check()
+                .is_err()
+        );
+        assert!(
+            OAuth2::refresh_token_grant("http://auth.example.com/t")
+                .allow_insecure_http(true)
+                .check()
+                .is_ok()
+        );
+        assert!(
+            OAuth2::refresh_token_grant("http://127.0.0.1:9/t")
+                .check()
+                .is_ok()
+        );
+        assert!(
+            OAuth2::refresh_token_grant("https://auth.example.com/t")
+                .check()
+                .is_ok()
+        );
+        assert!(OAuth2::refresh_token_grant("not a url").check().is_err());
+    }
+}
