@@ -90,6 +90,7 @@ pub struct ClientBuilder {
     max_redirects: u32,
     timeout: Option<Duration>,
     connect_timeout: Duration,
+    response_timeout: Duration,
     user_agent: Option<String>,
 }
 
@@ -117,8 +118,9 @@ impl Client {
             max_replays: 1,
             max_buffered_body: 1024 * 1024,
             max_redirects: 10,
-            timeout: Some(Duration::from_secs(60)),
+            timeout: None,
             connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(60),
             user_agent: None,
         }
     }
@@ -328,10 +330,18 @@ impl ClientBuilder {
         self
     }
 
-    /// Sets the timeout of each API request, from connecting to the end of the response body.
-    /// `None` for no limit (large downloads). Defaults to 60 seconds.
+    /// Sets an overall timeout for each API request, from connecting to the end of the response body
+    /// (ureq's global timeout). Defaults to none: the connect and response timeouts bound a request,
+    /// and a large download may take as long as it needs. (ureq's global timeout also costs some
+    /// throughput on keep-alive connections; measure before you set it on a hot path.)
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets how long to wait for the response head once the request is sent. Defaults to 60 seconds.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
         self
     }
 
@@ -374,6 +384,7 @@ impl ClientBuilder {
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_connect(Some(self.connect_timeout))
+            .timeout_recv_response(Some(self.response_timeout))
             .timeout_global(self.timeout);
         if let Some(ua) = self.user_agent {
             config = config.user_agent(ua);

@@ -74,6 +74,11 @@ pub use ureq;
 /// The `http` crate version of ureq's requests and responses.
 pub use ureq::http;
 
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Compile-time proof that the shared types can cross threads.
 fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}

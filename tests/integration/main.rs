@@ -1,1 +1,10 @@
-fn main(){}
+//! Integration tests: tokengate against the real loopback OAuth2 + API server of `tokengate-testserver`.
+//!
+//! One binary (faster to link on CI's two cores); each module covers one area of behaviour.
+
+mod challenges;
+mod concurrency;
+mod failures;
+mod refreshers;
+mod security;
+mod support;

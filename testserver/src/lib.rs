@@ -1,1 +1,346 @@
-//! placeholder, being written
+//! A real HTTP/1.1 server on `127.0.0.1` for tokengate's integration tests,
+//! examples and benchmarks: an OAuth2 token endpoint, a bearer-protected API,
+//! knobs for failure modes, and counters to assert on.
+//!
+//! ```no_run
+//! use tokengate_testserver::{Failure, TestServer};
+//!
+//! let server = TestServer::start();
+//! let login = server.issue_token();
+//! // ... point a client at server.url() / server.token_url() ...
+//! server.set_failure(Failure::Unavailable { retry_after_secs: 1 });
+//! assert_eq!(server.counters().refreshes, 0);
+//! ```
+//!
+//! # Endpoints
+//!
+//! | Path | What |
+//! |------|------|
+//! | `POST /oauth/token` | RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials` |
+//! | `POST /custom/refresh` | non-standard JSON refresh: `{"refresh":"rt"}` -> `{"ret":0,"data":{"token","expire","refresh"}}` |
+//! | `ANY /api`, `ANY /api/*` | bearer-protected echo: `{"ok":true,"method","path","body_len"}` |
+//! | `/api/insufficient-scope` | valid token -> `403` + `WWW-Authenticate: Bearer error="insufficient_scope", scope="admin"` |
+//! | `/api/insufficient-scope-401` | valid token -> the same challenge with a `401` (a misbehaving server) |
+//! | `/api/echo-auth` | always `200 {"authorization":"<raw header or empty>"}` |
+//! | `/api/big?bytes=N` | valid token -> `N` bytes of `x` (`text/plain`) |
+//! | `ANY /redirect?to=URL&status=302` | redirect, no auth |
+//!
+//! Clients: the confidential client `demo-client` / `demo-secret` and the
+//! public client `demo-public` always exist; add more with
+//! [`ServerBuilder::client`] and [`ServerBuilder::public_client`].
+//!
+//! # Module map
+//!
+//! The HTTP layer is hand-written (no server framework) so that shutdown
+//! can close keep-alive connections and each request is answered on the
+//! thread that read it.
+//!
+//! - `http`: request parsing / response writing.
+//! - `server`: accept loop, connection threads, shutdown.
+//! - `router`, `token_endpoint`, `api`: the handlers.
+//! - `token_store`: tokens, rotation, reuse detection, revocation.
+//! - `state`, `counters`, `failure`, `encoding`: shared state and helpers.
+
+mod api;
+mod counters;
+mod encoding;
+mod failure;
+mod http;
+mod router;
+mod server;
+mod state;
+mod token_endpoint;
+mod token_store;
+
+pub use counters::Counters;
+pub use failure::Failure;
+pub use token_endpoint::TokenRequest;
+pub use token_store::Issued;
+
+use server::Runtime;
+use state::{Config, Knobs, Shared};
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+/// The confidential client registered on every server.
+pub const DEMO_CLIENT_ID: &str = "demo-client";
+/// The secret of [`DEMO_CLIENT_ID`].
+pub const DEMO_CLIENT_SECRET: &str = "demo-secret";
+/// The public client (no secret) registered on every server.
+pub const DEMO_PUBLIC_CLIENT_ID: &str = "demo-public";
+
+/// A running test server. Dropping it stops accepting, closes every open
+/// connection (keep-alive ones included), interrupts sleeping handlers and
+/// joins its threads; the drop never takes more than a few seconds.
+///
+/// `TestServer` is `Send + Sync`: share it with `Arc` across test threads.
+pub struct TestServer {
+    shared: Arc<Shared>,
+    runtime: Runtime,
+}
+
+impl fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestServer")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`TestServer`] before it starts; see [`TestServer::builder`].
+#[derive(Clone, Debug)]
+pub struct ServerBuilder {
+    token_lifetime: Duration,
+    token_latency: Duration,
+    rotate_refresh_tokens: bool,
+    body_mode: bool,
+    clients: Vec<(String, String)>,
+    public_clients: Vec<String>,
+    workers: usize,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            token_lifetime: Duration::from_secs(3600),
+            token_latency: Duration::ZERO,
+            rotate_refresh_tokens: true,
+            body_mode: false,
+            clients: vec![(DEMO_CLIENT_ID.into(), DEMO_CLIENT_SECRET.into())],
+            public_clients: vec![DEMO_PUBLIC_CLIENT_ID.into()],
+            workers: 32,
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// Lifetime of issued access tokens (default 3600 s). Sub-second
+    /// lifetimes are honoured exactly on the server; `expires_in` reports
+    /// them rounded up to whole seconds.
+    pub fn token_lifetime(mut self, d: Duration) -> Self {
+        self.token_lifetime = d;
+        self
+    }
+
+    /// How long the token endpoint sleeps before answering (default 0).
+    pub fn token_latency(mut self, d: Duration) -> Self {
+        self.token_latency = d;
+        self
+    }
+
+    /// Refresh-token rotation (default `true`): every refresh returns a new
+    /// refresh token and the old one becomes single-use; replaying it
+    /// revokes the whole token family. With `false`, refresh responses omit
+    /// `refresh_token` and the presented one stays valid.
+    pub fn rotate_refresh_tokens(mut self, on: bool) -> Self {
+        self.rotate_refresh_tokens = on;
+        self
+    }
+
+    /// Body mode (default `false`): unauthorized API calls are answered
+    /// `200 {"ret":401,"msg":"token expired"}` instead of `401`.
+    pub fn body_mode(mut self, on: bool) -> Self {
+        self.body_mode = on;
+        self
+    }
+
+    /// Registers another confidential client. `demo-client` / `demo-secret`
+    /// stays registered.
+    pub fn client(mut self, id: &str, secret: &str) -> Self {
+        self.clients.push((id.into(), secret.into()));
+        self
+    }
+
+    /// Registers another public client (authenticates with `client_id`
+    /// alone). `demo-public` stays registered.
+    pub fn public_client(mut self, id: &str) -> Self {
+        self.public_clients.push(id.into());
+        self
+    }
+
+    /// Connection-handling threads kept warm (default 32). Each keep-alive
+    /// connection is served by one thread; more threads are spawned on
+    /// demand (up to 4096) and those beyond `n` exit after 2 s idle.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// Starts the server on an ephemeral port of `127.0.0.1`.
+    ///
+    /// # Panics
+    ///
+    /// If the socket cannot be bound or the accept thread cannot be
+    /// spawned; use [`ServerBuilder::try_start`] to handle that.
+    pub fn start(self) -> TestServer {
+        self.try_start()
+            .unwrap_or_else(|e| panic!("tokengate-testserver: cannot start: {e}"))
+    }
+
+    /// Like [`ServerBuilder::start`], but returns the I/O error.
+    pub fn try_start(self) -> io::Result<TestServer> {
+        let config = Config {
+            rotate_refresh_tokens: self.rotate_refresh_tokens,
+            body_mode: self.body_mode,
+            clients: self.clients,
+            public_clients: self.public_clients,
+        };
+        let knobs = Knobs {
+            failure: Failure::None,
+            token_latency: self.token_latency,
+            token_lifetime: self.token_lifetime,
+        };
+        let shared = Arc::new(Shared::new(config, knobs));
+        let runtime = Runtime::start(Arc::clone(&shared), self.workers)?;
+        Ok(TestServer { shared, runtime })
+    }
+}
+
+impl TestServer {
+    /// Starts a server with the defaults (see [`ServerBuilder`]).
+    pub fn start() -> TestServer {
+        ServerBuilder::default().start()
+    }
+
+    /// A builder to configure the server before starting it.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.runtime.addr())
+    }
+
+    /// `url() + "/oauth/token"`.
+    pub fn token_url(&self) -> String {
+        format!("{}{}", self.url(), router::TOKEN_PATH)
+    }
+
+    /// `url() + "/custom/refresh"` (the non-standard JSON refresh endpoint).
+    pub fn custom_refresh_url(&self) -> String {
+        format!("{}/custom/refresh", self.url())
+    }
+
+    /// The listening port.
+    pub fn port(&self) -> u16 {
+        self.runtime.addr().port()
+    }
+
+    /// The listening address (`127.0.0.1:PORT`).
+    pub fn addr(&self) -> SocketAddr {
+        self.runtime.addr()
+    }
+
+    /// Mints a token pair directly, like a fresh login (a new token family,
+    /// current token lifetime). Not counted anywhere and not subject to
+    /// failure modes or latency.
+    pub fn issue_token(&self) -> Issued {
+        let lifetime = self.shared.knobs.lock().token_lifetime;
+        let (access_token, refresh_token) = self.shared.tokens.issue_pair(lifetime, None);
+        Issued {
+            access_token,
+            refresh_token,
+            expires_in: token_store::ceil_secs(lifetime),
+        }
+    }
+
+    /// Whether the API would accept `access_token` right now (issued, not
+    /// revoked, not expired; ignores [`TestServer::set_reject_all`]).
+    pub fn is_access_token_valid(&self, access_token: &str) -> bool {
+        self.shared.tokens.is_valid(access_token)
+    }
+
+    /// Every access token issued so far is rejected from now on. Refresh
+    /// tokens stay valid.
+    pub fn revoke_all(&self) {
+        self.shared.tokens.revoke_all_access();
+    }
+
+    /// Every refresh token issued so far becomes invalid (refreshing with it
+    /// gets `invalid_grant`). Access tokens stay valid.
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.tokens.revoke_all_refresh();
+    }
+
+    /// Sets the token endpoint's failure mode ([`Failure::None`] = healthy).
+    pub fn set_failure(&self, f: Failure) {
+        self.shared.knobs.lock().failure = f;
+    }
+
+    /// The token endpoint sleeps this long before answering (every grant).
+    pub fn set_token_latency(&self, d: Duration) {
+        self.shared.knobs.lock().token_latency = d;
+    }
+
+    /// Lifetime of tokens issued from now on.
+    pub fn set_token_lifetime(&self, d: Duration) {
+        self.shared.knobs.lock().token_lifetime = d;
+    }
+
+    /// When on, the API rejects every bearer token, even freshly issued ones.
+    pub fn set_reject_all(&self, on: bool) {
+        self.shared.reject_all.store(on, Relaxed);
+    }
+
+    /// When on, token responses leave out `expires_in` (and `/custom/refresh`
+    /// leaves out `expire`).
+    pub fn set_omit_expires_in(&self, on: bool) {
+        self.shared.omit_expires_in.store(on, Relaxed);
+    }
+
+    /// Makes the `Date` header of every response lie by `secs` seconds
+    /// (positive = server clock ahead).
+    pub fn set_date_skew(&self, secs: i64) {
+        self.shared.date_skew_secs.store(secs, Relaxed);
+    }
+
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.counters.snapshot()
+    }
+
+    /// Zeroes every counter (including `max_concurrent_refreshes`).
+    pub fn reset_counters(&self) {
+        self.shared.counters.reset();
+    }
+
+    /// What the most recent `POST /oauth/token` sent (form, Basic
+    /// credentials, content type), or `None` if there was none yet.
+    pub fn last_token_request(&self) -> Option<TokenRequest> {
+        self.shared.last_token_request.lock().clone()
+    }
+
+    /// Token-endpoint requests being handled right now.
+    pub fn token_requests_in_flight(&self) -> u64 {
+        self.shared.token_in_flight.load(Relaxed)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.runtime.shutdown();
+    }
+}
+
+/// `http://127.0.0.1:PORT` for a port with nothing listening: binds an
+/// ephemeral port, notes it, and closes it again. Connecting to it is
+/// refused (unless something else grabbed the port meanwhile, which is
+/// unlikely).
+///
+/// # Panics
+///
+/// If no loopback port can be bound at all.
+pub fn closed_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .unwrap_or_else(|e| panic!("tokengate-testserver: cannot bind a port: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("tokengate-testserver: no local address: {e}"));
+    drop(listener);
+    format!("http://{addr}")
+}

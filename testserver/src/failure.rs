@@ -1,0 +1,79 @@
+//! Failure modes of the token endpoint, and the responses they produce.
+
+use crate::http::Response;
+use std::time::Duration;
+
+/// How the token endpoint misbehaves (see
+/// [`TestServer::set_failure`](crate::TestServer::set_failure)).
+///
+/// Failure modes apply to `refresh_token` and `client_credentials` grants and
+/// to `/custom/refresh`; never to the `password` grant nor to
+/// [`TestServer::issue_token`](crate::TestServer::issue_token).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// Healthy: answer normally.
+    #[default]
+    None,
+    /// `500` with the JSON body `{"error":"server_error"}`.
+    Status500,
+    /// `503` with `Retry-After: <retry_after_secs>`.
+    Unavailable {
+        /// Value of the `Retry-After` header, in seconds.
+        retry_after_secs: u64,
+    },
+    /// `429` with `Retry-After: <retry_after_secs>`.
+    TooManyRequests {
+        /// Value of the `Retry-After` header, in seconds.
+        retry_after_secs: u64,
+    },
+    /// `200 text/html` `<html><body>Sign in</body></html>` (a login page
+    /// served by a misconfigured proxy).
+    Html,
+    /// `200 application/json` with the truncated body `{"access_token": "abc", `.
+    GarbageJson,
+    /// `400 {"error":"invalid_grant","error_description":"refresh token revoked"}`
+    /// (on `/custom/refresh`: `200 {"ret":1001,"msg":"refresh token invalid"}`).
+    InvalidGrant,
+    /// `401 {"error":"invalid_client"}` with `WWW-Authenticate: Basic realm="token"`.
+    InvalidClient,
+    /// Sleep this long, then answer normally (for read-timeout tests). The
+    /// sleep ends early when the server shuts down.
+    Hang(Duration),
+}
+
+impl Failure {
+    /// The canned response for this failure, or `None` when the request
+    /// should be answered normally (`None` and `Hang`). `custom` selects the
+    /// `/custom/refresh` flavour of `InvalidGrant`.
+    pub(crate) fn response(&self, custom: bool) -> Option<Response> {
+        let no_store = |r: Response| r.header("Cache-Control", "no-store");
+        Some(match self {
+            Failure::None | Failure::Hang(_) => return None,
+            Failure::Status500 => Response::json(500, r#"{"error":"server_error"}"#),
+            Failure::Unavailable { retry_after_secs } => {
+                Response::json(503, r#"{"error":"temporarily_unavailable"}"#)
+                    .header("Retry-After", retry_after_secs.to_string())
+            }
+            Failure::TooManyRequests { retry_after_secs } => {
+                Response::json(429, r#"{"error":"too_many_requests"}"#)
+                    .header("Retry-After", retry_after_secs.to_string())
+            }
+            Failure::Html => Response::empty(200)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .body("<html><body>Sign in</body></html>"),
+            Failure::GarbageJson => Response::json(200, r#"{"access_token": "abc", "#),
+            Failure::InvalidGrant if custom => {
+                Response::json(200, r#"{"ret":1001,"msg":"refresh token invalid"}"#)
+            }
+            Failure::InvalidGrant => no_store(Response::json(
+                400,
+                r#"{"error":"invalid_grant","error_description":"refresh token revoked"}"#,
+            )),
+            Failure::InvalidClient => {
+                no_store(Response::json(401, r#"{"error":"invalid_client"}"#))
+                    .header("WWW-Authenticate", r#"Basic realm="token""#)
+            }
+        })
+    }
+}

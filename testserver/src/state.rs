@@ -1,0 +1,107 @@
+//! Everything the request handlers share: immutable configuration, runtime
+//! knobs, counters, token state and the shutdown signal.
+
+use crate::counters::AtomicCounters;
+use crate::failure::Failure;
+use crate::token_endpoint::TokenRequest;
+use crate::token_store::TokenStore;
+use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Settings fixed when the server starts.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// Refresh returns a new refresh token and the old one becomes single-use.
+    pub rotate_refresh_tokens: bool,
+    /// Unauthorized API calls get `200 {"ret":401,...}` instead of a 401.
+    pub body_mode: bool,
+    /// Registered confidential clients: (client_id, client_secret).
+    pub clients: Vec<(String, String)>,
+    /// Registered public clients (client_id only, no secret).
+    pub public_clients: Vec<String>,
+}
+
+/// Token-endpoint settings that tests change while the server runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Knobs {
+    pub failure: Failure,
+    pub token_latency: Duration,
+    pub token_lifetime: Duration,
+}
+
+/// State shared by the accept loop, connection threads and the
+/// [`TestServer`](crate::TestServer) handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    pub knobs: Mutex<Knobs>,
+    pub reject_all: AtomicBool,
+    pub omit_expires_in: AtomicBool,
+    pub date_skew_secs: AtomicI64,
+    pub counters: AtomicCounters,
+    pub tokens: TokenStore,
+    pub last_token_request: Mutex<Option<TokenRequest>>,
+    /// Token-endpoint requests currently being handled.
+    pub token_in_flight: AtomicU64,
+    pub shutdown: ShutdownSignal,
+}
+
+impl Shared {
+    pub fn new(config: Config, knobs: Knobs) -> Self {
+        Shared {
+            config,
+            knobs: Mutex::new(knobs),
+            reject_all: AtomicBool::new(false),
+            omit_expires_in: AtomicBool::new(false),
+            date_skew_secs: AtomicI64::new(0),
+            counters: AtomicCounters::default(),
+            tokens: TokenStore::new(),
+            last_token_request: Mutex::new(None),
+            token_in_flight: AtomicU64::new(0),
+            shutdown: ShutdownSignal::default(),
+        }
+    }
+}
+
+/// A flag plus a condition variable, so sleeping handlers wake up at once
+/// when the server shuts down.
+#[derive(Debug, Default)]
+pub(crate) struct ShutdownSignal {
+    flag: AtomicBool,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl ShutdownSignal {
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    pub fn trigger(&self) {
+        let _guard = self.lock.lock();
+        self.flag.store(true, Ordering::Release);
+        self.cv.notify_all();
+    }
+
+    /// Sleeps for `d`, or less if the server shuts down meanwhile.
+    pub fn sleep(&self, d: Duration) {
+        if d.is_zero() {
+            return;
+        }
+        let Some(deadline) = Instant::now().checked_add(d) else {
+            // "Forever": wait for shutdown.
+            let mut guard = self.lock.lock();
+            while !self.is_set() {
+                self.cv.wait(&mut guard);
+            }
+            return;
+        };
+        let mut guard = self.lock.lock();
+        while !self.is_set() {
+            if self.cv.wait_until(&mut guard, deadline).timed_out() {
+                return;
+            }
+        }
+    }
+}

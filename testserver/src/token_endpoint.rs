@@ -1,0 +1,375 @@
+//! `POST /oauth/token` (RFC 6749: `password`, `refresh_token`,
+//! `client_credentials` grants, client authentication by HTTP Basic, body
+//! parameters or public client id) and the non-standard JSON refresh
+//! endpoint `POST /custom/refresh`.
+
+use crate::counters::bump;
+use crate::encoding::{FormError, base64_decode, form_decode, parse_form};
+use crate::failure::Failure;
+use crate::http::{Request, Response};
+use crate::state::Shared;
+use crate::token_store::{RefreshOutcome, ceil_secs};
+use serde_json::{Map, Value, json};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+/// What the client sent in its latest `POST /oauth/token`, as seen by
+/// [`TestServer::last_token_request`](crate::TestServer::last_token_request).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// The `grant_type` parameter (empty if absent).
+    pub grant_type: String,
+    /// Every form parameter, decoded, in the order sent (empty if the body
+    /// was not a valid form).
+    pub form: Vec<(String, String)>,
+    /// The decoded `(client_id, client_secret)` from an
+    /// `Authorization: Basic` header, if one was sent and was well-formed.
+    pub basic_auth: Option<(String, String)>,
+    /// The raw `Content-Type` header.
+    pub content_type: Option<String>,
+}
+
+impl TokenRequest {
+    /// The first value of form parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Counts a token-endpoint request as in flight for as long as it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.token_in_flight.fetch_add(1, Relaxed) + 1;
+        shared
+            .counters
+            .max_concurrent_refreshes
+            .fetch_max(now, Relaxed);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.token_in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// An OAuth2 error response (RFC 6749 §5.2).
+fn oauth_error(status: u16, error: &str, description: &str) -> Response {
+    Response::json_value(
+        status,
+        &json!({ "error": error, "error_description": description }),
+    )
+    .header("Cache-Control", "no-store")
+}
+
+fn invalid_client(description: &str) -> Response {
+    oauth_error(401, "invalid_client", description)
+        .header("WWW-Authenticate", r#"Basic realm="token""#)
+}
+
+fn method_not_allowed() -> Response {
+    oauth_error(405, "invalid_request", "use POST").header("Allow", "POST")
+}
+
+/// A canned failure answer.
+struct Failed {
+    response: Response,
+    /// The answer means "invalid grant" (counted for refresh attempts).
+    invalid_grant: bool,
+}
+
+/// Sleeps the configured latency, then applies the failure mode (if it
+/// applies to this request). Returns the canned failure answer, if any.
+fn delay_and_fail(shared: &Shared, failure_applies: bool, custom: bool) -> Option<Failed> {
+    let latency = shared.knobs.lock().token_latency;
+    shared.shutdown.sleep(latency);
+    if !failure_applies {
+        return None;
+    }
+    // Read after the delay: the answer reflects the failure mode in force
+    // when it is computed.
+    let failure = shared.knobs.lock().failure.clone();
+    if let Failure::Hang(d) = failure {
+        shared.shutdown.sleep(d);
+    }
+    Some(Failed {
+        response: failure.response(custom)?,
+        invalid_grant: failure == Failure::InvalidGrant,
+    })
+}
+
+/// Decodes `Authorization: Basic base64(urlencode(id):urlencode(secret))`.
+fn parse_basic(value: &str) -> Option<(String, String)> {
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = String::from_utf8(base64_decode(rest.trim())?).ok()?;
+    let (id, secret) = raw.split_once(':')?;
+    Some((form_decode(id).ok()?, form_decode(secret).ok()?))
+}
+
+/// Who is calling the token endpoint.
+enum Client {
+    Confidential,
+    Public,
+}
+
+fn authenticate(shared: &Shared, req: &Request, tr: &TokenRequest) -> Result<Client, Response> {
+    let clients = &shared.config.clients;
+    let check = |id: &str, secret: &str| {
+        if clients.iter().any(|(i, s)| i == id && s == secret) {
+            Ok(Client::Confidential)
+        } else {
+            Err(invalid_client("unknown client or wrong secret"))
+        }
+    };
+    if req.header_count("authorization") > 1 {
+        return Err(oauth_error(
+            400,
+            "invalid_request",
+            "more than one Authorization header",
+        ));
+    }
+    if req.header("authorization").is_some() {
+        let Some((id, secret)) = &tr.basic_auth else {
+            return Err(invalid_client(
+                "malformed or non-Basic Authorization header",
+            ));
+        };
+        if tr.param("client_secret").is_some() {
+            return Err(oauth_error(
+                400,
+                "invalid_request",
+                "more than one client authentication method",
+            ));
+        }
+        if tr.param("client_id").is_some_and(|body_id| body_id != id) {
+            return Err(invalid_client(
+                "client_id does not match the Basic credentials",
+            ));
+        }
+        return check(id, secret);
+    }
+    match (tr.param("client_id"), tr.param("client_secret")) {
+        (Some(id), Some(secret)) => check(id, secret),
+        (Some(id), None) if shared.config.public_clients.iter().any(|p| p == id) => {
+            Ok(Client::Public)
+        }
+        (Some(_), None) => Err(invalid_client("client secret required")),
+        (None, _) => Err(invalid_client("client authentication required")),
+    }
+}
+
+/// Builds the RFC 6749 §5.1 success body.
+fn token_success(
+    shared: &Shared,
+    access: String,
+    refresh: Option<String>,
+    scope: Option<String>,
+    lifetime: Duration,
+) -> Response {
+    let mut body = Map::new();
+    body.insert("access_token".into(), access.into());
+    body.insert("token_type".into(), "Bearer".into());
+    if !shared.omit_expires_in.load(Relaxed) {
+        body.insert("expires_in".into(), ceil_secs(lifetime).into());
+    }
+    if let Some(refresh) = refresh {
+        body.insert("refresh_token".into(), refresh.into());
+    }
+    if let Some(scope) = scope {
+        body.insert("scope".into(), scope.into());
+    }
+    Response::json_value(200, &Value::Object(body))
+        .header("Cache-Control", "no-store")
+        .header("Pragma", "no-cache")
+}
+
+/// `POST /oauth/token`.
+pub(crate) fn handle_token(shared: &Shared, req: &Request) -> Response {
+    let c = &shared.counters;
+    bump(&c.token_requests);
+    let _in_flight = InFlight::enter(shared);
+    if req.method != "POST" {
+        return method_not_allowed();
+    }
+
+    let content_type = req.header("content-type").map(str::to_owned);
+    let is_form = content_type.as_deref().is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    let form = if is_form {
+        std::str::from_utf8(&req.body)
+            .map_err(|_| FormError::NotUtf8)
+            .and_then(parse_form)
+    } else {
+        Ok(Vec::new())
+    };
+    let tr = TokenRequest {
+        grant_type: form
+            .as_ref()
+            .ok()
+            .and_then(|f| f.iter().find(|(k, _)| k == "grant_type"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default(),
+        form: form.as_ref().cloned().unwrap_or_default(),
+        basic_auth: req.header("authorization").and_then(parse_basic),
+        content_type,
+    };
+    *shared.last_token_request.lock() = Some(tr.clone());
+
+    if !is_form {
+        return oauth_error(
+            400,
+            "invalid_request",
+            "Content-Type must be application/x-www-form-urlencoded",
+        );
+    }
+    let Ok(pairs) = &form else {
+        return oauth_error(400, "invalid_request", "malformed form body");
+    };
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(prev, _)| prev == k) {
+            return oauth_error(400, "invalid_request", "repeated parameter");
+        }
+    }
+
+    let grant = tr.grant_type.as_str();
+    let is_refresh = grant == "refresh_token";
+    if is_refresh {
+        bump(&c.refresh_attempts);
+    }
+    if let Some(failed) = delay_and_fail(shared, is_refresh || grant == "client_credentials", false)
+    {
+        if is_refresh && failed.invalid_grant {
+            bump(&c.invalid_grant);
+        }
+        return failed.response;
+    }
+
+    let client = match authenticate(shared, req, &tr) {
+        Ok(client) => client,
+        Err(resp) => return resp,
+    };
+    let lifetime = shared.knobs.lock().token_lifetime;
+    let scope = tr
+        .param("scope")
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+
+    match grant {
+        "password" => match (tr.param("username"), tr.param("password")) {
+            (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
+                let (access, refresh) = shared.tokens.issue_pair(lifetime, scope.clone());
+                token_success(shared, access, Some(refresh), scope, lifetime)
+            }
+            (Some(_), Some(_)) => oauth_error(400, "invalid_grant", "invalid username or password"),
+            _ => oauth_error(400, "invalid_request", "username and password are required"),
+        },
+        "refresh_token" => {
+            let Some(presented) = tr.param("refresh_token") else {
+                return oauth_error(400, "invalid_request", "refresh_token is required");
+            };
+            let rotate = shared.config.rotate_refresh_tokens;
+            match shared.tokens.refresh(presented, rotate, lifetime, scope) {
+                RefreshOutcome::Granted {
+                    access,
+                    refresh,
+                    scope,
+                } => {
+                    bump(&c.refreshes);
+                    token_success(shared, access, refresh, scope, lifetime)
+                }
+                RefreshOutcome::Invalid => {
+                    bump(&c.invalid_grant);
+                    oauth_error(
+                        400,
+                        "invalid_grant",
+                        "refresh token is invalid, expired or revoked",
+                    )
+                }
+                RefreshOutcome::ReuseDetected => {
+                    bump(&c.invalid_grant);
+                    bump(&c.reuse_detected);
+                    oauth_error(
+                        400,
+                        "invalid_grant",
+                        "refresh token was already used; token family revoked",
+                    )
+                }
+            }
+        }
+        "client_credentials" => match client {
+            Client::Public => oauth_error(
+                400,
+                "unauthorized_client",
+                "public clients cannot use client_credentials",
+            ),
+            Client::Confidential => {
+                let access = shared.tokens.issue_access_only(lifetime);
+                bump(&c.client_credentials);
+                token_success(shared, access, None, scope, lifetime)
+            }
+        },
+        "" => oauth_error(400, "invalid_request", "grant_type is required"),
+        _ => oauth_error(400, "unsupported_grant_type", "unsupported grant_type"),
+    }
+}
+
+/// `POST /custom/refresh` with `{"refresh":"<token>"}`.
+pub(crate) fn handle_custom_refresh(shared: &Shared, req: &Request) -> Response {
+    let c = &shared.counters;
+    bump(&c.token_requests);
+    let _in_flight = InFlight::enter(shared);
+    if req.method != "POST" {
+        return Response::json(405, r#"{"ret":405,"msg":"use POST"}"#).header("Allow", "POST");
+    }
+    let presented = serde_json::from_slice::<Value>(&req.body)
+        .ok()
+        .and_then(|v| v.get("refresh")?.as_str().map(str::to_owned));
+    let Some(presented) = presented else {
+        return Response::json(400, r#"{"ret":400,"msg":"bad request"}"#);
+    };
+    bump(&c.refresh_attempts);
+    if let Some(failed) = delay_and_fail(shared, true, true) {
+        if failed.invalid_grant {
+            bump(&c.invalid_grant);
+        }
+        return failed.response;
+    }
+    let lifetime = shared.knobs.lock().token_lifetime;
+    let rotate = shared.config.rotate_refresh_tokens;
+    match shared.tokens.refresh(&presented, rotate, lifetime, None) {
+        RefreshOutcome::Granted {
+            access, refresh, ..
+        } => {
+            bump(&c.refreshes);
+            let mut data = Map::new();
+            data.insert("token".into(), access.into());
+            if !shared.omit_expires_in.load(Relaxed) {
+                data.insert("expire".into(), ceil_secs(lifetime).into());
+            }
+            data.insert("refresh".into(), refresh.unwrap_or(presented).into());
+            Response::json_value(200, &json!({ "ret": 0, "data": data }))
+                .header("Cache-Control", "no-store")
+        }
+        outcome => {
+            bump(&c.invalid_grant);
+            if outcome == RefreshOutcome::ReuseDetected {
+                bump(&c.reuse_detected);
+            }
+            Response::json(200, r#"{"ret":1001,"msg":"refresh token invalid"}"#)
+        }
+    }
+}
