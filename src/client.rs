@@ -14,6 +14,7 @@ use crate::challenge::Challenge;
 use crate::error::Error;
 use crate::gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 use crate::refresh::Refresh;
+use crate::store::TokenStore;
 use crate::token::Token;
 use crate::util::{Origin, form_encode, form_pairs};
 
@@ -279,6 +280,28 @@ impl ClientBuilder {
         self.gate_option(|g| g.refresh_backoff(initial, max))
     }
 
+    /// Sets where the token is kept between runs and shared with other processes, e.g. a
+    /// [`FileStore`](crate::FileStore); without a [`token`](ClientBuilder::token) the client starts
+    /// from the stored one. See [`GateBuilder::store`]. Defaults to none (memory only).
+    ///
+    /// ```
+    /// use tokengate::{Client, FileStore};
+    ///
+    /// let path = std::env::temp_dir().join("tokengate-doc-client-store.json");
+    /// let client = Client::builder("https://api.example.com").store(FileStore::new(&path)).build()?;
+    /// assert!(client.token().is_none()); // nothing stored yet: log in, then `client.set_token(..)`
+    /// # Ok::<_, tokengate::Error>(())
+    /// ```
+    pub fn store(self, store: impl TokenStore) -> Self {
+        self.gate_option(|g| g.store(store))
+    }
+
+    /// Sets a function called with every token the refresher produces (to persist it elsewhere).
+    /// See [`GateBuilder::on_refresh`]. Defaults to none.
+    pub fn on_refresh(self, callback: impl Fn(&Token) + Send + Sync + 'static) -> Self {
+        self.gate_option(|g| g.on_refresh(callback))
+    }
+
     /// Sets the login-required callback. See [`GateBuilder::on_login_required`]. Defaults to none.
     pub fn on_login_required(self, callback: impl Fn(&Error) + Send + Sync + 'static) -> Self {
         self.gate_option(|g| g.on_login_required(callback))
@@ -363,7 +386,8 @@ impl ClientBuilder {
     ///
     /// [`Error::InvalidUrl`] when the base URL is not an absolute http(s) URL; [`Error::Config`] when
     /// both a gate and token settings were given, or the refresher's configuration is unusable;
-    /// [`Error::InvalidToken`] when the starting token cannot be sent in a header.
+    /// [`Error::InvalidToken`] when the starting token cannot be sent in a header; [`Error::Store`]
+    /// when the [`store`](ClientBuilder::store) cannot be read or holds no valid token file.
     pub fn build(self) -> Result<Client, Error> {
         let base: Uri = self
             .base
@@ -514,10 +538,10 @@ impl RequestBuilder<'_> {
         let inner = &*client.inner;
         let uri = client.resolve(&self.path, &self.query)?;
         let mut headers = self.headers;
-        if let Some(ct) = content_type {
-            if !headers.iter().any(|(n, _)| n == http::header::CONTENT_TYPE) {
-                headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static(ct)));
-            }
+        if let Some(ct) = content_type
+            && !headers.iter().any(|(n, _)| n == http::header::CONTENT_TYPE)
+        {
+            headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static(ct)));
         }
         let req = Hop {
             method: self.method,

@@ -16,6 +16,10 @@
 //!   mark refreshing, unlock, call the refresher (panics caught), lock, install the outcome,
 //!   clear refreshing (a drop guard does it if anything unwinds), notify_all
 //! ```
+//!
+//! With a [`TokenStore`], "call the refresher" becomes `Gate::fetch`: inside the store's exclusive
+//! (cross-process) section, re-read the store and adopt a token another process saved, or refresh
+//! and save before the section ends. See `store::refresh_locked`.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
@@ -29,9 +33,11 @@ use ureq::http::HeaderValue;
 
 use crate::error::{Error, RefreshError, RefreshErrorKind};
 use crate::refresh::Refresh;
+use crate::store::{self, Fetched, TokenStore};
 use crate::token::Token;
 
 type LoginCallback = dyn Fn(&Error) + Send + Sync;
+type RefreshCallback = dyn Fn(&Token) + Send + Sync;
 
 /// The shared token state with its refresher: one per token, shared by every [`Client`](crate::Client)
 /// (and every clone of one) that uses that token.
@@ -71,6 +77,9 @@ struct Shared {
     refresher: Option<Box<dyn Refresh>>,
     config: Config,
     on_login_required: Option<Box<LoginCallback>>,
+    on_refresh: Option<Box<RefreshCallback>>,
+    /// Where the token is persisted and refreshes are coordinated across processes (see `fetch`).
+    store: Option<Arc<dyn TokenStore>>,
     /// Highest generation the server has accepted (see [`Gate::confirm`]).
     accepted: AtomicU64,
     stats: Counters,
@@ -91,6 +100,8 @@ struct Counters {
     refresh_failures: AtomicU64,
     waits: AtomicU64,
     replays: AtomicU64,
+    adopted: AtomicU64,
+    store_errors: AtomicU64,
 }
 
 struct State {
@@ -176,6 +187,12 @@ pub struct Stats {
     pub waits: u64,
     /// Requests replayed with a new token after a rejection.
     pub replays: u64,
+    /// Refreshes skipped because the [`TokenStore`] already held a newer token (another process, or
+    /// another gate on the same store, had refreshed); the stored token was adopted.
+    pub adopted: u64,
+    /// Refreshed tokens that could not be saved to the [`TokenStore`] (the token is used anyway;
+    /// other processes will not see it).
+    pub store_errors: u64,
 }
 
 /// Builds a [`Gate`]. See [`Gate::builder`].
@@ -185,6 +202,8 @@ pub struct GateBuilder {
     refresher: Option<Box<dyn Refresh>>,
     config: Config,
     on_login_required: Option<Box<LoginCallback>>,
+    on_refresh: Option<Box<RefreshCallback>>,
+    store: Option<Arc<dyn TokenStore>>,
 }
 
 impl fmt::Debug for GateBuilder {
@@ -193,6 +212,7 @@ impl fmt::Debug for GateBuilder {
             .field("token", &self.token)
             .field("refresher", &self.refresher.is_some())
             .field("config", &self.config)
+            .field("store", &self.store.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -210,14 +230,16 @@ impl Default for GateBuilder {
                 backoff_max: Duration::from_secs(60),
             },
             on_login_required: None,
+            on_refresh: None,
+            store: None,
         }
     }
 }
 
 impl GateBuilder {
-    /// Sets the starting token. Defaults to none: the first request then refreshes (a
-    /// client-credentials refresher can start from nothing), or fails with
-    /// [`Error::LoginRequired`] when the refresher needs a token.
+    /// Sets the starting token. Defaults to none: the token the [`store`](GateBuilder::store) holds,
+    /// if any; otherwise the first request refreshes (a client-credentials refresher can start from
+    /// nothing), or fails with [`Error::LoginRequired`] when the refresher needs a token.
     pub fn token(mut self, token: Token) -> Self {
         self.token = Some(token);
         self
@@ -270,13 +292,37 @@ impl GateBuilder {
         self
     }
 
-    /// Builds the gate.
+    /// Sets where the token is kept between runs and shared with other processes, e.g. a
+    /// [`FileStore`](crate::FileStore). Without a starting [`token`](GateBuilder::token), the gate
+    /// starts from the token the store holds. Every refresh then runs inside the store's exclusive
+    /// section: the stored token is re-read, adopted if another process already refreshed, and
+    /// otherwise the new token is saved before any waiting thread is woken.
+    /// [`set_token`](Gate::set_token) saves too. Defaults to none: the token lives only in this
+    /// gate's memory (as with a [`MemoryStore`](crate::MemoryStore) of its own).
+    pub fn store(mut self, store: impl TokenStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Sets a function called with every token the refresher produces, e.g. to persist it in a
+    /// keyring or database of your own. It runs on the refreshing thread before any waiting thread is
+    /// woken (with a store: inside its exclusive section, before the save), with no gate lock held; a
+    /// panic in it is caught. Not called for tokens adopted from the store or given to
+    /// [`set_token`](Gate::set_token). Defaults to none.
+    pub fn on_refresh(mut self, callback: impl Fn(&Token) + Send + Sync + 'static) -> Self {
+        self.on_refresh = Some(Box::new(callback));
+        self
+    }
+
+    /// Builds the gate. With a [`store`](GateBuilder::store) and no starting token, reads the store.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] when the refresher's configuration is unusable (e.g. a plain-http token
     /// endpoint off loopback), [`Error::InvalidToken`] when the starting token cannot be sent in a
-    /// header.
+    /// header, [`Error::Store`] when the store cannot be read or holds something that is not a token
+    /// (a [`FileStore`](crate::FileStore) keeps such a file aside on the next save, e.g. by
+    /// [`TokenStore::save`] of a new login).
     pub fn build(self) -> Result<Gate, Error> {
         if let Some(r) = &self.refresher {
             r.check().map_err(Error::config)?;
@@ -296,14 +342,21 @@ impl GateBuilder {
             refresher: self.refresher,
             config: self.config,
             on_login_required: self.on_login_required,
+            on_refresh: self.on_refresh,
+            store: self.store,
             accepted: AtomicU64::new(0),
             stats: Counters::default(),
         };
         let gate = Gate {
             shared: Arc::new(shared),
         };
-        if let Some(token) = self.token {
-            gate.set_token(token)?;
+        let start = match (self.token, &gate.shared.store) {
+            (Some(token), _) => Some(token),
+            (None, Some(store)) => store.load()?,
+            (None, None) => None,
+        };
+        if let Some(token) = start {
+            gate.install_token(token)?;
         }
         Ok(gate)
     }
@@ -422,20 +475,10 @@ impl Gate {
             gate: self,
             armed: true,
         };
-        let outcome = match catch_unwind(AssertUnwindSafe(|| refresher.refresh(current.as_deref())))
-        {
-            Ok(Ok(token)) if token.authorization().is_none() => {
-                Err(Error::Refresh(RefreshError::new(
-                    RefreshErrorKind::InvalidResponse,
-                    false,
-                    "the new access token cannot be sent in an HTTP header",
-                )))
-            }
-            Ok(Ok(token)) => Ok(token),
-            Ok(Err(e)) if e.is_permanent() => Err(Error::LoginRequired(Some(e))),
-            Ok(Err(e)) => Err(Error::Refresh(e)),
-            Err(_panic) => Err(Error::RefresherPanicked),
-        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            self.fetch(current.as_deref(), refresher)
+        }))
+        .unwrap_or(Err(Error::RefresherPanicked));
         let mut st = guard.disarm();
         st.refreshing = false;
         st.attempts += 1;
@@ -446,12 +489,21 @@ impl Gate {
             return st.valid_lease(now).ok_or_else(|| st.failure());
         }
         let result = match outcome {
-            Ok(token) => {
-                self.shared.stats.refreshes.fetch_add(1, Relaxed);
+            Ok(fetched) => {
+                let stats = &self.shared.stats;
+                let counter = if fetched.adopted {
+                    &stats.adopted
+                } else {
+                    &stats.refreshes
+                };
+                counter.fetch_add(1, Relaxed);
+                if fetched.save_error.is_some() {
+                    stats.store_errors.fetch_add(1, Relaxed);
+                }
                 st.last_error = None;
                 st.backoff_until = None;
                 st.consecutive_failures = 0;
-                Ok(self.install(&mut st, token, reactive))
+                Ok(self.install(&mut st, fetched.token, reactive))
             }
             Err(err) => {
                 self.shared.stats.refresh_failures.fetch_add(1, Relaxed);
@@ -483,9 +535,53 @@ impl Gate {
         result
     }
 
-    fn install(&self, st: &mut State, token: Token, reactive: bool) -> Lease {
+    /// Gets the next token, on the refreshing thread with no gate lock held.
+    ///
+    /// Without a store this is the refresher. With one, it is the cross-process single flight of
+    /// `store::refresh_locked`: inside the store's exclusive section (entered within
+    /// `refresh_timeout`, else [`Error::RefreshTimeout`]), a token another process saved meanwhile is
+    /// adopted without calling the refresher; otherwise the refresher runs and its token is saved
+    /// before the section ends. Either way this returns before any waiter is woken. Only this thread
+    /// of the process contends for the store's lock; the others wait on the condition variable.
+    fn fetch(&self, current: Option<&Token>, refresher: &dyn Refresh) -> Result<Fetched, Error> {
+        let refresh = |base: Option<&Token>| -> Result<Token, Error> {
+            let token = match refresher.refresh(base) {
+                Ok(token) if token.authorization().is_none() => {
+                    return Err(Error::Refresh(RefreshError::new(
+                        RefreshErrorKind::InvalidResponse,
+                        false,
+                        "the new access token cannot be sent in an HTTP header",
+                    )));
+                }
+                Ok(token) => token,
+                Err(e) if e.is_permanent() => return Err(Error::LoginRequired(Some(e))),
+                Err(e) => return Err(Error::Refresh(e)),
+            };
+            if let Some(hook) = &self.shared.on_refresh {
+                let _ = catch_unwind(AssertUnwindSafe(|| hook(&token)));
+            }
+            Ok(token)
+        };
+        match &self.shared.store {
+            None => refresh(current).map(Fetched::refreshed),
+            Some(store) => store::refresh_locked(
+                &**store,
+                current,
+                self.shared.config.refresh_timeout,
+                |stored| {
+                    // Outside its refresh window (which starts before expiry): fine to adopt.
+                    let now = Instant::now();
+                    self.deadlines(stored, now).1.is_none_or(|at| now < at)
+                },
+                refresh,
+            ),
+        }
+    }
+
+    /// The effective expiry of `token` (its own, or `now` + the assumed lifetime) and the start of
+    /// its mandatory refresh window.
+    fn deadlines(&self, token: &Token, now: Instant) -> (Option<Instant>, Option<Instant>) {
         let cfg = &self.shared.config;
-        let now = Instant::now();
         let (expires_at, lifetime) = match (token.expires_at(), cfg.assumed_lifetime) {
             (Some(at), _) => (Some(at), token.lifetime()),
             (None, Some(assumed)) => (Some(now + assumed), Some(assumed)),
@@ -495,12 +591,18 @@ impl Gate {
             Some(l) => cfg.refresh_before_expiry.min(l / 10),
             None => cfg.refresh_before_expiry,
         };
+        let refresh_at = expires_at.map(|at| at.checked_sub(window).unwrap_or(at));
+        (expires_at, refresh_at)
+    }
+
+    fn install(&self, st: &mut State, token: Token, reactive: bool) -> Lease {
+        let (expires_at, refresh_at) = self.deadlines(&token, Instant::now());
         let token = Arc::new(token);
         st.generation += 1;
         st.current = Some(Current {
             token: Arc::clone(&token),
             expires_at,
-            refresh_at: expires_at.map(|at| at.checked_sub(window).unwrap_or(at)),
+            refresh_at,
             dead: false,
             reactive,
         });
@@ -555,12 +657,32 @@ impl Gate {
 
     /// Installs a new token, e.g. after the user logged in again. Leaves the login-required state and
     /// any backoff, and wakes waiting threads. A refresh in flight when this is called is discarded
-    /// when it completes.
+    /// when it completes. With a [`store`](GateBuilder::store), the token is first saved inside the
+    /// store's exclusive section (waiting at most `refresh_timeout` for it).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidToken`] when the token cannot be sent in an HTTP header; the gate is unchanged.
+    /// [`Error::InvalidToken`] when the token cannot be sent in an HTTP header;
+    /// [`Error::Store`] when it could not be saved, or [`Error::RefreshTimeout`] when the store stayed
+    /// locked. The gate is unchanged on error.
     pub fn set_token(&self, token: Token) -> Result<(), Error> {
+        if token.authorization().is_none() {
+            return Err(Error::InvalidToken);
+        }
+        if let Some(store) = &self.shared.store {
+            let timeout = self.shared.config.refresh_timeout;
+            let _section = store
+                .lock(timeout)
+                .map_err(|e| store::lock_failed(e, timeout))?;
+            store.save(&token)?;
+            // Installed before the section ends, so no process can refresh the replaced token.
+            return self.install_token(token);
+        }
+        self.install_token(token)
+    }
+
+    /// [`set_token`](Gate::set_token) without saving to the store.
+    fn install_token(&self, token: Token) -> Result<(), Error> {
         if token.authorization().is_none() {
             return Err(Error::InvalidToken);
         }
@@ -597,6 +719,8 @@ impl Gate {
             refresh_failures: c.refresh_failures.load(Relaxed),
             waits: c.waits.load(Relaxed),
             replays: c.replays.load(Relaxed),
+            adopted: c.adopted.load(Relaxed),
+            store_errors: c.store_errors.load(Relaxed),
         }
     }
 
