@@ -390,3 +390,229 @@ fn invalid_tokens_are_refused() {
         RefreshErrorKind::InvalidResponse
     );
 }
+
+// ---- with a TokenStore (MemoryStore here; FileStore and processes in tests/integration/store.rs) ----
+
+use crate::error::{StoreError, StoreErrorKind};
+use crate::store::{MemoryStore, StoreLock, TokenStore};
+
+/// A refresher that counts its calls and answers `new<n>`, valid for an hour.
+fn counting() -> (
+    Arc<AtomicUsize>,
+    impl Fn(&Token) -> Result<Token, RefreshError> + Clone + Send + Sync + 'static,
+) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let refresher = move |_: &Token| {
+        let n = c.fetch_add(1, SeqCst) + 1;
+        Ok(Token::new(format!("new{n}"))
+            .refresh_token(format!("r{n}"))
+            .expires_in(Duration::from_secs(3600)))
+    };
+    (calls, refresher)
+}
+
+#[test]
+fn gates_sharing_a_store_refresh_once_and_adopt() {
+    let store = MemoryStore::new();
+    store.save(&expired()).unwrap();
+    let (calls, refresher) = counting();
+    let gate = || {
+        Gate::builder()
+            .store(store.clone())
+            .refresher(refresher.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (gate(), gate());
+    assert_eq!(
+        b.token().unwrap().access_token().secret(),
+        "old",
+        "starts from the store"
+    );
+    assert_eq!(a.lease().unwrap().token().access_token().secret(), "new1");
+    assert_eq!(
+        store.load().unwrap().unwrap().access_token().secret(),
+        "new1"
+    );
+    // b still holds the expired "old": under the store's lock it finds "new1" and adopts it.
+    assert_eq!(b.lease().unwrap().token().access_token().secret(), "new1");
+    assert_eq!(calls.load(SeqCst), 1);
+    assert_eq!((a.stats().refreshes, a.stats().adopted), (1, 0));
+    assert_eq!((b.stats().refreshes, b.stats().adopted), (0, 1));
+}
+
+#[test]
+fn one_thread_per_gate_takes_the_store_lock() {
+    // The store's lock is held by "another process" while a storm of threads needs a refresh: only
+    // one of them may wait for the lock; the rest wait on the gate's condition variable.
+    let store = MemoryStore::new();
+    store.save(&expired()).unwrap();
+    let (calls, refresher) = counting();
+    let gate = Gate::builder()
+        .store(store.clone())
+        .refresher(refresher)
+        .refresh_timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let section = store.lock(PATIENCE).unwrap();
+    let (tx, rx) = bounded(THREADS);
+    for _ in 0..THREADS {
+        let (gate, tx) = (gate.clone(), tx.clone());
+        thread::spawn(move || tx.send(gate.lease()).unwrap());
+    }
+    eventually("every other thread waits on the gate", || {
+        gate.stats().waits == (THREADS - 1) as u64
+    });
+    // The other process refreshed meanwhile and saves before leaving its section.
+    store
+        .save(&Token::new("theirs").expires_in(Duration::from_secs(3600)))
+        .unwrap();
+    drop(section);
+    for _ in 0..THREADS {
+        let lease = rx.recv_timeout(PATIENCE).expect("a thread hung").unwrap();
+        assert_eq!(lease.token().access_token().secret(), "theirs");
+    }
+    assert_eq!(calls.load(SeqCst), 0, "adopted, not refreshed");
+    assert_eq!(gate.stats().adopted, 1);
+}
+
+#[test]
+fn store_lock_timeout_is_a_refresh_timeout_and_nothing_is_wedged() {
+    let store = MemoryStore::new();
+    let (calls, refresher) = counting();
+    let gate = Gate::builder()
+        .token(expired())
+        .store(store.clone())
+        .refresher(refresher)
+        .refresh_timeout(Duration::from_millis(30))
+        .build()
+        .unwrap();
+    let section = store.lock(PATIENCE).unwrap();
+    assert!(matches!(gate.lease(), Err(Error::RefreshTimeout(_))));
+    assert!(matches!(
+        gate.set_token(Token::new("x")),
+        Err(Error::RefreshTimeout(_))
+    ));
+    assert_eq!(calls.load(SeqCst), 0);
+    drop(section);
+    assert_eq!(
+        gate.lease().unwrap().token().access_token().secret(),
+        "new1"
+    );
+}
+
+#[test]
+fn panicking_refresher_leaves_the_store_section() {
+    let store = MemoryStore::new();
+    let gate = Gate::builder()
+        .token(expired())
+        .store(store.clone())
+        .refresher(|_: &Token| -> Result<Token, RefreshError> { panic!("boom") })
+        .build()
+        .unwrap();
+    assert!(matches!(gate.lease(), Err(Error::RefresherPanicked)));
+    drop(store.lock(Duration::ZERO).expect("the section was left"));
+    assert!(store.load().unwrap().is_none(), "nothing saved");
+}
+
+#[test]
+fn on_refresh_sees_each_refreshed_token_once_and_may_panic() {
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let (_, refresher) = counting();
+    let store = MemoryStore::new();
+    let gate = Gate::builder()
+        .token(expired())
+        .store(store.clone())
+        .refresher(refresher)
+        .on_refresh(move |t| {
+            s.lock().push(t.access_token().secret().to_owned());
+            panic!("a broken hook must not break the refresh");
+        })
+        .build()
+        .unwrap();
+    assert_eq!(
+        gate.lease().unwrap().token().access_token().secret(),
+        "new1"
+    );
+    assert_eq!(
+        store.load().unwrap().unwrap().access_token().secret(),
+        "new1"
+    );
+    gate.set_token(expired()).unwrap();
+    store
+        .save(&Token::new("theirs").expires_in(Duration::from_secs(3600)))
+        .unwrap();
+    assert_eq!(
+        gate.lease().unwrap().token().access_token().secret(),
+        "theirs"
+    );
+    assert_eq!(
+        *seen.lock(),
+        ["new1"],
+        "not called for set_token or adoption"
+    );
+}
+
+/// A store whose every operation fails as told.
+struct Broken(StoreErrorKind);
+
+impl TokenStore for Broken {
+    fn load(&self) -> Result<Option<Token>, StoreError> {
+        match self.0 {
+            StoreErrorKind::Io => Err(StoreError::new(self.0, "unreadable")),
+            _ => Ok(None),
+        }
+    }
+    fn save(&self, _: &Token) -> Result<(), StoreError> {
+        Err(StoreError::new(self.0, "disk full"))
+    }
+    fn lock(&self, _: Duration) -> Result<StoreLock<'_>, StoreError> {
+        Ok(StoreLock::none())
+    }
+}
+
+#[test]
+fn store_failures_are_typed_and_a_refreshed_token_is_used_even_if_unsaved() {
+    let e = Gate::builder()
+        .store(Broken(StoreErrorKind::Io))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.store_error().unwrap().kind(), StoreErrorKind::Io);
+    assert!(e.is_transient());
+
+    let (calls, refresher) = counting();
+    let gate = Gate::builder()
+        .token(expired())
+        .store(Broken(StoreErrorKind::Custom))
+        .refresher(refresher)
+        .build()
+        .unwrap();
+    assert_eq!(
+        gate.lease().unwrap().token().access_token().secret(),
+        "new1"
+    );
+    assert_eq!(gate.stats().store_errors, 1);
+    assert!(matches!(
+        gate.set_token(Token::new("x")),
+        Err(Error::Store(_))
+    ));
+    assert_eq!(
+        gate.token().unwrap().access_token().secret(),
+        "new1",
+        "unchanged when the save failed"
+    );
+
+    // An unreadable store stops the refresh: what other processes did cannot be seen.
+    let gate = Gate::builder()
+        .token(expired())
+        .store(Broken(StoreErrorKind::Io))
+        .refresher(move |_: &Token| -> Result<Token, RefreshError> {
+            calls.fetch_add(1, SeqCst);
+            Ok(Token::new("never"))
+        })
+        .build()
+        .unwrap();
+    assert!(matches!(gate.lease(), Err(Error::Store(_))));
+}
