@@ -7,4 +7,5 @@ mod concurrency;
 mod failures;
 mod refreshers;
 mod security;
+mod store;
 mod support;
