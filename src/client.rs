@@ -287,7 +287,7 @@ impl ClientBuilder {
     /// ```
     /// use tokengate::{Client, FileStore};
     ///
-    /// let path = std::env::temp_dir().join("tokengate-doc-client-store.json");
+    /// let path = std::env::temp_dir().join(format!("tg-doc-{}.json", std::process::id()));
     /// let client = Client::builder("https://api.example.com").store(FileStore::new(&path)).build()?;
     /// assert!(client.token().is_none()); // nothing stored yet: log in, then `client.set_token(..)`
     /// # Ok::<_, tokengate::Error>(())
