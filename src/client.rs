@@ -662,22 +662,18 @@ impl Client {
             parts.extensions.insert(ch);
         }
         let body = match (&self.inner.reject_when, authed && !rejected) {
-            (Some(pred), true) => {
-                let (body, buffered) = buffer(body, self.inner.max_buffered_body);
-                if let Some(bytes) = buffered {
-                    rejected = pred(&parts, &bytes);
-                }
-                body
-            }
+            (Some(pred), true) => buffer(body, self.inner.max_buffered_body, |bytes| {
+                rejected = pred(&parts, bytes);
+            }),
             _ => body,
         };
         (Response::from_parts(parts, body), rejected)
     }
 }
 
-/// Reads up to `limit` bytes of `body`. Returns a body that yields everything (the buffered prefix,
-/// then the rest) and, when the whole body fit, its bytes.
-fn buffer(body: Body, limit: u64) -> (Body, Option<Vec<u8>>) {
+/// Reads up to `limit` bytes of `body` and, when the whole body fit, shows it to `judge`. Returns a
+/// body that yields everything: the buffered bytes, then (when over the limit) the rest of the stream.
+fn buffer(body: Body, limit: u64, judge: impl FnOnce(&[u8])) -> Body {
     let mime = body.mime_type().map(str::to_owned);
     let charset = body.charset().map(str::to_owned);
     let mut reader = body.into_reader();
@@ -693,10 +689,13 @@ fn buffer(body: Body, limit: u64) -> (Body, Option<Vec<u8>>) {
         builder = builder.charset(c);
     }
     match read {
-        Ok(_) if buf.len() as u64 <= limit => (builder.data(buf.clone()), Some(buf)),
+        Ok(_) if buf.len() as u64 <= limit => {
+            judge(&buf);
+            builder.data(buf)
+        }
         // Too large, or the read failed part-way: hand the caller what we have and the rest of the
         // stream, which reports the error again if there is one.
-        _ => (builder.reader(Cursor::new(buf).chain(reader)), None),
+        _ => builder.reader(Cursor::new(buf).chain(reader)),
     }
 }
 
@@ -794,13 +793,13 @@ mod tests {
         let body = Body::builder()
             .mime_type("application/json")
             .data(b"0123456789".to_vec());
-        let (mut b, bytes) = buffer(body, 100);
-        assert_eq!(bytes.as_deref(), Some(&b"0123456789"[..]));
+        let mut seen = None;
+        let mut b = buffer(body, 100, |bytes| seen = Some(bytes.to_vec()));
+        assert_eq!(seen.as_deref(), Some(&b"0123456789"[..]));
         assert_eq!(b.mime_type(), Some("application/json"));
         assert_eq!(b.read_to_vec().unwrap(), b"0123456789");
         let body = Body::builder().data(b"0123456789".to_vec());
-        let (mut b, bytes) = buffer(body, 4);
-        assert!(bytes.is_none());
+        let mut b = buffer(body, 4, |_| panic!("not judged when over the limit"));
         assert_eq!(b.read_to_vec().unwrap(), b"0123456789");
     }
 }
