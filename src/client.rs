@@ -12,6 +12,7 @@ use ureq::http::{self, HeaderName, HeaderValue, Method, Request, Response, Statu
 
 use crate::challenge::Challenge;
 use crate::error::Error;
+use crate::events::{Background, Event};
 use crate::gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 use crate::refresh::Refresh;
 use crate::token::Token;
@@ -75,6 +76,8 @@ struct Inner {
     max_replays: u32,
     max_buffered_body: u64,
     max_redirects: u32,
+    /// Stops and joins the background refresher when the last clone of the client is dropped.
+    _background: Option<Background>,
 }
 
 /// Builds a [`Client`]. See [`Client::builder`].
@@ -92,6 +95,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     response_timeout: Duration,
     user_agent: Option<String>,
+    background_refresh: bool,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -122,6 +126,7 @@ impl Client {
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(60),
             user_agent: None,
+            background_refresh: false,
         }
     }
 
@@ -180,6 +185,25 @@ impl Client {
     /// A snapshot of the current token, without refreshing. `None` before the first token.
     pub fn token(&self) -> Option<Arc<Token>> {
         self.inner.gate.token()
+    }
+
+    /// Subscribes to token [`Event`]s (refreshed, refresh failed, login required, token set). See
+    /// [`Gate::events`] for the delivery guarantees: sending never blocks a request.
+    ///
+    /// ```
+    /// # let client = tokengate::Client::builder("https://api.example.com").build()?;
+    /// let events = client.events();
+    /// std::thread::spawn(move || {
+    ///     for event in events {
+    ///         if let tokengate::Event::LoginRequired { .. } = event {
+    ///             eprintln!("please log in again");
+    ///         }
+    ///     }
+    /// });
+    /// # Ok::<_, tokengate::Error>(())
+    /// ```
+    pub fn events(&self) -> crossbeam_channel::Receiver<Event> {
+        self.inner.gate.events()
     }
 
     /// Counters: refreshes, refresh failures, threads that waited, replays. Shared by every client on
@@ -259,6 +283,24 @@ impl ClientBuilder {
     /// 60 seconds (or a tenth of the token's lifetime when that is shorter).
     pub fn refresh_before_expiry(self, window: Duration) -> Self {
         self.gate_option(|g| g.refresh_before_expiry(window))
+    }
+
+    /// Sets the advisory window, in which a refresh runs in the background while the still-valid token
+    /// keeps being used. See [`GateBuilder::refresh_ahead`]. Defaults to 5 minutes (or a fifth of the
+    /// token's lifetime when that is shorter).
+    pub fn refresh_ahead(self, window: Duration) -> Self {
+        self.gate_option(|g| g.refresh_ahead(window))
+    }
+
+    /// Starts a background thread that refreshes the token when its advisory window opens, before any
+    /// request needs it, so no request waits for a refresh. It refreshes through the same gate as the
+    /// requests (never in parallel with them), backs off the same way after failures, and sleeps on a
+    /// channel in between (no polling). It stops and is joined when the last clone of the client is
+    /// dropped. Defaults to `false`: the first request inside the advisory window starts the refresh
+    /// on a short-lived thread instead.
+    pub fn background_refresh(mut self, enabled: bool) -> Self {
+        self.background_refresh = enabled;
+        self
     }
 
     /// Sets how long a thread waits for another's refresh. See [`GateBuilder::refresh_timeout`].
@@ -362,7 +404,8 @@ impl ClientBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidUrl`] when the base URL is not an absolute http(s) URL; [`Error::Config`] when
-    /// both a gate and token settings were given, or the refresher's configuration is unusable;
+    /// both a gate and token settings were given, the refresher's configuration is unusable, or the
+    /// background refresher thread cannot be started;
     /// [`Error::InvalidToken`] when the starting token cannot be sent in a header.
     pub fn build(self) -> Result<Client, Error> {
         let base: Uri = self
@@ -389,6 +432,14 @@ impl ClientBuilder {
         if let Some(ua) = self.user_agent {
             config = config.user_agent(ua);
         }
+        let background = if self.background_refresh {
+            let bg = Background::start(gate.clone()).map_err(|e| {
+                Error::config(format!("cannot start the background refresher: {e}"))
+            })?;
+            Some(bg)
+        } else {
+            None
+        };
         Ok(Client {
             inner: Arc::new(Inner {
                 agent: config.build().new_agent(),
@@ -399,6 +450,7 @@ impl ClientBuilder {
                 max_replays: self.max_replays,
                 max_buffered_body: self.max_buffered_body,
                 max_redirects: self.max_redirects,
+                _background: background,
             }),
         })
     }

@@ -57,6 +57,7 @@
 mod challenge;
 mod client;
 mod error;
+mod events;
 mod gate;
 mod refresh;
 mod token;
@@ -65,6 +66,7 @@ mod util;
 pub use challenge::Challenge;
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use error::{Error, OAuthError, RefreshError, RefreshErrorKind};
+pub use events::{EVENT_BUFFER, Event};
 pub use gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 pub use refresh::{ClientAuth, OAuth2, Refresh, TokenResponse};
 pub use token::{AccessToken, ClientSecret, RefreshToken, Token};
