@@ -10,7 +10,7 @@ use std::time::Duration;
 use ureq::Body;
 use ureq::http::{self, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 
-use crate::challenge::Challenge;
+use crate::challenge;
 use crate::error::Error;
 use crate::events::{Background, Event};
 use crate::gate::{Gate, GateBuilder, Lease, Rejection, Stats};
@@ -697,19 +697,8 @@ impl Client {
     /// needed, and attaches the parsed `WWW-Authenticate` challenge of a 401/403.
     fn classify(&self, resp: Response<Body>, authed: bool) -> (Response<Body>, bool) {
         let (mut parts, body) = resp.into_parts();
-        let challenge = if matches!(parts.status.as_u16(), 401 | 403) {
-            parts
-                .headers
-                .get_all(http::header::WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(Challenge::bearer)
-        } else {
-            None
-        };
-        let mut rejected = authed
-            && parts.status == StatusCode::UNAUTHORIZED
-            && challenge.as_ref().is_none_or(Challenge::wants_new_token);
+        let challenge = challenge::of_response(parts.status, &parts.headers);
+        let mut rejected = authed && challenge::rejects_token(parts.status, challenge.as_ref());
         if let Some(ch) = challenge {
             parts.extensions.insert(ch);
         }

@@ -59,6 +59,7 @@ mod client;
 mod error;
 mod events;
 mod gate;
+mod middleware;
 mod refresh;
 mod token;
 mod util;
@@ -68,6 +69,7 @@ pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use error::{Error, OAuthError, RefreshError, RefreshErrorKind};
 pub use events::{EVENT_BUFFER, Event};
 pub use gate::{Gate, GateBuilder, Lease, Rejection, Stats};
+pub use middleware::TokenMiddleware;
 pub use refresh::{ClientAuth, OAuth2, Refresh, TokenResponse};
 pub use token::{AccessToken, ClientSecret, RefreshToken, Token};
 
