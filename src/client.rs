@@ -52,8 +52,10 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 ///   refreshing it. It wakes when that refresh completes (success, failure or panic) or after
 ///   `refresh_timeout`, whichever comes first; it never spins or sleeps.
 ///
-/// The gate's mutex is held only to read or install the token, never across network I/O. The refresh
-/// itself runs on the first thread that needed it, with no lock held.
+/// The gate's mutex is held only to read or install the token, never across network I/O. A refresh in
+/// the mandatory window runs on the first thread that needed it, with no lock held; one in the advisory
+/// window runs on a short-lived thread of its own (or on the background refresher, when enabled) while
+/// requests go on with the still-valid token.
 ///
 /// # Rejections and replays
 ///

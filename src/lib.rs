@@ -27,11 +27,16 @@
 //!   share one.
 //! - [`Refresh`]: what gets a new token. [`OAuth2`] implements the refresh_token and
 //!   client_credentials grants; any closure `Fn(&Token) -> Result<Token, RefreshError>` works too.
+//! - [`Event`]s ([`Client::events`]) report refreshes, failures and the end of the session without
+//!   ever blocking a request; [`ClientBuilder::background_refresh`] renews tokens before anyone needs
+//!   them; [`TokenMiddleware`] brings the gate to a plain `ureq::Agent`.
 //! - [`Token`]: the access token with its expiry (monotonic [`Instant`](std::time::Instant)) and
 //!   refresh token. Secrets print as `[redacted]`.
 //!
 //! A token is refreshed *before* it is used when it is within `refresh_before_expiry` of its expiry
-//! (60 s, or a tenth of its lifetime when that is shorter), and *after* the server rejects it.
+//! (60 s, or a tenth of its lifetime when that is shorter), and *after* the server rejects it. Earlier,
+//! inside `refresh_ahead` (5 min, or a fifth of its lifetime), a refresh starts in the background while
+//! requests keep using the still-valid token.
 //!
 //! # Thread safety
 //!
