@@ -463,6 +463,10 @@ impl Gate {
     /// for the calling thread.
     fn run_refresh(&self, mut ticket: Ticket) -> Result<Lease, Error> {
         let Some(refresher) = self.shared.refresher.as_deref() else {
+            // Not reached: tickets are only claimed when there is a refresher. Release the claim.
+            ticket.armed = false;
+            self.shared.state.lock().refreshing = false;
+            self.shared.cond.notify_all();
             return Err(Error::LoginRequired(None));
         };
         let started = Instant::now();
