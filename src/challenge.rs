@@ -3,6 +3,26 @@
 
 use std::fmt;
 
+use ureq::http::{HeaderMap, StatusCode, header::WWW_AUTHENTICATE};
+
+/// The `Bearer` challenge of a 401 or 403 response, if it has one.
+pub(crate) fn of_response(status: StatusCode, headers: &HeaderMap) -> Option<Challenge> {
+    if !matches!(status.as_u16(), 401 | 403) {
+        return None;
+    }
+    headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(Challenge::bearer)
+}
+
+/// Whether a response rejects the token it carried: a 401 whose challenge (if any) asks for a new
+/// token. A 403, or a 401 with `insufficient_scope`, is not fixed by a new token.
+pub(crate) fn rejects_token(status: StatusCode, challenge: Option<&Challenge>) -> bool {
+    status == StatusCode::UNAUTHORIZED && challenge.is_none_or(Challenge::wants_new_token)
+}
+
 /// One authentication challenge from a `WWW-Authenticate` header.
 ///
 /// The client attaches the `Bearer` challenge of a 401 or 403 it returns to the response's

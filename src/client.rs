@@ -10,8 +10,9 @@ use std::time::Duration;
 use ureq::Body;
 use ureq::http::{self, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 
-use crate::challenge::Challenge;
+use crate::challenge;
 use crate::error::Error;
+use crate::events::{Background, Event};
 use crate::gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 use crate::refresh::Refresh;
 use crate::store::TokenStore;
@@ -52,8 +53,10 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 ///   refreshing it. It wakes when that refresh completes (success, failure or panic) or after
 ///   `refresh_timeout`, whichever comes first; it never spins or sleeps.
 ///
-/// The gate's mutex is held only to read or install the token, never across network I/O. The refresh
-/// itself runs on the first thread that needed it, with no lock held.
+/// The gate's mutex is held only to read or install the token, never across network I/O. A refresh in
+/// the mandatory window runs on the first thread that needed it, with no lock held; one in the advisory
+/// window runs on a short-lived thread of its own (or on the background refresher, when enabled) while
+/// requests go on with the still-valid token.
 ///
 /// # Rejections and replays
 ///
@@ -76,6 +79,8 @@ struct Inner {
     max_replays: u32,
     max_buffered_body: u64,
     max_redirects: u32,
+    /// Stops and joins the background refresher when the last clone of the client is dropped.
+    _background: Option<Background>,
 }
 
 /// Builds a [`Client`]. See [`Client::builder`].
@@ -93,6 +98,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     response_timeout: Duration,
     user_agent: Option<String>,
+    background_refresh: bool,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -123,6 +129,7 @@ impl Client {
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(60),
             user_agent: None,
+            background_refresh: false,
         }
     }
 
@@ -181,6 +188,25 @@ impl Client {
     /// A snapshot of the current token, without refreshing. `None` before the first token.
     pub fn token(&self) -> Option<Arc<Token>> {
         self.inner.gate.token()
+    }
+
+    /// Subscribes to token [`Event`]s (refreshed, refresh failed, login required, token set). See
+    /// [`Gate::events`] for the delivery guarantees: sending never blocks a request.
+    ///
+    /// ```
+    /// # let client = tokengate::Client::builder("https://api.example.com").build()?;
+    /// let events = client.events();
+    /// std::thread::spawn(move || {
+    ///     for event in events {
+    ///         if let tokengate::Event::LoginRequired { .. } = event {
+    ///             eprintln!("please log in again");
+    ///         }
+    ///     }
+    /// });
+    /// # Ok::<_, tokengate::Error>(())
+    /// ```
+    pub fn events(&self) -> crossbeam_channel::Receiver<Event> {
+        self.inner.gate.events()
     }
 
     /// Counters: refreshes, refresh failures, threads that waited, replays. Shared by every client on
@@ -260,6 +286,24 @@ impl ClientBuilder {
     /// 60 seconds (or a tenth of the token's lifetime when that is shorter).
     pub fn refresh_before_expiry(self, window: Duration) -> Self {
         self.gate_option(|g| g.refresh_before_expiry(window))
+    }
+
+    /// Sets the advisory window, in which a refresh runs in the background while the still-valid token
+    /// keeps being used. See [`GateBuilder::refresh_ahead`]. Defaults to 5 minutes (or a fifth of the
+    /// token's lifetime when that is shorter).
+    pub fn refresh_ahead(self, window: Duration) -> Self {
+        self.gate_option(|g| g.refresh_ahead(window))
+    }
+
+    /// Starts a background thread that refreshes the token when its advisory window opens, before any
+    /// request needs it, so no request waits for a refresh. It refreshes through the same gate as the
+    /// requests (never in parallel with them), backs off the same way after failures, and sleeps on a
+    /// channel in between (no polling). It stops and is joined when the last clone of the client is
+    /// dropped. Defaults to `false`: the first request inside the advisory window starts the refresh
+    /// on a short-lived thread instead.
+    pub fn background_refresh(mut self, enabled: bool) -> Self {
+        self.background_refresh = enabled;
+        self
     }
 
     /// Sets how long a thread waits for another's refresh. See [`GateBuilder::refresh_timeout`].
@@ -385,7 +429,8 @@ impl ClientBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidUrl`] when the base URL is not an absolute http(s) URL; [`Error::Config`] when
-    /// both a gate and token settings were given, or the refresher's configuration is unusable;
+    /// both a gate and token settings were given, the refresher's configuration is unusable, or the
+    /// background refresher thread cannot be started;
     /// [`Error::InvalidToken`] when the starting token cannot be sent in a header; [`Error::Store`]
     /// when the [`store`](ClientBuilder::store) cannot be read or holds no valid token file.
     pub fn build(self) -> Result<Client, Error> {
@@ -413,6 +458,14 @@ impl ClientBuilder {
         if let Some(ua) = self.user_agent {
             config = config.user_agent(ua);
         }
+        let background = if self.background_refresh {
+            let bg = Background::start(gate.clone()).map_err(|e| {
+                Error::config(format!("cannot start the background refresher: {e}"))
+            })?;
+            Some(bg)
+        } else {
+            None
+        };
         Ok(Client {
             inner: Arc::new(Inner {
                 agent: config.build().new_agent(),
@@ -423,6 +476,7 @@ impl ClientBuilder {
                 max_replays: self.max_replays,
                 max_buffered_body: self.max_buffered_body,
                 max_redirects: self.max_redirects,
+                _background: background,
             }),
         })
     }
@@ -669,39 +723,24 @@ impl Client {
     /// needed, and attaches the parsed `WWW-Authenticate` challenge of a 401/403.
     fn classify(&self, resp: Response<Body>, authed: bool) -> (Response<Body>, bool) {
         let (mut parts, body) = resp.into_parts();
-        let challenge = if matches!(parts.status.as_u16(), 401 | 403) {
-            parts
-                .headers
-                .get_all(http::header::WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(Challenge::bearer)
-        } else {
-            None
-        };
-        let mut rejected = authed
-            && parts.status == StatusCode::UNAUTHORIZED
-            && challenge.as_ref().is_none_or(Challenge::wants_new_token);
+        let challenge = challenge::of_response(parts.status, &parts.headers);
+        let mut rejected = authed && challenge::rejects_token(parts.status, challenge.as_ref());
         if let Some(ch) = challenge {
             parts.extensions.insert(ch);
         }
         let body = match (&self.inner.reject_when, authed && !rejected) {
-            (Some(pred), true) => {
-                let (body, buffered) = buffer(body, self.inner.max_buffered_body);
-                if let Some(bytes) = buffered {
-                    rejected = pred(&parts, &bytes);
-                }
-                body
-            }
+            (Some(pred), true) => buffer(body, self.inner.max_buffered_body, |bytes| {
+                rejected = pred(&parts, bytes);
+            }),
             _ => body,
         };
         (Response::from_parts(parts, body), rejected)
     }
 }
 
-/// Reads up to `limit` bytes of `body`. Returns a body that yields everything (the buffered prefix,
-/// then the rest) and, when the whole body fit, its bytes.
-fn buffer(body: Body, limit: u64) -> (Body, Option<Vec<u8>>) {
+/// Reads up to `limit` bytes of `body` and, when the whole body fit, shows it to `judge`. Returns a
+/// body that yields everything: the buffered bytes, then (when over the limit) the rest of the stream.
+fn buffer(body: Body, limit: u64, judge: impl FnOnce(&[u8])) -> Body {
     let mime = body.mime_type().map(str::to_owned);
     let charset = body.charset().map(str::to_owned);
     let mut reader = body.into_reader();
@@ -717,10 +756,13 @@ fn buffer(body: Body, limit: u64) -> (Body, Option<Vec<u8>>) {
         builder = builder.charset(c);
     }
     match read {
-        Ok(_) if buf.len() as u64 <= limit => (builder.data(buf.clone()), Some(buf)),
+        Ok(_) if buf.len() as u64 <= limit => {
+            judge(&buf);
+            builder.data(buf)
+        }
         // Too large, or the read failed part-way: hand the caller what we have and the rest of the
         // stream, which reports the error again if there is one.
-        _ => (builder.reader(Cursor::new(buf).chain(reader)), None),
+        _ => builder.reader(Cursor::new(buf).chain(reader)),
     }
 }
 
@@ -818,13 +860,13 @@ mod tests {
         let body = Body::builder()
             .mime_type("application/json")
             .data(b"0123456789".to_vec());
-        let (mut b, bytes) = buffer(body, 100);
-        assert_eq!(bytes.as_deref(), Some(&b"0123456789"[..]));
+        let mut seen = None;
+        let mut b = buffer(body, 100, |bytes| seen = Some(bytes.to_vec()));
+        assert_eq!(seen.as_deref(), Some(&b"0123456789"[..]));
         assert_eq!(b.mime_type(), Some("application/json"));
         assert_eq!(b.read_to_vec().unwrap(), b"0123456789");
         let body = Body::builder().data(b"0123456789".to_vec());
-        let (mut b, bytes) = buffer(body, 4);
-        assert!(bytes.is_none());
+        let mut b = buffer(body, 4, |_| panic!("not judged when over the limit"));
         assert_eq!(b.read_to_vec().unwrap(), b"0123456789");
     }
 }

@@ -32,6 +32,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use ureq::http::HeaderValue;
 
 use crate::error::{Error, RefreshError, RefreshErrorKind};
+use crate::events::{Event, Subscribers};
 use crate::refresh::Refresh;
 use crate::store::{self, Fetched, TokenStore};
 use crate::token::Token;
@@ -83,11 +84,13 @@ struct Shared {
     /// Highest generation the server has accepted (see [`Gate::confirm`]).
     accepted: AtomicU64,
     stats: Counters,
+    subscribers: Subscribers,
 }
 
 #[derive(Clone, Debug)]
 struct Config {
     refresh_before_expiry: Duration,
+    refresh_ahead: Duration,
     refresh_timeout: Duration,
     assumed_lifetime: Option<Duration>,
     backoff_initial: Duration,
@@ -100,6 +103,7 @@ struct Counters {
     refresh_failures: AtomicU64,
     waits: AtomicU64,
     replays: AtomicU64,
+    events_dropped: AtomicU64,
     adopted: AtomicU64,
     store_errors: AtomicU64,
 }
@@ -119,12 +123,22 @@ struct State {
     consecutive_failures: u32,
 }
 
+/// When a token's refresh windows open; see [`Gate::windows`].
+struct Windows {
+    expires_at: Option<Instant>,
+    refresh_at: Option<Instant>,
+    ahead_at: Option<Instant>,
+}
+
 struct Current {
     token: Arc<Token>,
     /// Effective expiry: the token's, or now + the assumed lifetime.
     expires_at: Option<Instant>,
-    /// Start of the mandatory refresh window.
+    /// Start of the mandatory refresh window: from here on, threads wait for the refresh.
     refresh_at: Option<Instant>,
+    /// Start of the advisory window: from here on, a refresh runs in the background while the
+    /// still-valid token keeps being used.
+    ahead_at: Option<Instant>,
     /// Rejected by the server.
     dead: bool,
     /// Installed by a refresh that a rejection triggered.
@@ -187,6 +201,8 @@ pub struct Stats {
     pub waits: u64,
     /// Requests replayed with a new token after a rejection.
     pub replays: u64,
+    /// Events that a full subscriber channel could not take (see [`EVENT_BUFFER`](crate::EVENT_BUFFER)).
+    pub events_dropped: u64,
     /// Refreshes skipped because the [`TokenStore`] already held a newer token (another process, or
     /// another gate on the same store, had refreshed); the stored token was adopted.
     pub adopted: u64,
@@ -224,6 +240,7 @@ impl Default for GateBuilder {
             refresher: None,
             config: Config {
                 refresh_before_expiry: Duration::from_secs(60),
+                refresh_ahead: Duration::from_secs(300),
                 refresh_timeout: Duration::from_secs(30),
                 assumed_lifetime: None,
                 backoff_initial: Duration::from_secs(1),
@@ -258,6 +275,17 @@ impl GateBuilder {
     /// token is refreshed 100 ms before it expires, not on every request. Defaults to 60 seconds.
     pub fn refresh_before_expiry(mut self, window: Duration) -> Self {
         self.config.refresh_before_expiry = window;
+        self
+    }
+
+    /// Sets how long before expiry the advisory window opens: the first request inside it starts a
+    /// refresh on a background thread, and it and every other request keep using the still-valid
+    /// token meanwhile. Only inside the mandatory window
+    /// ([`refresh_before_expiry`](GateBuilder::refresh_before_expiry)) do threads wait. The window is
+    /// shortened to a fifth of the token's lifetime when that is shorter, and never ends before the
+    /// mandatory window starts; `Duration::ZERO` turns it off. Defaults to 5 minutes.
+    pub fn refresh_ahead(mut self, window: Duration) -> Self {
+        self.config.refresh_ahead = window;
         self
     }
 
@@ -346,6 +374,7 @@ impl GateBuilder {
             store: self.store,
             accepted: AtomicU64::new(0),
             stats: Counters::default(),
+            subscribers: Subscribers::default(),
         };
         let gate = Gate {
             shared: Arc::new(shared),
@@ -403,6 +432,12 @@ impl Gate {
                 return Err(e.clone());
             }
             if let Some(lease) = st.fresh_lease(now) {
+                if st.ahead_due(now) && self.shared.refresher.is_some() {
+                    // Advisory window: refresh on another thread, keep using this token.
+                    let ticket = self.claim(&mut st);
+                    drop(st);
+                    self.refresh_in_background(ticket);
+                }
                 return Ok(lease);
             }
             if st.refreshing {
@@ -416,10 +451,12 @@ impl Gate {
             if st.backoff_until.is_some_and(|until| now < until) {
                 return st.valid_lease(now).ok_or_else(|| st.failure());
             }
-            let Some(refresher) = self.shared.refresher.as_deref() else {
+            if self.shared.refresher.is_none() {
                 return st.valid_lease(now).ok_or(Error::LoginRequired(None));
-            };
-            return self.refresh(st, refresher);
+            }
+            let ticket = self.claim(&mut st);
+            drop(st);
+            return self.run_refresh(ticket);
         }
     }
 
@@ -457,38 +494,59 @@ impl Gate {
         None
     }
 
-    /// Runs the refresher with the lock released and installs the outcome. The caller holds the lock
-    /// and has checked that nobody else is refreshing.
-    fn refresh(
-        &self,
-        mut st: MutexGuard<'_, State>,
-        refresher: &dyn Refresh,
-    ) -> Result<Lease, Error> {
+    /// Marks a refresh as in flight and captures what it needs. The caller holds the lock and has
+    /// checked that nobody else is refreshing and that there is a refresher.
+    fn claim(&self, st: &mut State) -> Ticket {
         st.refreshing = true;
-        let started_generation = st.generation;
-        let reactive = st.current.as_ref().is_some_and(|c| c.dead);
-        let current = st.current.as_ref().map(|c| Arc::clone(&c.token));
-        drop(st);
-
-        // If anything below unwinds, the guard clears `refreshing` and wakes the waiters.
-        let guard = RefreshGuard {
-            gate: self,
+        Ticket {
+            gate: self.clone(),
             armed: true,
+            started_generation: st.generation,
+            reactive: st.current.as_ref().is_some_and(|c| c.dead),
+            current: st.current.as_ref().map(|c| Arc::clone(&c.token)),
+        }
+    }
+
+    /// Runs a claimed refresh on a short-lived thread (advisory window). If no thread can be spawned,
+    /// the ticket is dropped, which clears the claim; the mandatory window will refresh in line.
+    fn refresh_in_background(&self, ticket: Ticket) {
+        let gate = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("tokengate-ahead".into())
+            .spawn(move || {
+                let _ = gate.run_refresh(ticket);
+            });
+    }
+
+    /// Runs a claimed refresh with no lock held and installs the outcome: the new token, a
+    /// login-required state, or a backoff. Wakes every waiter, emits the event, and returns the answer
+    /// for the calling thread.
+    fn run_refresh(&self, mut ticket: Ticket) -> Result<Lease, Error> {
+        let Some(refresher) = self.shared.refresher.as_deref() else {
+            // Not reached: tickets are only claimed when there is a refresher. Release the claim.
+            ticket.armed = false;
+            self.shared.state.lock().refreshing = false;
+            self.shared.cond.notify_all();
+            return Err(Error::LoginRequired(None));
         };
+        let started = Instant::now();
+        let current = ticket.current.take();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             self.fetch(current.as_deref(), refresher)
         }))
         .unwrap_or(Err(Error::RefresherPanicked));
-        let mut st = guard.disarm();
+        ticket.armed = false;
+        let mut st = self.shared.state.lock();
         st.refreshing = false;
         st.attempts += 1;
-        if st.generation != started_generation {
+        if st.generation != ticket.started_generation {
             // set_token installed a token while we were refreshing: it wins, our outcome is stale.
             self.shared.cond.notify_all();
             let now = Instant::now();
             return st.valid_lease(now).ok_or_else(|| st.failure());
         }
-        let result = match outcome {
+        let mut save_failed = None;
+        let (result, event) = match outcome {
             Ok(fetched) => {
                 let stats = &self.shared.stats;
                 let counter = if fetched.adopted {
@@ -497,27 +555,55 @@ impl Gate {
                     &stats.refreshes
                 };
                 counter.fetch_add(1, Relaxed);
-                if fetched.save_error.is_some() {
+                if let Some(e) = fetched.save_error {
                     stats.store_errors.fetch_add(1, Relaxed);
+                    save_failed = Some(Event::StoreFailed {
+                        error: Error::Store(e),
+                    });
                 }
                 st.last_error = None;
                 st.backoff_until = None;
                 st.consecutive_failures = 0;
-                Ok(self.install(&mut st, fetched.token, reactive))
+                let lease = self.install(&mut st, fetched.token, ticket.reactive);
+                let expires_in = lease.token.lifetime().or_else(|| lease.token.remaining());
+                let event = if fetched.adopted {
+                    Event::Adopted {
+                        generation: lease.generation,
+                        expires_in,
+                    }
+                } else {
+                    Event::Refreshed {
+                        generation: lease.generation,
+                        expires_in,
+                        reactive: ticket.reactive,
+                        took: started.elapsed(),
+                    }
+                };
+                (Ok(lease), event)
             }
             Err(err) => {
                 self.shared.stats.refresh_failures.fetch_add(1, Relaxed);
                 st.last_error = Some(err.clone());
+                let mut retry_in = None;
                 match &err {
                     Error::LoginRequired(_) => st.login_required = Some(err.clone()),
                     Error::Refresh(e) => {
                         st.consecutive_failures = st.consecutive_failures.saturating_add(1);
                         let delay = self.backoff(st.consecutive_failures, e.retry_after());
                         st.backoff_until = Some(Instant::now() + delay);
+                        retry_in = Some(delay);
                     }
                     _ => {}
                 }
-                Err(err)
+                let event = if err.is_login_required() {
+                    Event::LoginRequired { error: err.clone() }
+                } else {
+                    Event::RefreshFailed {
+                        error: err.clone(),
+                        retry_in,
+                    }
+                };
+                (Err(err), event)
             }
         };
         self.shared.cond.notify_all();
@@ -527,12 +613,23 @@ impl Gate {
             other => other,
         };
         drop(st);
+        self.emit(event);
+        if let Some(event) = save_failed {
+            self.emit(event);
+        }
         if let (Err(err @ Error::LoginRequired(_)), Some(cb)) =
             (&result, &self.shared.on_login_required)
         {
             let _ = catch_unwind(AssertUnwindSafe(|| cb(err)));
         }
         result
+    }
+
+    fn emit(&self, event: Event) {
+        let dropped = self.shared.subscribers.emit(event);
+        if dropped > 0 {
+            self.shared.stats.events_dropped.fetch_add(dropped, Relaxed);
+        }
     }
 
     /// Gets the next token, on the refreshing thread with no gate lock held.
@@ -569,40 +666,53 @@ impl Gate {
                 current,
                 self.shared.config.refresh_timeout,
                 |stored| {
-                    // Outside its refresh window (which starts before expiry): fine to adopt.
+                    // Adopt a stored token that is not yet in its advisory window: adopting one that
+                    // is would only start another refresh at once.
                     let now = Instant::now();
-                    self.deadlines(stored, now).1.is_none_or(|at| now < at)
+                    self.windows(stored, now).ahead_at.is_none_or(|at| now < at)
                 },
                 refresh,
             ),
         }
     }
 
-    /// The effective expiry of `token` (its own, or `now` + the assumed lifetime) and the start of
-    /// its mandatory refresh window.
-    fn deadlines(&self, token: &Token, now: Instant) -> (Option<Instant>, Option<Instant>) {
+    /// The effective expiry of `token` (its own, or `now` + the assumed lifetime) and the starts of
+    /// its mandatory and advisory refresh windows.
+    fn windows(&self, token: &Token, now: Instant) -> Windows {
         let cfg = &self.shared.config;
         let (expires_at, lifetime) = match (token.expires_at(), cfg.assumed_lifetime) {
             (Some(at), _) => (Some(at), token.lifetime()),
             (None, Some(assumed)) => (Some(now + assumed), Some(assumed)),
             (None, None) => (None, None),
         };
-        let window = match lifetime {
-            Some(l) => cfg.refresh_before_expiry.min(l / 10),
-            None => cfg.refresh_before_expiry,
+        let (window, ahead) = match lifetime {
+            Some(l) => (
+                cfg.refresh_before_expiry.min(l / 10),
+                cfg.refresh_ahead.min(l / 5),
+            ),
+            None => (cfg.refresh_before_expiry, cfg.refresh_ahead),
         };
-        let refresh_at = expires_at.map(|at| at.checked_sub(window).unwrap_or(at));
-        (expires_at, refresh_at)
+        let ahead = ahead.max(window);
+        Windows {
+            expires_at,
+            refresh_at: expires_at.map(|at| at.checked_sub(window).unwrap_or(at)),
+            ahead_at: expires_at.map(|at| at.checked_sub(ahead).unwrap_or(at)),
+        }
     }
 
     fn install(&self, st: &mut State, token: Token, reactive: bool) -> Lease {
-        let (expires_at, refresh_at) = self.deadlines(&token, Instant::now());
+        let Windows {
+            expires_at,
+            refresh_at,
+            ahead_at,
+        } = self.windows(&token, Instant::now());
         let token = Arc::new(token);
         st.generation += 1;
         st.current = Some(Current {
             token: Arc::clone(&token),
             expires_at,
             refresh_at,
+            ahead_at,
             dead: false,
             reactive,
         });
@@ -687,12 +797,17 @@ impl Gate {
             return Err(Error::InvalidToken);
         }
         let mut st = self.shared.state.lock();
-        self.install(&mut st, token, false);
+        let lease = self.install(&mut st, token, false);
         st.login_required = None;
         st.last_error = None;
         st.backoff_until = None;
         st.consecutive_failures = 0;
         self.shared.cond.notify_all();
+        drop(st);
+        self.emit(Event::TokenSet {
+            generation: lease.generation,
+            expires_in: lease.token.lifetime().or_else(|| lease.token.remaining()),
+        });
         Ok(())
     }
 
@@ -719,9 +834,60 @@ impl Gate {
             refresh_failures: c.refresh_failures.load(Relaxed),
             waits: c.waits.load(Relaxed),
             replays: c.replays.load(Relaxed),
+            events_dropped: c.events_dropped.load(Relaxed),
             adopted: c.adopted.load(Relaxed),
             store_errors: c.store_errors.load(Relaxed),
         }
+    }
+
+    /// Subscribes to the gate's [`Event`]s. Any number of subscribers; each gets every event from now
+    /// on, through a channel of [`EVENT_BUFFER`](crate::EVENT_BUFFER) events. Sending never blocks the
+    /// gate: when a subscriber's channel is full, the event is dropped for that subscriber (and counted
+    /// in [`Stats::events_dropped`]); a dropped receiver is pruned at the next event.
+    pub fn events(&self) -> crossbeam_channel::Receiver<Event> {
+        self.shared.subscribers.subscribe()
+    }
+
+    /// When the background refresher should next look at the token: when the advisory window opens,
+    /// or the backoff ends, whichever is later. `None` when there is nothing to schedule (no token, no
+    /// expiry, no refresher, a refresh in flight, or login required).
+    pub(crate) fn next_background_refresh(&self) -> Option<Instant> {
+        let st = self.shared.state.lock();
+        if self.shared.refresher.is_none() || st.refreshing || st.login_required.is_some() {
+            return None;
+        }
+        let c = st.current.as_ref()?;
+        let at = if c.dead {
+            Some(Instant::now())
+        } else {
+            c.ahead_at
+        }?;
+        Some(match st.backoff_until {
+            Some(until) => at.max(until),
+            None => at,
+        })
+    }
+
+    /// Refreshes on the calling thread if the token is in its advisory window (or was rejected), no
+    /// refresh is in flight and the gate is not backing off. Used by the background refresher.
+    pub(crate) fn refresh_ahead(&self) {
+        let mut st = self.shared.state.lock();
+        let now = Instant::now();
+        let due = st
+            .current
+            .as_ref()
+            .is_some_and(|c| c.dead || c.ahead_at.is_some_and(|at| now >= at));
+        if !due
+            || self.shared.refresher.is_none()
+            || st.refreshing
+            || st.login_required.is_some()
+            || st.backoff_until.is_some_and(|until| now < until)
+        {
+            return;
+        }
+        let ticket = self.claim(&mut st);
+        drop(st);
+        let _ = self.run_refresh(ticket);
     }
 
     pub(crate) fn count_replay(&self) {
@@ -742,6 +908,17 @@ impl State {
         (!c.dead && c.expires_at.is_none_or(|at| now < at)).then(|| self.lease_of(c))
     }
 
+    /// Whether a fresh token has entered its advisory window and nothing stops a refresh from
+    /// starting (none in flight, no backoff).
+    fn ahead_due(&self, now: Instant) -> bool {
+        !self.refreshing
+            && self.backoff_until.is_none_or(|until| now >= until)
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.ahead_at.is_some_and(|at| now >= at))
+    }
+
     fn lease_of(&self, c: &Current) -> Lease {
         Lease {
             token: Arc::clone(&c.token),
@@ -757,33 +934,28 @@ impl State {
     }
 }
 
-/// Clears `refreshing` and wakes every waiter if the refreshing thread unwinds before it installs an
-/// outcome: parking_lot does not poison, so without this a panic would wedge every waiter.
-struct RefreshGuard<'a> {
-    gate: &'a Gate,
+/// A claimed refresh: `refreshing` is set and this ticket owns it. [`Gate::run_refresh`] consumes it.
+/// If the ticket is dropped unconsumed (the refreshing thread unwound, or no thread could be spawned
+/// to run it), its `Drop` clears `refreshing` and wakes every waiter: parking_lot does not poison, so
+/// without this a panic would wedge them all.
+struct Ticket {
+    gate: Gate,
     armed: bool,
+    started_generation: u64,
+    reactive: bool,
+    current: Option<Arc<Token>>,
 }
 
-impl<'a> RefreshGuard<'a> {
-    fn disarm(mut self) -> MutexGuard<'a, State> {
-        self.armed = false;
-        self.gate.shared.state.lock()
-    }
-}
-
-impl Drop for RefreshGuard<'_> {
+impl Drop for Ticket {
     fn drop(&mut self) {
         if self.armed {
-            let mut st = self.gate.shared.state.lock();
+            let shared = &self.gate.shared;
+            let mut st = shared.state.lock();
             st.refreshing = false;
             st.attempts += 1;
             st.last_error = Some(Error::RefresherPanicked);
-            self.gate
-                .shared
-                .stats
-                .refresh_failures
-                .fetch_add(1, Relaxed);
-            self.gate.shared.cond.notify_all();
+            shared.stats.refresh_failures.fetch_add(1, Relaxed);
+            shared.cond.notify_all();
         }
     }
 }

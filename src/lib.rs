@@ -27,6 +27,9 @@
 //!   share one.
 //! - [`Refresh`]: what gets a new token. [`OAuth2`] implements the refresh_token and
 //!   client_credentials grants; any closure `Fn(&Token) -> Result<Token, RefreshError>` works too.
+//! - [`Event`]s ([`Client::events`]) report refreshes, failures and the end of the session without
+//!   ever blocking a request; [`ClientBuilder::background_refresh`] renews tokens before anyone needs
+//!   them; [`TokenMiddleware`] brings the gate to a plain `ureq::Agent`.
 //! - [`Token`]: the access token with its expiry (monotonic [`Instant`](std::time::Instant)) and
 //!   refresh token. Secrets print as `[redacted]`.
 //! - [`TokenStore`]: where the token lives between runs. [`FileStore`] keeps it in a JSON file
@@ -35,7 +38,9 @@
 //!   refresh token again. [`MemoryStore`] keeps it in memory.
 //!
 //! A token is refreshed *before* it is used when it is within `refresh_before_expiry` of its expiry
-//! (60 s, or a tenth of its lifetime when that is shorter), and *after* the server rejects it.
+//! (60 s, or a tenth of its lifetime when that is shorter), and *after* the server rejects it. Earlier,
+//! inside `refresh_ahead` (5 min, or a fifth of its lifetime), a refresh starts in the background while
+//! requests keep using the still-valid token.
 //!
 //! # Thread safety
 //!
@@ -61,7 +66,9 @@
 mod challenge;
 mod client;
 mod error;
+mod events;
 mod gate;
+mod middleware;
 mod refresh;
 mod store;
 mod token;
@@ -70,7 +77,9 @@ mod util;
 pub use challenge::Challenge;
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use error::{Error, OAuthError, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind};
+pub use events::{EVENT_BUFFER, Event};
 pub use gate::{Gate, GateBuilder, Lease, Rejection, Stats};
+pub use middleware::TokenMiddleware;
 pub use refresh::{ClientAuth, OAuth2, Refresh, TokenResponse};
 pub use store::{FileStore, MemoryStore, StoreLock, TokenStore};
 pub use token::{AccessToken, ClientSecret, RefreshToken, Token};

@@ -30,6 +30,22 @@ fn eventually(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
+/// A refresher that answers at once with `answer(call number)` and counts its calls.
+fn counted(
+    answer: impl Fn(usize) -> Result<Token, RefreshError> + Send + Sync + 'static,
+) -> (
+    Arc<AtomicUsize>,
+    impl Fn(&Token) -> Result<Token, RefreshError> + Send + Sync + 'static,
+) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    (calls, move |_: &Token| answer(c.fetch_add(1, SeqCst) + 1))
+}
+
+fn secret(lease: &Lease) -> &str {
+    lease.token().access_token().secret()
+}
+
 /// A refresher that blocks until released, then answers with `answer()`. Counts its calls.
 struct Held {
     calls: Arc<AtomicUsize>,
@@ -88,7 +104,7 @@ fn one_refresh_for_many_threads() {
     let results = storm(&gate, &h);
     for r in results {
         let lease = r.unwrap();
-        assert_eq!(lease.token().access_token().secret(), "new1");
+        assert_eq!(secret(&lease), "new1");
         assert_eq!(lease.generation(), 2);
     }
     assert_eq!(h.calls.load(SeqCst), 1);
@@ -122,15 +138,12 @@ fn failed_refresh_wakes_every_waiter_with_the_same_error() {
 
 #[test]
 fn permanent_failure_requires_login_until_set_token() {
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (calls, refresher) = counted(|_| Err(RefreshError::permanent("refresh token revoked")));
     let logins = Arc::new(AtomicUsize::new(0));
-    let (c, l) = (Arc::clone(&calls), Arc::clone(&logins));
+    let l = Arc::clone(&logins);
     let gate = Gate::builder()
         .token(expired())
-        .refresher(move |_: &Token| {
-            c.fetch_add(1, SeqCst);
-            Err(RefreshError::permanent("refresh token revoked"))
-        })
+        .refresher(refresher)
         .on_login_required(move |e| {
             assert!(e.is_login_required());
             l.fetch_add(1, SeqCst);
@@ -149,10 +162,7 @@ fn permanent_failure_requires_login_until_set_token() {
     assert!(gate.is_login_required());
     gate.set_token(Token::new("fresh").expires_in(Duration::from_secs(60)))
         .unwrap();
-    assert_eq!(
-        gate.lease().unwrap().token().access_token().secret(),
-        "fresh"
-    );
+    assert_eq!(secret(&gate.lease().unwrap()), "fresh");
 }
 
 #[test]
@@ -173,10 +183,7 @@ fn panicking_refresher_does_not_wedge_the_gate() {
         assert!(matches!(r, Err(Error::RefresherPanicked)), "{r:?}");
     }
     h.release.send(()).unwrap();
-    assert_eq!(
-        gate.lease().unwrap().token().access_token().secret(),
-        "recovered"
-    );
+    assert_eq!(secret(&gate.lease().unwrap()), "recovered");
     assert_eq!(h.calls.load(SeqCst), 2);
 }
 
@@ -207,50 +214,24 @@ fn waiter_times_out_while_the_refresh_is_slow_and_later_callers_get_the_token() 
             .secret(),
         "late"
     );
-    assert_eq!(
-        gate.lease().unwrap().token().access_token().secret(),
-        "late"
-    );
+    assert_eq!(secret(&gate.lease().unwrap()), "late");
 }
 
 #[test]
 fn transient_failure_keeps_serving_a_still_valid_token() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = Arc::clone(&calls);
-    // 10 s token, 60 s window: inside the window at once, but valid.
-    let gate = Gate::builder()
-        .token(
-            Token::new("old")
-                .refresh_token("r")
-                .expires_in(Duration::from_secs(10)),
-        )
-        .refresh_before_expiry(Duration::from_secs(60))
-        .refresher(move |_: &Token| {
-            c.fetch_add(1, SeqCst);
-            Err(RefreshError::transient("503"))
-        })
-        .build()
-        .unwrap();
-    // lifetime/10 = 1 s window, so the token is fresh: no refresh.
-    assert_eq!(gate.lease().unwrap().token().access_token().secret(), "old");
-    assert_eq!(calls.load(SeqCst), 0);
+    // Valid for 10 s, lifetime unknown: inside the 60 s mandatory window at once.
+    let (calls, refresher) = counted(|_| Err(RefreshError::transient("503")));
     let gate = Gate::builder()
         .token(
             Token::new("old")
                 .refresh_token("r")
                 .expires_at_system_time(std::time::SystemTime::now() + Duration::from_secs(10)),
         )
-        .refresher({
-            let c = Arc::clone(&calls);
-            move |_: &Token| {
-                c.fetch_add(1, SeqCst);
-                Err(RefreshError::transient("503"))
-            }
-        })
+        .refresher(refresher)
         .build()
         .unwrap();
     for _ in 0..3 {
-        assert_eq!(gate.lease().unwrap().token().access_token().secret(), "old");
+        assert_eq!(secret(&gate.lease().unwrap()), "old");
     }
     assert_eq!(calls.load(SeqCst), 1, "one attempt, then backoff");
     assert_eq!(gate.stats().refresh_failures, 1);
@@ -282,18 +263,15 @@ fn backoff_grows_honours_retry_after_and_is_bounded() {
 
 #[test]
 fn rejection_generations() {
-    let n = Arc::new(AtomicUsize::new(0));
-    let c = Arc::clone(&n);
+    let (n, refresher) =
+        counted(|i| Ok(Token::new(format!("t{i}")).expires_in(Duration::from_secs(3600))));
     let gate = Gate::builder()
         .token(
             Token::new("t0")
                 .refresh_token("r")
                 .expires_in(Duration::from_secs(3600)),
         )
-        .refresher(move |_: &Token| {
-            let i = c.fetch_add(1, SeqCst) + 1;
-            Ok(Token::new(format!("t{i}")).expires_in(Duration::from_secs(3600)))
-        })
+        .refresher(refresher)
         .build()
         .unwrap();
     let a = gate.lease().unwrap();
@@ -301,7 +279,7 @@ fn rejection_generations() {
     gate.confirm(&a);
     assert_eq!(gate.reject(&a), Rejection::Invalidated);
     let fresh = gate.lease().unwrap(); // reactive refresh
-    assert_eq!(fresh.token().access_token().secret(), "t1");
+    assert_eq!(secret(&fresh), "t1");
     assert_eq!(
         gate.reject(&b),
         Rejection::Replaced,
@@ -309,11 +287,11 @@ fn rejection_generations() {
     );
     // The reactive token is rejected before the server ever accepted it: no second refresh.
     assert_eq!(gate.reject(&fresh), Rejection::Final);
-    assert_eq!(gate.lease().unwrap().token().access_token().secret(), "t1");
+    assert_eq!(secret(&gate.lease().unwrap()), "t1");
     // Once accepted, a later rejection (revocation) refreshes again.
     gate.confirm(&fresh);
     assert_eq!(gate.reject(&fresh), Rejection::Invalidated);
-    assert_eq!(gate.lease().unwrap().token().access_token().secret(), "t2");
+    assert_eq!(secret(&gate.lease().unwrap()), "t2");
     assert_eq!(n.load(SeqCst), 2);
 }
 
@@ -332,7 +310,7 @@ fn set_token_during_a_refresh_wins() {
         .unwrap();
     h.release.send(()).unwrap();
     let r = refreshing.join().unwrap();
-    assert_eq!(r.unwrap().token().access_token().secret(), "relogged");
+    assert_eq!(secret(&r.unwrap()), "relogged");
     assert!(
         !gate.is_login_required(),
         "a stale refresh failure must not log the user out"
@@ -341,18 +319,14 @@ fn set_token_during_a_refresh_wins() {
 
 #[test]
 fn short_tokens_get_a_tenth_of_their_lifetime_as_window() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = Arc::clone(&calls);
+    let (calls, refresher) = counted(|_| Ok(Token::new("b").expires_in(Duration::from_secs(1))));
     let gate = Gate::builder()
         .token(
             Token::new("a")
                 .refresh_token("r")
                 .expires_in(Duration::from_secs(1)),
         )
-        .refresher(move |_: &Token| {
-            c.fetch_add(1, SeqCst);
-            Ok(Token::new("b").expires_in(Duration::from_secs(1)))
-        })
+        .refresher(refresher)
         .build()
         .unwrap();
     for _ in 0..100 {

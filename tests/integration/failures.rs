@@ -41,10 +41,9 @@ fn permanent_failure_wakes_everyone_and_then_fails_fast_until_set_token() {
     assert_eq!(logins.load(SeqCst), 1, "login callback called once");
 
     // Fails fast, without network.
-    let t = Instant::now();
     assert!(client.get("/x").call().unwrap_err().is_login_required());
-    assert!(t.elapsed() < Duration::from_millis(50));
     assert_eq!(server.counters().token_requests, 1);
+    assert_eq!(server.counters().api_calls, 0);
 
     // The app logs in again.
     server.set_failure(Failure::None);

@@ -2,9 +2,11 @@
 //!
 //! One binary (faster to link on CI's two cores); each module covers one area of behaviour.
 
+mod ahead;
 mod challenges;
 mod concurrency;
 mod failures;
+mod middleware;
 mod refreshers;
 mod security;
 mod store;

@@ -1,0 +1,189 @@
+//! Events ([`Event`], delivered over crossbeam channels that never block the gate) and the optional
+//! background refresher thread that renews the token before anybody needs it.
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
+use parking_lot::Mutex;
+
+use crate::error::Error;
+use crate::gate::Gate;
+
+/// How many undelivered events a subscriber's channel holds. When it is full, new events for that
+/// subscriber are dropped (and counted in [`Stats::events_dropped`](crate::Stats::events_dropped)):
+/// a slow subscriber never stalls a request.
+pub const EVENT_BUFFER: usize = 64;
+
+/// Something that happened to the token. Carries no secrets.
+///
+/// Subscribe with [`Client::events`](crate::Client::events) or [`Gate::events`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A refresh produced a new token.
+    Refreshed {
+        /// The new token's generation (see [`Lease::generation`](crate::Lease::generation)).
+        generation: u64,
+        /// Lifetime of the new token, when known.
+        expires_in: Option<Duration>,
+        /// Whether a rejection (rather than the approaching expiry) triggered the refresh.
+        reactive: bool,
+        /// How long the refresh took.
+        took: Duration,
+    },
+    /// A refresh failed transiently; the gate backs off.
+    RefreshFailed {
+        /// What went wrong (shared with the threads that waited for the refresh).
+        error: Error,
+        /// When the gate will try again at the earliest, if it backs off.
+        retry_in: Option<Duration>,
+    },
+    /// A refresh failed permanently: the user must log in again (see
+    /// [`Error::LoginRequired`]).
+    LoginRequired {
+        /// The error every request now fails with until a new token is set.
+        error: Error,
+    },
+    /// A token was installed with [`Gate::set_token`] / [`Client::set_token`](crate::Client::set_token).
+    TokenSet {
+        /// The token's generation.
+        generation: u64,
+        /// Lifetime of the token, when known.
+        expires_in: Option<Duration>,
+    },
+    /// Instead of refreshing, the gate took the newer token its [`TokenStore`](crate::TokenStore)
+    /// held: another process (or another gate on the same store) had already refreshed.
+    Adopted {
+        /// The token's generation in this gate.
+        generation: u64,
+        /// Lifetime of the token, when known.
+        expires_in: Option<Duration>,
+    },
+    /// A refreshed token could not be saved to the [`TokenStore`](crate::TokenStore). The token is
+    /// used anyway, but other processes (and the next run) will not see it.
+    StoreFailed {
+        /// The [`Error::Store`] the save failed with.
+        error: Error,
+    },
+}
+
+/// The gate's list of subscribers. Sending is `try_send`: a full channel drops the event for that
+/// subscriber, a disconnected one is pruned.
+#[derive(Default)]
+pub(crate) struct Subscribers {
+    senders: Mutex<Vec<Sender<Event>>>,
+}
+
+impl Subscribers {
+    pub(crate) fn subscribe(&self) -> Receiver<Event> {
+        let (tx, rx) = bounded(EVENT_BUFFER);
+        self.senders.lock().push(tx);
+        rx
+    }
+
+    /// Delivers `event` to every live subscriber; returns how many could not take it (full).
+    pub(crate) fn emit(&self, event: Event) -> u64 {
+        let mut senders = self.senders.lock();
+        if senders.is_empty() {
+            return 0;
+        }
+        let mut dropped = 0;
+        senders.retain(|tx| match tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                dropped += 1;
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        });
+        dropped
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.senders.lock().len()
+    }
+}
+
+/// The background refresher: one thread per client that sleeps until the token's advisory window
+/// opens and refreshes it through the gate. Dropping this handle (when the last clone of its client
+/// is dropped) stops the thread and joins it.
+pub(crate) struct Background {
+    shutdown: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Longest sleep when nothing is scheduled (no token, or a token without expiry). The thread also
+/// wakes on every event, so this is only a safety net.
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+
+impl Background {
+    pub(crate) fn start(gate: Gate) -> std::io::Result<Background> {
+        let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
+        let events = gate.events();
+        let thread = std::thread::Builder::new()
+            .name("tokengate-bg".into())
+            .spawn(move || run(&gate, &shutdown_rx, &events))?;
+        Ok(Background {
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+fn run(gate: &Gate, shutdown: &Receiver<()>, events: &Receiver<Event>) {
+    loop {
+        let wait = gate
+            .next_background_refresh()
+            .map_or(IDLE_WAKE, |at| at.saturating_duration_since(Instant::now()));
+        select! {
+            recv(shutdown) -> _ => return,
+            // Any change of token or failure moves the schedule: look again.
+            recv(events) -> ev => if ev.is_err() { return },
+            default(wait) => gate.refresh_ahead(),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // Disconnecting the channel wakes the thread; an in-flight refresh finishes first (it is
+        // bounded by the refresher's own timeouts).
+        drop(self.shutdown.take());
+        if let Some(t) = self.thread.take() {
+            // A callback running on the background thread may hold the last client clone; a thread
+            // cannot join itself, and it is about to return anyway.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_subscribers_drop_events_and_dead_ones_are_pruned() {
+        let subs = Subscribers::default();
+        let slow = subs.subscribe();
+        let gone = subs.subscribe();
+        drop(gone);
+        let ev = || Event::TokenSet {
+            generation: 1,
+            expires_in: None,
+        };
+        let mut dropped = 0;
+        for _ in 0..EVENT_BUFFER + 10 {
+            dropped += subs.emit(ev());
+        }
+        assert_eq!(
+            dropped, 10,
+            "the slow subscriber lost only what did not fit"
+        );
+        assert_eq!(subs.len(), 1, "the dropped receiver was pruned");
+        assert_eq!(slow.len(), EVENT_BUFFER);
+    }
+}
