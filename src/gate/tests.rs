@@ -370,20 +370,16 @@ fn invalid_tokens_are_refused() {
 use crate::error::{StoreError, StoreErrorKind};
 use crate::store::{MemoryStore, StoreLock, TokenStore};
 
-/// A refresher that counts its calls and answers `new<n>`, valid for an hour.
+/// A counted refresher answering `new<n>` (refresh token `r<n>`), valid for an hour.
 fn counting() -> (
     Arc<AtomicUsize>,
-    impl Fn(&Token) -> Result<Token, RefreshError> + Clone + Send + Sync + 'static,
+    impl Fn(&Token) -> Result<Token, RefreshError> + Send + Sync + 'static,
 ) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = Arc::clone(&calls);
-    let refresher = move |_: &Token| {
-        let n = c.fetch_add(1, SeqCst) + 1;
+    counted(|n| {
         Ok(Token::new(format!("new{n}"))
             .refresh_token(format!("r{n}"))
             .expires_in(Duration::from_secs(3600)))
-    };
-    (calls, refresher)
+    })
 }
 
 #[test]
@@ -391,14 +387,17 @@ fn gates_sharing_a_store_refresh_once_and_adopt() {
     let store = MemoryStore::new();
     store.save(&expired()).unwrap();
     let (calls, refresher) = counting();
+    let refresher = Arc::new(refresher);
     let gate = || {
+        let r = Arc::clone(&refresher);
         Gate::builder()
             .store(store.clone())
-            .refresher(refresher.clone())
+            .refresher(move |t: &Token| (*r)(t))
             .build()
             .unwrap()
     };
     let (a, b) = (gate(), gate());
+    let events = b.events();
     assert_eq!(
         b.token().unwrap().access_token().secret(),
         "old",
@@ -414,6 +413,11 @@ fn gates_sharing_a_store_refresh_once_and_adopt() {
     assert_eq!(calls.load(SeqCst), 1);
     assert_eq!((a.stats().refreshes, a.stats().adopted), (1, 0));
     assert_eq!((b.stats().refreshes, b.stats().adopted), (0, 1));
+    let got: Vec<Event> = events.try_iter().collect();
+    assert!(
+        matches!(got.as_slice(), [Event::Adopted { generation: 2, .. }]),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -563,11 +567,21 @@ fn store_failures_are_typed_and_a_refreshed_token_is_used_even_if_unsaved() {
         .refresher(refresher)
         .build()
         .unwrap();
+    let events = gate.events();
     assert_eq!(
         gate.lease().unwrap().token().access_token().secret(),
         "new1"
     );
     assert_eq!(gate.stats().store_errors, 1);
+    let got: Vec<Event> = events.try_iter().collect();
+    assert!(
+        matches!(
+            got.as_slice(),
+            [Event::Refreshed { .. }, Event::StoreFailed { error: Error::Store(e) }]
+                if e.kind() == StoreErrorKind::Custom
+        ),
+        "{got:?}"
+    );
     assert!(matches!(
         gate.set_token(Token::new("x")),
         Err(Error::Store(_))

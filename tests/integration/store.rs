@@ -42,12 +42,12 @@ fn client_on(server: &TestServer, store: FileStore) -> Result<Client, Error> {
         .build()
 }
 
-/// Not a test: the body of the child processes the tests below start. Does nothing unless
-/// `CHILD_MODE` is set.
+/// Not a test: the body of the child processes the tests below start (run with `--ignored`).
 #[test]
+#[ignore = "child process of the store tests"]
 fn child_process_entry_point() {
     let Ok(mode) = std::env::var(CHILD_MODE) else {
-        return;
+        panic!("{CHILD_MODE} not set: this runs only as a child of the store tests");
     };
     let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} not set"));
     let store = FileStore::new(env(CHILD_FILE));
@@ -120,6 +120,7 @@ fn spawn_child(mode: &str, url: &str, file: &Path, threads: usize, until: System
         .args([
             "store::child_process_entry_point",
             "--exact",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
