@@ -74,14 +74,17 @@ fn child_process_entry_point() {
             let counts = on_threads(threads, move |i| {
                 let (mut ok, mut failed) = (0u64, 0u64);
                 loop {
-                    match c.get(&format!("/p{}/t{i}", std::process::id())).call() {
-                        Ok(r) if r.status() == 200 => ok += 1,
-                        Ok(r) => {
-                            eprintln!("child {}: HTTP {}", std::process::id(), r.status());
-                            failed += 1;
-                        }
-                        Err(e) => {
-                            eprintln!("child {}: {e}", std::process::id());
+                    let what = match c.get(&format!("/p{}/t{i}", std::process::id())).call() {
+                        Ok(r) if r.status() == 200 => None,
+                        Ok(r) => Some(format!("HTTP {}", r.status())),
+                        Err(e) => Some(e.to_string()),
+                    };
+                    match what {
+                        None => ok += 1,
+                        Some(what) => {
+                            if failed == 0 {
+                                eprintln!("child {} thread {i}: {what}", std::process::id());
+                            }
                             failed += 1;
                         }
                     }
