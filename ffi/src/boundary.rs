@@ -138,7 +138,10 @@ pub(crate) unsafe fn text<'a>(ptr: *const c_char, what: &str) -> Result<&'a str,
 /// # Safety
 ///
 /// `ptr` is NULL or points to a NUL-terminated string that lives for `'a`.
-pub(crate) unsafe fn opt_text<'a>(ptr: *const c_char, what: &str) -> Result<Option<&'a str>, Failure> {
+pub(crate) unsafe fn opt_text<'a>(
+    ptr: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, Failure> {
     if ptr.is_null() {
         return Ok(None);
     }
@@ -154,7 +157,11 @@ pub(crate) unsafe fn opt_text<'a>(ptr: *const c_char, what: &str) -> Result<Opti
 /// # Safety
 ///
 /// `ptr` is NULL or points to `len` readable bytes that live for `'a`.
-pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8], Failure> {
+pub(crate) unsafe fn bytes<'a>(
+    ptr: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], Failure> {
     if ptr.is_null() {
         return if len == 0 {
             Ok(&[])
@@ -181,7 +188,11 @@ mod tests {
         assert_eq!(code, tokengate_result::Panic);
         let error = take_last_error().expect("the panic was recorded");
         assert_eq!(error.code, tokengate_result::Panic);
-        assert!(error.message().contains("boom in the body"), "{}", error.message());
+        assert!(
+            error.message().contains("boom in the body"),
+            "{}",
+            error.message()
+        );
     }
 
     #[test]

@@ -214,7 +214,8 @@ impl Callbacks {
             unsafe {
                 (cb.function)(
                     cb.user_data,
-                    view.as_ref().map_or(std::ptr::null(), BorrowedToken::as_ptr),
+                    view.as_ref()
+                        .map_or(std::ptr::null(), BorrowedToken::as_ptr),
                     &mut out,
                 )
             }

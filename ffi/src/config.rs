@@ -105,11 +105,17 @@ impl Settings {
     pub(crate) fn from_json(json: &str) -> Result<Settings, Failure> {
         serde_json::from_str(json).map_err(|e| {
             let text = e.to_string();
-            let about_a_field = text.starts_with("unknown field") || text.starts_with("missing field");
+            let about_a_field =
+                text.starts_with("unknown field") || text.starts_with("missing field");
             let detail = if about_a_field {
                 text
             } else {
-                format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
+                format!(
+                    "{:?} error at line {} column {}",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                )
             };
             Failure::invalid(format!("JSON configuration: {detail}"))
         })

@@ -63,9 +63,11 @@ pub extern "C" fn tokengate_last_error() -> *mut tokengate_error {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tokengate_error_code(error: *const tokengate_error) -> tokengate_result {
     // SAFETY: forwarded from the caller.
-    boundary::guard(tokengate_result::Panic, || match unsafe { error.as_ref() } {
-        Some(e) => e.code,
-        None => tokengate_result::NullArgument,
+    boundary::guard(tokengate_result::Panic, || {
+        match unsafe { error.as_ref() } {
+            Some(e) => e.code,
+            None => tokengate_result::NullArgument,
+        }
     })
 }
 
@@ -104,7 +106,9 @@ pub unsafe extern "C" fn tokengate_error_message(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tokengate_error_is_transient(error: *const tokengate_error) -> bool {
     // SAFETY: forwarded from the caller.
-    boundary::guard(false, || unsafe { error.as_ref() }.is_some_and(|e| e.transient))
+    boundary::guard(false, || {
+        unsafe { error.as_ref() }.is_some_and(|e| e.transient)
+    })
 }
 
 /// Frees an error returned by `tokengate_last_error()`. NULL is a no-op.
