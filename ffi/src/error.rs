@@ -62,8 +62,8 @@ pub extern "C" fn tokengate_last_error() -> *mut tokengate_error {
 /// - `error` is NULL or a live `tokengate_error`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tokengate_error_code(error: *const tokengate_error) -> tokengate_result {
-    // SAFETY: forwarded from the caller.
     boundary::guard(tokengate_result::Panic, || {
+        // SAFETY: forwarded from the caller.
         match unsafe { error.as_ref() } {
             Some(e) => e.code,
             None => tokengate_result::NullArgument,
@@ -105,8 +105,8 @@ pub unsafe extern "C" fn tokengate_error_message(
 /// - `error` is NULL or a live `tokengate_error`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tokengate_error_is_transient(error: *const tokengate_error) -> bool {
-    // SAFETY: forwarded from the caller.
     boundary::guard(false, || {
+        // SAFETY: forwarded from the caller.
         unsafe { error.as_ref() }.is_some_and(|e| e.transient)
     })
 }

@@ -44,8 +44,10 @@ impl tokengate_response {
 /// - `response` is NULL or a live response.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tokengate_response_status(response: *const tokengate_response) -> u16 {
-    // SAFETY: forwarded from the caller.
-    boundary::guard(0, || unsafe { response.as_ref() }.map_or(0, |r| r.status))
+    boundary::guard(0, || {
+        // SAFETY: forwarded from the caller.
+        unsafe { response.as_ref() }.map_or(0, |r| r.status)
+    })
 }
 
 /// The body: `*data_out` receives a pointer to `*len_out` bytes owned by the response (valid until

@@ -35,10 +35,14 @@ impl tokengate_token {
     ///
     /// Every non-NULL string pointer is NUL-terminated and live for the call.
     pub(crate) unsafe fn to_token(&self) -> Result<Token, Failure> {
-        // SAFETY (all three): forwarded from the caller.
-        let access = unsafe { boundary::text(self.access_token, "access_token") }?;
-        let refresh = unsafe { boundary::opt_text(self.refresh_token, "refresh_token") }?;
-        let kind = unsafe { boundary::opt_text(self.token_type, "token_type") }?;
+        // SAFETY: the string pointers are forwarded from the caller's guarantee.
+        let (access, refresh, kind) = unsafe {
+            (
+                boundary::text(self.access_token, "access_token")?,
+                boundary::opt_text(self.refresh_token, "refresh_token")?,
+                boundary::opt_text(self.token_type, "token_type")?,
+            )
+        };
         let mut token = Token::new(access);
         if self.expires_in_secs > 0 {
             token = token.expires_in(Duration::from_secs(self.expires_in_secs));
