@@ -1,7 +1,9 @@
-//! Compiles `ffi/examples/c/threads.c` with the system C compiler against the static library cargo
-//! built for this test, runs it against the loopback test server, and checks what the server saw:
-//! exactly one refresh per expiry, every request answered. The second test runs the same program
-//! under valgrind's memcheck (skipped, with a note, when valgrind is not installed).
+//! The examples in `ffi/examples/`, run against the loopback test server.
+//!
+//! `c/threads.c` is compiled with the system C compiler against the static library cargo built for
+//! this test; the server must see exactly one refresh per expiry and every request answered. The
+//! same program then runs under valgrind's memcheck (skipped, with a note, when valgrind is not
+//! installed). `python/smoke.py` loads the shared library with ctypes (skipped without python3).
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -34,17 +36,17 @@ fn profile_dir() -> PathBuf {
     deps.parent().unwrap_or(deps).to_path_buf()
 }
 
-/// The newest `libtokengate_ffi.a` cargo built for this profile (it builds every crate type of the
-/// library, staticlib included, before it runs this test).
-fn static_library() -> PathBuf {
+/// The newest `file` (e.g. `libtokengate_ffi.a`) cargo built for this profile: it builds every
+/// crate type of the library, staticlib and cdylib included, before it runs this test.
+fn library(file: &str) -> PathBuf {
     let dir = profile_dir();
     [dir.join("deps"), dir.clone()]
         .into_iter()
-        .map(|d| d.join("libtokengate_ffi.a"))
+        .map(|d| d.join(file))
         .filter_map(|p| Some((fs::metadata(&p).ok()?.modified().ok()?, p)))
         .max()
         .map(|(_, p)| p)
-        .unwrap_or_else(|| panic!("no libtokengate_ffi.a under {}", dir.display()))
+        .unwrap_or_else(|| panic!("no {file} under {}", dir.display()))
 }
 
 /// Waits for `child` at most PATIENCE, killing it when it takes longer.
@@ -78,7 +80,7 @@ fn example() -> &'static Path {
             .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-I"])
             .arg(crate_dir.join("include"))
             .arg(crate_dir.join("examples/c/threads.c"))
-            .arg(static_library())
+            .arg(library("libtokengate_ffi.a"))
             .args(NATIVE_LIBS)
             .arg("-o")
             .arg(&tmp)
@@ -193,22 +195,15 @@ fn c_threads_share_one_client_with_one_refresh_per_expiry() {
 
 #[test]
 fn c_example_is_clean_under_valgrind() {
-    let valgrind = Path::new("/usr/bin/valgrind");
-    let found = Command::new("valgrind")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found && !valgrind.exists() {
+    if !installed("valgrind") {
         eprintln!("note: valgrind is not installed; skipping the memcheck run of the C example");
         return;
     }
-    // Few threads and requests: memcheck runs the program some 20-50 times slower. Two-second
-    // tokens leave each round time to finish before its token's refresh window.
+    // Few threads, one round: memcheck runs the program some 20-50 times slower. A two-second
+    // token leaves the round time to finish before the new token's refresh window.
     let stderr = Run {
         threads: 3,
-        rounds: 2,
+        rounds: 1,
         requests: 2,
         lifetime_secs: 2,
     }
@@ -237,5 +232,74 @@ fn c_example_is_clean_under_valgrind() {
         stderr.contains("definitely lost: 0 bytes")
             || stderr.contains("All heap blocks were freed"),
         "memcheck found leaks:\n{stderr}"
+    );
+}
+
+/// Whether `program --version` runs.
+fn installed(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn python_ctypes_smoke_refreshes_a_rejected_token_and_replays() {
+    if !installed("python3") {
+        eprintln!("note: python3 is not installed; skipping the ctypes example");
+        return;
+    }
+    let server = TestServer::start();
+    let login = server.issue_token();
+    // An access token the server never issued: the first request is rejected, the OAuth2 refresh
+    // gets a real one, the request is replayed.
+    let config = serde_json::json!({
+        "base_url": format!("{}/api", server.url()),
+        "access_token": "not-issued-by-the-server",
+        "refresh_token": login.refresh_token,
+        "token_url": server.token_url(),
+        "client_id": "demo-client",
+        "client_secret": "demo-secret",
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/smoke.py");
+    let logs = profile_dir().join("c-example");
+    fs::create_dir_all(&logs).expect("can create the log directory");
+    let out_path = logs.join(format!("python.{}.out", std::process::id()));
+    let child = Command::new("python3")
+        .arg(script)
+        .arg(library(&format!(
+            "{}tokengate_ffi{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        )))
+        .arg(config.to_string())
+        .arg("/py")
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("can create the stdout file"))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("can start python3");
+    let status = wait_bounded(child, "the Python example");
+    let stdout = fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = fs::remove_file(&out_path);
+    assert!(
+        status.success(),
+        "the Python example failed ({status}):\n{stdout}"
+    );
+    assert!(
+        stdout.contains("bad config: 2 JSON configuration:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("status=200"), "{stdout}");
+    assert!(stdout.contains(r#""path":"/api/py""#), "{stdout}");
+    assert!(stdout.contains(r#""body_len":17"#), "{stdout}");
+
+    let seen = server.counters();
+    assert_eq!(
+        (seen.refreshes, seen.api_rejected, seen.api_ok),
+        (1, 1, 1),
+        "{seen:?}"
     );
 }
