@@ -53,7 +53,7 @@ enum tokengate_result
   TOKENGATE_RESULT_PANIC = 3,
   // The response has no header of that name.
   TOKENGATE_RESULT_NOT_FOUND = 4,
-  // A callback tried to (un)register a callback of the client that is calling it.
+  // A tokengate callback tried to register or unregister a callback (of any client).
   TOKENGATE_RESULT_IN_CALLBACK = 5,
   // No usable token without a new login: the refresh was refused permanently, or there is no
   // token and nothing to refresh with. Requests fail fast (no network) until
@@ -178,8 +178,8 @@ typedef struct tokengate_header {
 // It runs on the thread whose refresh failed: one of the threads calling
 // `tokengate_client_request()`, after every other waiting thread has been woken and with no lock
 // held. `error` is borrowed: valid only until the callback returns. The callback may call
-// `tokengate_client_set_token()`. It must not register or unregister callbacks of the same
-// client (that fails with `TOKENGATE_RESULT_IN_CALLBACK`).
+// `tokengate_client_set_token()`. It must not register or unregister callbacks (of any client:
+// that fails with `TOKENGATE_RESULT_IN_CALLBACK`).
 typedef void (*tokengate_login_required_callback)(void *user_data,
                                                   const struct tokengate_error *error);
 
@@ -187,11 +187,13 @@ typedef void (*tokengate_login_required_callback)(void *user_data,
 // the new token with `tokengate_refresh_out_set_token(out, ...)`, or `TOKENGATE_REFRESH_TRANSIENT`
 // / `TOKENGATE_REFRESH_PERMANENT` (optionally after `tokengate_refresh_out_set_message()`).
 //
-// It runs on the thread that found the token expired (one of the threads calling
-// `tokengate_client_request()`), one call at a time per client, with no lock of the client held;
-// the other threads wait for it. `current` (the token being replaced) and `out` are borrowed: valid
-// only until the callback returns. It must not make requests through the same client (they would
-// wait for this very refresh) nor register or unregister callbacks of it.
+// It runs on the thread that needed the new token because the old one expired or was rejected
+// (one of the threads calling `tokengate_client_request()`), one call at a time per client, with
+// the client's token lock released; the other threads that need a token wait for it (bounded by the
+// refresh timeout). `current` (the token being replaced, NULL when there is none) and `out` are
+// borrowed: valid only until the callback returns. It must not make requests through the same
+// client (they would wait for this very refresh) nor register or unregister callbacks (of any
+// client: that fails with `TOKENGATE_RESULT_IN_CALLBACK`).
 typedef uint32_t (*tokengate_refresh_callback)(void *user_data,
                                                const struct tokengate_token *current,
                                                struct tokengate_refresh_out *out);

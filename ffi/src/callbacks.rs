@@ -18,8 +18,8 @@ use crate::token::{BorrowedToken, tokengate_token};
 /// It runs on the thread whose refresh failed: one of the threads calling
 /// `tokengate_client_request()`, after every other waiting thread has been woken and with no lock
 /// held. `error` is borrowed: valid only until the callback returns. The callback may call
-/// `tokengate_client_set_token()`. It must not register or unregister callbacks of the same
-/// client (that fails with `TOKENGATE_RESULT_IN_CALLBACK`).
+/// `tokengate_client_set_token()`. It must not register or unregister callbacks (of any client:
+/// that fails with `TOKENGATE_RESULT_IN_CALLBACK`).
 #[allow(non_camel_case_types)]
 pub type tokengate_login_required_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, error: *const tokengate_error)>;
@@ -37,11 +37,13 @@ pub const TOKENGATE_REFRESH_PERMANENT: u32 = 2;
 /// the new token with `tokengate_refresh_out_set_token(out, ...)`, or `TOKENGATE_REFRESH_TRANSIENT`
 /// / `TOKENGATE_REFRESH_PERMANENT` (optionally after `tokengate_refresh_out_set_message()`).
 ///
-/// It runs on the thread that found the token expired (one of the threads calling
-/// `tokengate_client_request()`), one call at a time per client, with no lock of the client held;
-/// the other threads wait for it. `current` (the token being replaced) and `out` are borrowed: valid
-/// only until the callback returns. It must not make requests through the same client (they would
-/// wait for this very refresh) nor register or unregister callbacks of it.
+/// It runs on the thread that needed the new token because the old one expired or was rejected
+/// (one of the threads calling `tokengate_client_request()`), one call at a time per client, with
+/// the client's token lock released; the other threads that need a token wait for it (bounded by the
+/// refresh timeout). `current` (the token being replaced, NULL when there is none) and `out` are
+/// borrowed: valid only until the callback returns. It must not make requests through the same
+/// client (they would wait for this very refresh) nor register or unregister callbacks (of any
+/// client: that fails with `TOKENGATE_RESULT_IN_CALLBACK`).
 #[allow(non_camel_case_types)]
 pub type tokengate_refresh_callback = Option<
     unsafe extern "C" fn(

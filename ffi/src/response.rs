@@ -14,7 +14,6 @@ use crate::result::tokengate_result;
 /// out stay valid until then. Not to be used by two threads at once without your own locking
 /// (reading it from several threads at once is fine).
 #[allow(non_camel_case_types)]
-#[derive(Debug)]
 pub struct tokengate_response {
     status: u16,
     headers: HeaderMap,

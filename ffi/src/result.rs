@@ -23,7 +23,7 @@ pub enum tokengate_result {
     Panic = 3,
     /// The response has no header of that name.
     NotFound = 4,
-    /// A callback tried to (un)register a callback of the client that is calling it.
+    /// A tokengate callback tried to register or unregister a callback (of any client).
     InCallback = 5,
     /// No usable token without a new login: the refresh was refused permanently, or there is no
     /// token and nothing to refresh with. Requests fail fast (no network) until

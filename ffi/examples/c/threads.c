@@ -139,7 +139,11 @@ int main(int argc, char **argv) {
         report_error("tokengate_client_new", code);
         return 1;
     }
-    tokengate_client_set_login_required_callback(client, on_login_required, &shared);
+    code = tokengate_client_set_login_required_callback(client, on_login_required, &shared);
+    if (code != TOKENGATE_RESULT_OK) {
+        report_error("tokengate_client_set_login_required_callback", code);
+        return 1;
+    }
     shared.client = client;
 
     pthread_barrier_init(&shared.start, NULL, (unsigned)threads + 1);
@@ -151,7 +155,10 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < threads; i++) {
         workers[i] = (struct worker){&shared, i};
-        pthread_create(&ids[i], NULL, work, &workers[i]);
+        if (pthread_create(&ids[i], NULL, work, &workers[i]) != 0) {
+            fprintf(stderr, "cannot start thread %d\n", i);
+            return 1;
+        }
     }
     for (int round = 0; round < shared.rounds; round++) {
         sleep_ms(lifetime * 1000 + 50); /* the current token has expired now */
