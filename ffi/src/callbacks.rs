@@ -170,12 +170,7 @@ impl Callbacks {
         function: tokengate_login_required_callback,
         user_data: *mut c_void,
     ) -> Result<(), Failure> {
-        Self::check_not_in_callback()?;
-        *self.login.write() = function.map(|function| Registered {
-            function,
-            user_data,
-        });
-        Ok(())
+        Self::fill(&self.login, function, user_data)
     }
 
     pub(crate) fn set_refresh(
@@ -183,8 +178,17 @@ impl Callbacks {
         function: tokengate_refresh_callback,
         user_data: *mut c_void,
     ) -> Result<(), Failure> {
+        Self::fill(&self.refresh, function, user_data)
+    }
+
+    /// Replaces a slot's callback once no call of the old one is running.
+    fn fill<F>(
+        slot: &RwLock<Option<Registered<F>>>,
+        function: Option<F>,
+        user_data: *mut c_void,
+    ) -> Result<(), Failure> {
         Self::check_not_in_callback()?;
-        *self.refresh.write() = function.map(|function| Registered {
+        *slot.write() = function.map(|function| Registered {
             function,
             user_data,
         });

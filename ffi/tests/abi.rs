@@ -58,25 +58,49 @@ fn client_with_stale_token(server: &TestServer) -> *mut tokengate_client {
     ))
 }
 
-/// `GET path`: the status, or the error code.
-fn get(client: *const tokengate_client, path: &str) -> Result<u16, tokengate_result> {
-    let (method, path) = (c("GET"), c(path));
+/// `tokengate_client_request` with raw header and body pointers: the code and the response
+/// (NULL on failure; checked: out-params are written only on success).
+///
+/// # Safety
+///
+/// `client` is live; `headers` / `body` are NULL or point to `headers_len` headers / `body_len`
+/// bytes.
+unsafe fn request(
+    client: *const tokengate_client,
+    method: &str,
+    path: &str,
+    headers: (*const tokengate_header, usize),
+    body: (*const u8, usize),
+) -> (tokengate_result, *mut tokengate_response) {
+    let (method, path) = (c(method), c(path));
     let mut response = ptr::null_mut();
-    // SAFETY: live client, valid strings, no headers, no body.
+    // SAFETY: forwarded from the caller; the strings live for the call.
     let code = unsafe {
         tokengate_client_request(
             client,
             method.as_ptr(),
             path.as_ptr(),
-            ptr::null(),
-            0,
-            ptr::null(),
-            0,
+            headers.0,
+            headers.1,
+            body.0,
+            body.1,
             &mut response,
         )
     };
+    assert_eq!(
+        code == tokengate_result::Ok,
+        !response.is_null(),
+        "the response is written exactly on success"
+    );
+    (code, response)
+}
+
+/// `GET path`: the status, or the error code.
+fn get(client: *const tokengate_client, path: &str) -> Result<u16, tokengate_result> {
+    const NONE: (*const tokengate_header, usize) = (ptr::null(), 0);
+    // SAFETY: live client, no headers, no body.
+    let (code, response) = unsafe { request(client, "GET", path, NONE, (ptr::null(), 0)) };
     if code != tokengate_result::Ok {
-        assert!(response.is_null(), "out-param written on failure");
         return Err(code);
     }
     // SAFETY: a live response, freed once.
@@ -234,25 +258,20 @@ fn requests_send_headers_and_body_and_responses_expose_status_headers_and_body()
         server.url(),
         login.access_token
     ));
-    let (method, path) = (c("POST"), c("/things"));
     let (name, value) = (c("X-Test"), c("yes"));
     let headers = [tokengate_header {
         name: name.as_ptr(),
         value: value.as_ptr(),
     }];
     let body = b"twelve bytes";
-    let mut response = ptr::null_mut();
     // SAFETY: live client and response, valid pointers with their lengths.
     unsafe {
-        let code = tokengate_client_request(
+        let (code, response) = request(
             client,
-            method.as_ptr(),
-            path.as_ptr(),
-            headers.as_ptr(),
-            headers.len(),
-            body.as_ptr(),
-            body.len(),
-            &mut response,
+            "POST",
+            "/things",
+            (headers.as_ptr(), headers.len()),
+            (body.as_ptr(), body.len()),
         );
         assert_eq!(code, tokengate_result::Ok, "{:?}", last_error());
         assert_eq!(tokengate_response_status(response), 200);
@@ -282,59 +301,42 @@ fn requests_send_headers_and_body_and_responses_expose_status_headers_and_body()
         assert_eq!((data, len), before, "out-params untouched when not found");
         tokengate_response_free(response);
 
-        // A bad method, a bad header, a NULL body with a length: codes, no request sent.
-        let bad = c("G E T");
-        response = ptr::null_mut();
-        let code = tokengate_client_request(
-            client,
-            bad.as_ptr(),
-            path.as_ptr(),
-            ptr::null(),
-            0,
-            ptr::null(),
-            0,
-            &mut response,
-        );
-        assert_eq!(code, tokengate_result::InvalidArgument);
+        // A bad method, a bad header, NULL headers or body with a length: codes, nothing sent.
         let bad_name = c("Bad Name");
         let bad_headers = [tokengate_header {
             name: bad_name.as_ptr(),
             value: value.as_ptr(),
         }];
-        let code = tokengate_client_request(
-            client,
-            method.as_ptr(),
-            path.as_ptr(),
-            bad_headers.as_ptr(),
-            1,
-            ptr::null(),
-            0,
-            &mut response,
-        );
-        assert_eq!(code, tokengate_result::InvalidHeader);
-        let code = tokengate_client_request(
-            client,
-            method.as_ptr(),
-            path.as_ptr(),
-            ptr::null(),
-            0,
-            ptr::null(),
-            5,
-            &mut response,
-        );
-        assert_eq!(code, tokengate_result::NullArgument);
-        let code = tokengate_client_request(
-            client,
-            method.as_ptr(),
-            path.as_ptr(),
-            ptr::null(),
-            2,
-            ptr::null(),
-            0,
-            &mut response,
-        );
-        assert_eq!(code, tokengate_result::NullArgument);
-        assert!(response.is_null());
+        let no_body = (ptr::null(), 0);
+        for (method, headers, body, expected) in [
+            (
+                "G E T",
+                (ptr::null(), 0),
+                no_body,
+                tokengate_result::InvalidArgument,
+            ),
+            (
+                "POST",
+                (bad_headers.as_ptr(), 1),
+                no_body,
+                tokengate_result::InvalidHeader,
+            ),
+            (
+                "POST",
+                (ptr::null(), 0),
+                (ptr::null(), 5),
+                tokengate_result::NullArgument,
+            ),
+            (
+                "POST",
+                (ptr::null(), 2),
+                no_body,
+                tokengate_result::NullArgument,
+            ),
+        ] {
+            let (code, _) = request(client, method, "/things", headers, body);
+            assert_eq!(code, expected, "{method} {headers:?} {body:?}");
+        }
         assert_eq!(server.counters().api_calls, 1);
         tokengate_client_free(client);
     }
