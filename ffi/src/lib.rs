@@ -78,3 +78,9 @@ pub use token::tokengate_token;
 pub extern "C" fn tokengate_version() -> *const std::ffi::c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
+
+/// Compile-time proof of the header's promise that one client may be used from many threads.
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<tokengate_client>();
+}
