@@ -125,27 +125,27 @@ impl<T> Held for T {}
 /// `Drop` leaves the section.
 #[must_use = "the exclusive section ends when the StoreLock is dropped"]
 pub struct StoreLock<'a> {
-    _held: Option<Box<dyn Held + 'a>>,
+    held: Option<Box<dyn Held + 'a>>,
 }
 
 impl<'a> StoreLock<'a> {
     /// A lock that keeps `held` (e.g. a locked [`File`]) until it is dropped.
     pub fn new<T: 'a>(held: T) -> Self {
         StoreLock {
-            _held: Some(Box::new(held)),
+            held: Some(Box::new(held)),
         }
     }
 
     /// A lock that excludes nothing, for stores that need no exclusion.
     pub fn none() -> Self {
-        StoreLock { _held: None }
+        StoreLock { held: None }
     }
 }
 
 impl fmt::Debug for StoreLock<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreLock")
-            .field("held", &self._held.is_some())
+            .field("held", &self.held.is_some())
             .finish()
     }
 }
