@@ -217,7 +217,7 @@ impl Client {
     }
 
     fn same_origin(&self, uri: &Uri) -> bool {
-        Origin::of(uri).is_some_and(|o| o == self.inner.base_origin)
+        self.inner.base_origin.matches(uri)
     }
 }
 
