@@ -68,6 +68,7 @@ pub struct Client {
 
 struct Inner {
     agent: ureq::Agent,
+    base: Uri,
     /// The base URL as request paths are joined to it: serialised once, without a trailing `/`.
     base_url: String,
     base_origin: Origin,
@@ -213,7 +214,12 @@ impl Client {
     }
 
     fn same_origin(&self, uri: &Uri) -> bool {
-        self.inner.base_origin.matches(uri)
+        let base = &self.inner.base;
+        // Same scheme and authority (both compare case-insensitively) is the common case and a
+        // short string comparison; only a URL that spells its origin differently (an explicit
+        // default port, say) needs the full check.
+        uri.scheme() == base.scheme() && uri.authority() == base.authority()
+            || self.inner.base_origin.matches(uri)
     }
 }
 
@@ -390,6 +396,7 @@ impl ClientBuilder {
         Ok(Client {
             inner: Arc::new(Inner {
                 agent: config.build().new_agent(),
+                base,
                 base_url,
                 base_origin,
                 gate,
@@ -568,7 +575,8 @@ struct Hop {
 
 impl Client {
     /// Sends `req`, following redirects by hand so the token goes only to the API origin. Returns the
-    /// final response and whether its request carried the token.
+    /// final response and whether its request carried the token. The caller passes a `lease` only
+    /// when `req` goes to the API origin.
     fn send_following_redirects(
         &self,
         req: &Hop,
@@ -577,8 +585,9 @@ impl Client {
         // Borrowed until a redirect has to change it: the common case copies nothing.
         let mut req = Cow::Borrowed(req);
         let mut redirects = 0;
+        // The first hop's origin was checked by the caller; each redirect checks the next one.
+        let mut authed = lease.is_some();
         loop {
-            let authed = lease.is_some() && self.same_origin(&req.uri);
             let mut builder = Request::builder()
                 .method(req.method.clone())
                 .uri(req.uri.clone());
@@ -637,6 +646,7 @@ impl Client {
                     .retain(|(n, _)| n != http::header::AUTHORIZATION);
             }
             req.uri = next;
+            authed = lease.is_some() && !cross_origin;
         }
     }
 
@@ -768,6 +778,22 @@ mod tests {
         let c = Client::builder("http://127.0.0.1:1").build().unwrap();
         assert_eq!(resolve(&c, "/a", &[]), "http://127.0.0.1:1/a");
         assert_eq!(resolve(&c, "/", &[]), "http://127.0.0.1:1/");
+    }
+
+    #[test]
+    fn same_origin_takes_the_short_and_the_long_way() {
+        let c = Client::builder("https://API.example.com/v1")
+            .build()
+            .unwrap();
+        let same = |u: &str| c.same_origin(&u.parse::<Uri>().unwrap());
+        assert!(same("https://api.example.com/v1/x"));
+        assert!(same("HTTPS://api.EXAMPLE.com/other"));
+        assert!(same("https://api.example.com:443/x"));
+        assert!(same("https://user@api.example.com/x"));
+        assert!(!same("http://api.example.com/v1/x"));
+        assert!(!same("https://api.example.com:8443/v1/x"));
+        assert!(!same("https://api.example.com.evil.test/v1/x"));
+        assert!(!same("https://evil.test/api.example.com"));
     }
 
     #[test]
