@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::Body;
+use ureq::http::uri::Authority;
 use ureq::http::{self, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 
 use crate::challenge::Challenge;
@@ -215,10 +216,11 @@ impl Client {
 
     fn same_origin(&self, uri: &Uri) -> bool {
         let base = &self.inner.base;
-        // Same scheme and authority (both compare case-insensitively) is the common case and a
-        // short string comparison; only a URL that spells its origin differently (an explicit
-        // default port, say) needs the full check.
-        uri.scheme() == base.scheme() && uri.authority() == base.authority()
+        // The same scheme and byte-for-byte the same authority is the common case and one short
+        // comparison; a URL that spells the origin differently (other letter case, an explicit
+        // default port) takes the full check.
+        uri.scheme() == base.scheme()
+            && uri.authority().map(Authority::as_str) == base.authority().map(Authority::as_str)
             || self.inner.base_origin.matches(uri)
     }
 }
