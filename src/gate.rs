@@ -424,10 +424,12 @@ impl Gate {
     /// - [`Error::RefreshTimeout`]: another thread's refresh took longer than `refresh_timeout`.
     /// - [`Error::RefresherPanicked`]: the refresher panicked (the next call tries again).
     pub fn lease(&self) -> Result<Lease, Error> {
+        // The clock is read before the lock is taken: it is most of the fast path's work, and other
+        // threads need not wait for it.
+        let mut now = Instant::now();
         let mut st = self.shared.state.lock();
         let mut deadline = None;
         loop {
-            let now = Instant::now();
             if let Some(e) = &st.login_required {
                 return Err(e.clone());
             }
@@ -446,6 +448,7 @@ impl Gate {
                 if let Some(outcome) = self.wait_for_attempt(&mut st, deadline) {
                     return outcome;
                 }
+                now = Instant::now();
                 continue;
             }
             if st.backoff_until.is_some_and(|until| now < until) {
