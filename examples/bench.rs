@@ -830,11 +830,11 @@ fn short_run(lifetime: Duration, run: Duration) -> Result<ShortRun, Box<dyn std:
         thread::spawn(move || {
             let mut seen: Vec<(Arc<Token>, Option<Instant>)> = Vec::new();
             while !stop.load(Relaxed) {
-                if let Some(t) = client.token() {
-                    if !seen.iter().any(|(s, _)| Arc::ptr_eq(s, &t)) {
-                        let at = t.expires_at();
-                        seen.push((t, at));
-                    }
+                if let Some(t) = client.token()
+                    && !seen.iter().any(|(s, _)| Arc::ptr_eq(s, &t))
+                {
+                    let at = t.expires_at();
+                    seen.push((t, at));
                 }
                 thread::sleep(Duration::from_millis(1));
             }
