@@ -10,6 +10,8 @@
  * - Strings passed in are NUL-terminated UTF-8, borrowed for the call only (copied if kept).
  *   Bytes travel with their length.
  * - A tokengate_client may be used by many threads at once; see tokengate_client.
+ * - Before 1.0 the layout of tokengate_config may change (fields are only added at its end, 0 or
+ *   NULL meaning the default): compile against the header of the library you link.
  */
 
 #ifndef TOKENGATE_H
@@ -76,6 +78,10 @@ enum tokengate_result
   TOKENGATE_RESULT_INVALID_TOKEN = 107,
   // The configuration cannot work (e.g. a plain-http token URL off loopback).
   TOKENGATE_RESULT_CONFIG = 108,
+  // The token file (`token_file`) cannot be used: it is empty, garbled or of another format
+  // version (`tokengate_client_new()` leaves it untouched), or reading, writing or locking it
+  // failed (transient). The message names the file and the problem, never its contents.
+  TOKENGATE_RESULT_STORE = 109,
   // A failure of a kind this version of the C ABI has no code for; see the message.
   TOKENGATE_RESULT_OTHER = 199,
 };
@@ -134,6 +140,10 @@ typedef struct tokengate_token {
 //
 // Strings are NUL-terminated UTF-8, borrowed: `tokengate_client_new()` copies what it needs, so
 // they may be freed as soon as it returns.
+//
+// The layout may change before 1.0: new fields are added at the end (0 / NULL meaning the
+// default), so recompile against the header of the library you link. `token_file`,
+// `refresh_ahead_ms` and `background_refresh` were added this way after the first C ABI.
 typedef struct tokengate_config {
   // The API's base URL, e.g. `https://api.example.com/v1`. Required. Request paths are joined
   // to it; the token is sent only to its origin.
@@ -162,6 +172,33 @@ typedef struct tokengate_config {
   uint64_t response_timeout_ms;
   // Whole-call timeout of the token endpoint, in milliseconds. 0 = the default, 30 s.
   uint64_t token_timeout_ms;
+  // A file (NUL-terminated UTF-8 path) that keeps the token between runs and shares it with every
+  // other client and process using the same path, or NULL for none (the token lives in memory).
+  //
+  // Every refresh then runs under an exclusive lock on `<token_file>.lock`: the file is re-read,
+  // a token another client or process already refreshed is adopted instead of refreshing again
+  // (so rotating refresh tokens are never spent twice), and the new token is written before the
+  // lock is released, atomically and readable by the owner only (mode 0600 on Unix).
+  // `tokengate_client_set_token()` writes it too. The file holds the tokens: keep it private.
+  //
+  // Without `access_token`, the client starts from the token in the file; a missing file means no
+  // token yet (requests fail with `TOKENGATE_RESULT_LOGIN_REQUIRED` until
+  // `tokengate_client_set_token()`). A file that is empty, garbled or of another format version
+  // makes `tokengate_client_new()` fail with `TOKENGATE_RESULT_STORE` and leaves it untouched; the
+  // next token written (e.g. by `tokengate_client_set_token()` on a client created with an
+  // `access_token`) first renames it to `<token_file>.corrupt-<unix seconds>`.
+  const char *token_file;
+  // Start refreshing this many milliseconds before the token expires, on a tokengate thread,
+  // while requests keep using the still-valid token; only in the last `refresh_before_expiry_ms`
+  // do requests wait for the refresh. 0 = the default: 5 minutes, or a fifth of the token's
+  // lifetime when that is shorter. A value below `refresh_before_expiry_ms` (e.g. 1) turns the
+  // head start off.
+  uint64_t refresh_ahead_ms;
+  // Non-zero: start a background thread that refreshes the token when `refresh_ahead_ms` begins,
+  // before any request needs it. 0 = the default: no thread; the first request in that window
+  // starts the refresh. `tokengate_client_free()` stops this thread and joins it (waiting for a
+  // refresh in progress, including a refresh callback, to finish).
+  uint8_t background_refresh;
 } tokengate_config;
 
 // One request header: NUL-terminated UTF-8 name and value, borrowed for the call.
@@ -175,11 +212,12 @@ typedef struct tokengate_header {
 // Called once each time the client enters the login-required state (a refresh was refused
 // permanently, e.g. `invalid_grant`).
 //
-// It runs on the thread whose refresh failed: one of the threads calling
-// `tokengate_client_request()`, after every other waiting thread has been woken and with no lock
-// held. `error` is borrowed: valid only until the callback returns. The callback may call
-// `tokengate_client_set_token()`. It must not register or unregister callbacks (of any client:
-// that fails with `TOKENGATE_RESULT_IN_CALLBACK`).
+// It runs on the thread whose refresh failed, after every other waiting thread has been woken and
+// with no lock held: one of the threads calling `tokengate_client_request()`, or a tokengate thread
+// (the short-lived one that refreshes ahead of expiry, see `refresh_ahead_ms`, or the
+// `background_refresh` thread). `error` is borrowed: valid only until the callback returns. The
+// callback may call `tokengate_client_set_token()`. It must not register or unregister callbacks
+// (of any client: that fails with `TOKENGATE_RESULT_IN_CALLBACK`).
 typedef void (*tokengate_login_required_callback)(void *user_data,
                                                   const struct tokengate_error *error);
 
@@ -188,8 +226,10 @@ typedef void (*tokengate_login_required_callback)(void *user_data,
 // / `TOKENGATE_REFRESH_PERMANENT` (optionally after `tokengate_refresh_out_set_message()`).
 //
 // It runs on the thread that needed the new token because the old one expired or was rejected
-// (one of the threads calling `tokengate_client_request()`), one call at a time per client, with
-// the client's token lock released; the other threads that need a token wait for it (bounded by the
+// (one of the threads calling `tokengate_client_request()`) or on a tokengate thread refreshing
+// ahead of expiry (see `refresh_ahead_ms` and `background_refresh`), one call at a time per client
+// (with a `token_file`: one at a time across every client and process sharing it), with the
+// client's token lock released; the other threads that need a token wait for it (bounded by the
 // refresh timeout). `current` (the token being replaced, NULL when there is none) and `out` are
 // borrowed: valid only until the callback returns. It must not make requests through the same
 // client (they would wait for this very refresh) nor register or unregister callbacks (of any
@@ -254,7 +294,9 @@ tokengate_result tokengate_client_new(const struct tokengate_config *config,
 // Creates a client from a JSON object with the fields of `tokengate_config` (same names; omitted
 // = default), e.g. `{"base_url":"https://api.example.com","access_token":"...",
 // "expires_in_secs":3600,"refresh_token":"...","token_url":"https://auth.example.com/token",
-// "client_id":"app"}`. Unknown fields are an error. Ownership as `tokengate_client_new()`.
+// "client_id":"app","token_file":"/home/me/.cache/app/token.json","background_refresh":true}`
+// (`background_refresh` is a JSON boolean). Unknown fields are an error. Ownership as
+// `tokengate_client_new()`.
 //
 // # Safety
 //
@@ -339,7 +381,12 @@ tokengate_result tokengate_client_stats(const struct tokengate_client *client,
                                         struct tokengate_stats *stats_out);
 
 // Frees a client. NULL is a no-op. Call it once, after every other call on this client (on any
-// thread) has returned; in-flight callbacks must have returned too.
+// thread) has returned, and never from inside one of its callbacks.
+//
+// It waits for a callback of this client running on a tokengate thread to return, and for the
+// `background_refresh` thread to stop (it is joined; a refresh it is running finishes first, bounded
+// by `token_timeout_ms` for the OAuth2 grant). Once it returns, no callback of this client is called
+// again, so their `user_data` may be freed.
 //
 // # Safety
 //

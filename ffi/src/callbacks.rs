@@ -15,11 +15,12 @@ use crate::token::{BorrowedToken, tokengate_token};
 /// Called once each time the client enters the login-required state (a refresh was refused
 /// permanently, e.g. `invalid_grant`).
 ///
-/// It runs on the thread whose refresh failed: one of the threads calling
-/// `tokengate_client_request()`, after every other waiting thread has been woken and with no lock
-/// held. `error` is borrowed: valid only until the callback returns. The callback may call
-/// `tokengate_client_set_token()`. It must not register or unregister callbacks (of any client:
-/// that fails with `TOKENGATE_RESULT_IN_CALLBACK`).
+/// It runs on the thread whose refresh failed, after every other waiting thread has been woken and
+/// with no lock held: one of the threads calling `tokengate_client_request()`, or a tokengate thread
+/// (the short-lived one that refreshes ahead of expiry, see `refresh_ahead_ms`, or the
+/// `background_refresh` thread). `error` is borrowed: valid only until the callback returns. The
+/// callback may call `tokengate_client_set_token()`. It must not register or unregister callbacks
+/// (of any client: that fails with `TOKENGATE_RESULT_IN_CALLBACK`).
 #[allow(non_camel_case_types)]
 pub type tokengate_login_required_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, error: *const tokengate_error)>;
@@ -38,8 +39,10 @@ pub const TOKENGATE_REFRESH_PERMANENT: u32 = 2;
 /// / `TOKENGATE_REFRESH_PERMANENT` (optionally after `tokengate_refresh_out_set_message()`).
 ///
 /// It runs on the thread that needed the new token because the old one expired or was rejected
-/// (one of the threads calling `tokengate_client_request()`), one call at a time per client, with
-/// the client's token lock released; the other threads that need a token wait for it (bounded by the
+/// (one of the threads calling `tokengate_client_request()`) or on a tokengate thread refreshing
+/// ahead of expiry (see `refresh_ahead_ms` and `background_refresh`), one call at a time per client
+/// (with a `token_file`: one at a time across every client and process sharing it), with the
+/// client's token lock released; the other threads that need a token wait for it (bounded by the
 /// refresh timeout). `current` (the token being replaced, NULL when there is none) and `out` are
 /// borrowed: valid only until the callback returns. It must not make requests through the same
 /// client (they would wait for this very refresh) nor register or unregister callbacks (of any
@@ -193,6 +196,13 @@ impl Callbacks {
             user_data,
         });
         Ok(())
+    }
+
+    /// Empties both slots once no callback is running: from then on none is ever called. Must not
+    /// run inside a callback (it would wait for itself).
+    pub(crate) fn clear(&self) {
+        *self.refresh.write() = None;
+        *self.login.write() = None;
     }
 
     /// Calls the login-required callback, if one is registered.

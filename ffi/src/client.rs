@@ -89,7 +89,9 @@ pub unsafe extern "C" fn tokengate_client_new(
 /// Creates a client from a JSON object with the fields of `tokengate_config` (same names; omitted
 /// = default), e.g. `{"base_url":"https://api.example.com","access_token":"...",
 /// "expires_in_secs":3600,"refresh_token":"...","token_url":"https://auth.example.com/token",
-/// "client_id":"app"}`. Unknown fields are an error. Ownership as `tokengate_client_new()`.
+/// "client_id":"app","token_file":"/home/me/.cache/app/token.json","background_refresh":true}`
+/// (`background_refresh` is a JSON boolean). Unknown fields are an error. Ownership as
+/// `tokengate_client_new()`.
 ///
 /// # Safety
 ///
@@ -275,7 +277,12 @@ pub unsafe extern "C" fn tokengate_client_stats(
 }
 
 /// Frees a client. NULL is a no-op. Call it once, after every other call on this client (on any
-/// thread) has returned; in-flight callbacks must have returned too.
+/// thread) has returned, and never from inside one of its callbacks.
+///
+/// It waits for a callback of this client running on a tokengate thread to return, and for the
+/// `background_refresh` thread to stop (it is joined; a refresh it is running finishes first, bounded
+/// by `token_timeout_ms` for the OAuth2 grant). Once it returns, no callback of this client is called
+/// again, so their `user_data` may be freed.
 ///
 /// # Safety
 ///
@@ -286,7 +293,10 @@ pub unsafe extern "C" fn tokengate_client_free(client: *mut tokengate_client) {
     boundary::guard((), || {
         if !client.is_null() {
             // SAFETY: the caller hands back ownership of the Box it got from tokengate_client_new*.
-            drop(unsafe { Box::from_raw(client) });
+            let handle = unsafe { Box::from_raw(client) };
+            // A short-lived refresh-ahead thread may outlive the client: it must not call into C.
+            handle.callbacks.clear();
+            drop(handle);
         }
     });
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokengate::{Client, OAuth2, Token};
+use tokengate::{Client, FileStore, OAuth2, Token};
 
 use crate::boundary::{self, Failure};
 use crate::callbacks::{Callbacks, Refresher};
@@ -15,6 +15,10 @@ use crate::callbacks::{Callbacks, Refresher};
 ///
 /// Strings are NUL-terminated UTF-8, borrowed: `tokengate_client_new()` copies what it needs, so
 /// they may be freed as soon as it returns.
+///
+/// The layout may change before 1.0: new fields are added at the end (0 / NULL meaning the
+/// default), so recompile against the header of the library you link. `token_file`,
+/// `refresh_ahead_ms` and `background_refresh` were added this way after the first C ABI.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug)]
@@ -46,6 +50,33 @@ pub struct tokengate_config {
     pub response_timeout_ms: u64,
     /// Whole-call timeout of the token endpoint, in milliseconds. 0 = the default, 30 s.
     pub token_timeout_ms: u64,
+    /// A file (NUL-terminated UTF-8 path) that keeps the token between runs and shares it with every
+    /// other client and process using the same path, or NULL for none (the token lives in memory).
+    ///
+    /// Every refresh then runs under an exclusive lock on `<token_file>.lock`: the file is re-read,
+    /// a token another client or process already refreshed is adopted instead of refreshing again
+    /// (so rotating refresh tokens are never spent twice), and the new token is written before the
+    /// lock is released, atomically and readable by the owner only (mode 0600 on Unix).
+    /// `tokengate_client_set_token()` writes it too. The file holds the tokens: keep it private.
+    ///
+    /// Without `access_token`, the client starts from the token in the file; a missing file means no
+    /// token yet (requests fail with `TOKENGATE_RESULT_LOGIN_REQUIRED` until
+    /// `tokengate_client_set_token()`). A file that is empty, garbled or of another format version
+    /// makes `tokengate_client_new()` fail with `TOKENGATE_RESULT_STORE` and leaves it untouched; the
+    /// next token written (e.g. by `tokengate_client_set_token()` on a client created with an
+    /// `access_token`) first renames it to `<token_file>.corrupt-<unix seconds>`.
+    pub token_file: *const c_char,
+    /// Start refreshing this many milliseconds before the token expires, on a tokengate thread,
+    /// while requests keep using the still-valid token; only in the last `refresh_before_expiry_ms`
+    /// do requests wait for the refresh. 0 = the default: 5 minutes, or a fifth of the token's
+    /// lifetime when that is shorter. A value below `refresh_before_expiry_ms` (e.g. 1) turns the
+    /// head start off.
+    pub refresh_ahead_ms: u64,
+    /// Non-zero: start a background thread that refreshes the token when `refresh_ahead_ms` begins,
+    /// before any request needs it. 0 = the default: no thread; the first request in that window
+    /// starts the refresh. `tokengate_client_free()` stops this thread and joins it (waiting for a
+    /// refresh in progress, including a refresh callback, to finish).
+    pub background_refresh: u8,
 }
 
 /// The configuration in Rust, from either the struct or JSON (same field names).
@@ -70,6 +101,11 @@ pub(crate) struct Settings {
     response_timeout_ms: u64,
     #[serde(default)]
     token_timeout_ms: u64,
+    token_file: Option<String>,
+    #[serde(default)]
+    refresh_ahead_ms: u64,
+    #[serde(default)]
+    background_refresh: bool,
 }
 
 impl Settings {
@@ -97,6 +133,9 @@ impl Settings {
             connect_timeout_ms: c.connect_timeout_ms,
             response_timeout_ms: c.response_timeout_ms,
             token_timeout_ms: c.token_timeout_ms,
+            token_file: opt(c.token_file, "token_file")?,
+            refresh_ahead_ms: c.refresh_ahead_ms,
+            background_refresh: c.background_refresh != 0,
         })
     }
 
@@ -172,6 +211,17 @@ impl Settings {
         if let Some(t) = ms(self.response_timeout_ms) {
             builder = builder.response_timeout(t);
         }
-        Ok(builder.build()?)
+        if let Some(w) = ms(self.refresh_ahead_ms) {
+            builder = builder.refresh_ahead(w);
+        }
+        if let Some(path) = self.token_file {
+            if path.is_empty() {
+                return Err(Failure::invalid("token_file is empty"));
+            }
+            builder = builder.store(FileStore::new(path));
+        }
+        Ok(builder
+            .background_refresh(self.background_refresh)
+            .build()?)
     }
 }

@@ -34,7 +34,14 @@
 //! # Thread safety
 //!
 //! A `tokengate_client` may be used from any number of threads at once; its callbacks are called on
-//! the thread whose request needed the refresh. See `tokengate_client`.
+//! the thread whose request needed the refresh, or on a tokengate thread refreshing ahead of expiry
+//! (`refresh_ahead_ms`, `background_refresh`). See `tokengate_client`.
+//!
+//! # Sharing the token between processes
+//!
+//! With `token_file` set, clients in any number of processes share one token file and refresh it
+//! once per expiry between them (an exclusive lock on `<token_file>.lock` around each refresh). A
+//! client created with a `token_file` and no `access_token` starts from the saved token.
 //!
 //! This crate uses only tokengate's public API; all of the workspace's `unsafe` code is here.
 //!

@@ -46,6 +46,10 @@ pub enum tokengate_result {
     InvalidToken = 107,
     /// The configuration cannot work (e.g. a plain-http token URL off loopback).
     Config = 108,
+    /// The token file (`token_file`) cannot be used: it is empty, garbled or of another format
+    /// version (`tokengate_client_new()` leaves it untouched), or reading, writing or locking it
+    /// failed (transient). The message names the file and the problem, never its contents.
+    Store = 109,
     /// A failure of a kind this version of the C ABI has no code for; see the message.
     Other = 199,
 }
@@ -63,6 +67,7 @@ impl tokengate_result {
             Error::InvalidHeader(_) => tokengate_result::InvalidHeader,
             Error::InvalidToken => tokengate_result::InvalidToken,
             Error::Config(_) => tokengate_result::Config,
+            Error::Store(_) => tokengate_result::Store,
             _ => tokengate_result::Other,
         }
     }
