@@ -1,53 +1,17 @@
 //! The C ABI called the way C calls it (raw pointers, `extern "C"` callbacks), against the real
 //! loopback server: argument checking, error reporting, responses, the callbacks and their threads.
 
-use std::ffi::{CStr, CString, c_char, c_void};
+use std::ffi::{CStr, c_char, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
-use std::time::{Duration, Instant};
 
 use tokengate_ffi::*;
 use tokengate_testserver::TestServer;
 
-/// Upper bound on anything a test waits for. Reaching it fails the test.
-const PATIENCE: Duration = Duration::from_secs(20);
-/// Threads released together in the concurrency tests.
-const THREADS: usize = 16;
-
-fn c(s: &str) -> CString {
-    CString::new(s).expect("no NUL in test strings")
-}
-
-/// Takes this thread's last error as (code, message).
-fn last_error() -> Option<(tokengate_result, String)> {
-    let e = tokengate_last_error();
-    if e.is_null() {
-        return None;
-    }
-    // SAFETY: `e` is a live error we own until the free below.
-    let out = unsafe {
-        let mut len = 0;
-        let msg = tokengate_error_message(e, &mut len);
-        let text = CStr::from_ptr(msg).to_str().expect("UTF-8").to_owned();
-        assert_eq!(text.len(), len);
-        (tokengate_error_code(e), text)
-    };
-    // SAFETY: freed once.
-    unsafe { tokengate_error_free(e) };
-    Some(out)
-}
-
-/// A client built from JSON; panics with the last error when that fails.
-fn client_from_json(json: &str) -> *mut tokengate_client {
-    let json = c(json);
-    let mut client = ptr::null_mut();
-    // SAFETY: valid string and out-pointer.
-    let code = unsafe { tokengate_client_new_from_json(json.as_ptr(), &mut client) };
-    assert_eq!(code, tokengate_result::Ok, "{:?}", last_error());
-    client
-}
+mod support;
+use support::*;
 
 /// A client of `server`'s API holding a token the server never issued (so the first request is
 /// rejected), with no OAuth2 token URL: only a refresh callback can get a new token.
@@ -57,88 +21,6 @@ fn client_with_stale_token(server: &TestServer) -> *mut tokengate_client {
         server.url()
     ))
 }
-
-/// `tokengate_client_request` with raw header and body pointers: the code and the response
-/// (NULL on failure; checked: out-params are written only on success).
-///
-/// # Safety
-///
-/// `client` is live; `headers` / `body` are NULL or point to `headers_len` headers / `body_len`
-/// bytes.
-unsafe fn request(
-    client: *const tokengate_client,
-    method: &str,
-    path: &str,
-    headers: (*const tokengate_header, usize),
-    body: (*const u8, usize),
-) -> (tokengate_result, *mut tokengate_response) {
-    let (method, path) = (c(method), c(path));
-    let mut response = ptr::null_mut();
-    // SAFETY: forwarded from the caller; the strings live for the call.
-    let code = unsafe {
-        tokengate_client_request(
-            client,
-            method.as_ptr(),
-            path.as_ptr(),
-            headers.0,
-            headers.1,
-            body.0,
-            body.1,
-            &mut response,
-        )
-    };
-    assert_eq!(
-        code == tokengate_result::Ok,
-        !response.is_null(),
-        "the response is written exactly on success"
-    );
-    (code, response)
-}
-
-/// `GET path`: the status, or the error code.
-fn get(client: *const tokengate_client, path: &str) -> Result<u16, tokengate_result> {
-    const NONE: (*const tokengate_header, usize) = (ptr::null(), 0);
-    // SAFETY: live client, no headers, no body.
-    let (code, response) = unsafe { request(client, "GET", path, NONE, (ptr::null(), 0)) };
-    if code != tokengate_result::Ok {
-        return Err(code);
-    }
-    // SAFETY: a live response, freed once.
-    unsafe {
-        let status = tokengate_response_status(response);
-        tokengate_response_free(response);
-        Ok(status)
-    }
-}
-
-/// Runs `f(i)` on THREADS threads released together; a thread that hangs fails the test.
-fn on_threads<T: Send + 'static>(f: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
-    let f = Arc::new(f);
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let (tx, rx) = crossbeam_channel::bounded(THREADS);
-    for i in 0..THREADS {
-        let (f, barrier, tx) = (Arc::clone(&f), Arc::clone(&barrier), tx.clone());
-        thread::spawn(move || {
-            barrier.wait();
-            let _ = tx.send(f(i));
-        });
-    }
-    let deadline = Instant::now() + PATIENCE;
-    (0..THREADS)
-        .map(|_| {
-            rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("a thread hung instead of returning")
-        })
-        .collect()
-}
-
-/// A client pointer that may cross threads (the header promises the client is thread-safe).
-#[derive(Clone, Copy)]
-struct Shared(*mut tokengate_client);
-// SAFETY: tokengate_client is documented safe to use from many threads at once.
-unsafe impl Send for Shared {}
-// SAFETY: as above.
-unsafe impl Sync for Shared {}
 
 #[test]
 fn null_and_invalid_arguments_are_error_codes_not_crashes() {

@@ -1,0 +1,170 @@
+//! Helpers shared by the C ABI test binaries: strings, the last error, clients, requests, threads
+//! and temporary directories. Each binary uses a subset, hence `dead_code` is allowed.
+#![allow(dead_code)]
+
+use std::ffi::{CStr, CString};
+use std::path::{Path, PathBuf};
+use std::ptr;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tokengate_ffi::*;
+
+/// Upper bound on anything a test waits for. Reaching it fails the test.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+/// Threads released together in the concurrency tests.
+pub const THREADS: usize = 16;
+
+pub fn c(s: &str) -> CString {
+    CString::new(s).expect("no NUL in test strings")
+}
+
+/// Takes this thread's last error as (code, message).
+pub fn last_error() -> Option<(tokengate_result, String)> {
+    let e = tokengate_last_error();
+    if e.is_null() {
+        return None;
+    }
+    // SAFETY: `e` is a live error we own until the free below.
+    let out = unsafe {
+        let mut len = 0;
+        let msg = tokengate_error_message(e, &mut len);
+        let text = CStr::from_ptr(msg).to_str().expect("UTF-8").to_owned();
+        assert_eq!(text.len(), len);
+        (tokengate_error_code(e), text)
+    };
+    // SAFETY: freed once.
+    unsafe { tokengate_error_free(e) };
+    Some(out)
+}
+
+/// A client built from JSON; panics with the last error when that fails.
+pub fn client_from_json(json: &str) -> *mut tokengate_client {
+    let json = c(json);
+    let mut client = ptr::null_mut();
+    // SAFETY: valid string and out-pointer.
+    let code = unsafe { tokengate_client_new_from_json(json.as_ptr(), &mut client) };
+    assert_eq!(code, tokengate_result::Ok, "{:?}", last_error());
+    client
+}
+/// `tokengate_client_request` with raw header and body pointers: the code and the response
+/// (NULL on failure; checked: out-params are written only on success).
+///
+/// # Safety
+///
+/// `client` is live; `headers` / `body` are NULL or point to `headers_len` headers / `body_len`
+/// bytes.
+pub unsafe fn request(
+    client: *const tokengate_client,
+    method: &str,
+    path: &str,
+    headers: (*const tokengate_header, usize),
+    body: (*const u8, usize),
+) -> (tokengate_result, *mut tokengate_response) {
+    let (method, path) = (c(method), c(path));
+    let mut response = ptr::null_mut();
+    // SAFETY: forwarded from the caller; the strings live for the call.
+    let code = unsafe {
+        tokengate_client_request(
+            client,
+            method.as_ptr(),
+            path.as_ptr(),
+            headers.0,
+            headers.1,
+            body.0,
+            body.1,
+            &mut response,
+        )
+    };
+    assert_eq!(
+        code == tokengate_result::Ok,
+        !response.is_null(),
+        "the response is written exactly on success"
+    );
+    (code, response)
+}
+
+/// `GET path`: the status, or the error code.
+pub fn get(client: *const tokengate_client, path: &str) -> Result<u16, tokengate_result> {
+    const NONE: (*const tokengate_header, usize) = (ptr::null(), 0);
+    // SAFETY: live client, no headers, no body.
+    let (code, response) = unsafe { request(client, "GET", path, NONE, (ptr::null(), 0)) };
+    if code != tokengate_result::Ok {
+        return Err(code);
+    }
+    // SAFETY: a live response, freed once.
+    unsafe {
+        let status = tokengate_response_status(response);
+        tokengate_response_free(response);
+        Ok(status)
+    }
+}
+
+/// Runs `f(i)` on THREADS threads released together; a thread that hangs fails the test.
+pub fn on_threads<T: Send + 'static>(f: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
+    let f = Arc::new(f);
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let (tx, rx) = crossbeam_channel::bounded(THREADS);
+    for i in 0..THREADS {
+        let (f, barrier, tx) = (Arc::clone(&f), Arc::clone(&barrier), tx.clone());
+        thread::spawn(move || {
+            barrier.wait();
+            let _ = tx.send(f(i));
+        });
+    }
+    let deadline = Instant::now() + PATIENCE;
+    (0..THREADS)
+        .map(|_| {
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("a thread hung instead of returning")
+        })
+        .collect()
+}
+
+/// A client pointer that may cross threads (the header promises the client is thread-safe).
+#[derive(Clone, Copy)]
+pub struct Shared(pub *mut tokengate_client);
+// SAFETY: tokengate_client is documented safe to use from many threads at once.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+/// A fresh directory under the system temp dir, removed (with its contents) on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("tokengate-ffi-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("cannot create a temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Names of the entries in the directory, sorted.
+    pub fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .expect("temp dir vanished")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
