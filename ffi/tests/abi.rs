@@ -6,6 +6,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
 
 use tokengate_ffi::*;
 use tokengate_testserver::TestServer;
@@ -483,4 +484,85 @@ fn transient_failure_and_a_missing_token_are_reported_distinctly() {
     );
     // SAFETY: freed once.
     unsafe { tokengate_client_free(client) };
+}
+
+/// What `blocking_refresh_cb` reports and waits for.
+struct Gatekeeper {
+    entered: crossbeam_channel::Sender<ThreadId>,
+    release: crossbeam_channel::Receiver<()>,
+    calls: AtomicU64,
+}
+
+/// A refresh callback that says when it starts, then blocks until released, then fails
+/// (transient) without a token.
+unsafe extern "C" fn blocking_refresh_cb(
+    user_data: *mut c_void,
+    _: *const tokengate_token,
+    _: *mut tokengate_refresh_out,
+) -> u32 {
+    // SAFETY: user_data is the test's Gatekeeper, alive until the client is freed (and checked
+    // to be unused after that).
+    let g = unsafe { &*user_data.cast::<Gatekeeper>() };
+    g.calls.fetch_add(1, SeqCst);
+    let _ = g.entered.send(thread::current().id());
+    let _ = g.release.recv_timeout(PATIENCE);
+    TOKENGATE_REFRESH_TRANSIENT
+}
+
+#[test]
+fn free_waits_for_a_callback_running_on_a_refresh_ahead_thread() {
+    let server = TestServer::start();
+    let login = server.issue_token();
+    // A 1 s token: its advisory window is the last 200 ms, the mandatory one (1 ms) is negligible,
+    // so a request in the advisory window starts the refresh on a short-lived tokengate thread.
+    let client = client_from_json(&format!(
+        r#"{{"base_url":"{}/api","access_token":"{}","expires_in_secs":1,"refresh_before_expiry_ms":1,"refresh_timeout_ms":100}}"#,
+        server.url(),
+        login.access_token
+    ));
+    let (entered_tx, entered) = crossbeam_channel::bounded(1);
+    let (release, release_rx) = crossbeam_channel::bounded(1);
+    let gatekeeper = Box::new(Gatekeeper {
+        entered: entered_tx,
+        release: release_rx,
+        calls: AtomicU64::new(0),
+    });
+    let user_data = ptr::from_ref(&*gatekeeper).cast_mut().cast::<c_void>();
+    // SAFETY: live client; the gatekeeper outlives every call of the callback (checked below).
+    unsafe { tokengate_client_set_refresh_callback(client, Some(blocking_refresh_cb), user_data) };
+
+    // Request until one of them starts the refresh ahead (the results do not matter).
+    let deadline = Instant::now() + PATIENCE;
+    let refresher = loop {
+        let _ = get(client, "/x");
+        if let Ok(id) = entered.recv_timeout(Duration::from_millis(10)) {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "no refresh ahead started");
+    };
+    assert_ne!(
+        refresher,
+        thread::current().id(),
+        "not on a requesting thread"
+    );
+
+    let shared = Shared(client);
+    let (freed_tx, freed) = crossbeam_channel::bounded(1);
+    thread::spawn(move || {
+        let shared = shared;
+        // SAFETY: no other call on this client is running; freed once.
+        unsafe { tokengate_client_free(shared.0) };
+        let _ = freed_tx.send(());
+    });
+    assert!(
+        freed.recv_timeout(Duration::from_millis(300)).is_err(),
+        "tokengate_client_free returned while the callback was still running"
+    );
+    release.send(()).unwrap();
+    freed
+        .recv_timeout(PATIENCE)
+        .expect("tokengate_client_free did not return after the callback did");
+    // The orphaned refresh-ahead thread never calls into C again.
+    assert_eq!(gatekeeper.calls.load(SeqCst), 1);
+    drop(gatekeeper);
 }

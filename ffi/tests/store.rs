@@ -182,7 +182,11 @@ fn two_clients_sharing_a_token_file_refresh_an_expired_token_once() {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "only the owner can read the token file");
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "only the owner can read the token file"
+        );
     }
     for client in clients {
         free_bounded(client);
@@ -253,7 +257,10 @@ fn an_unusable_token_file_is_a_store_error_and_is_kept_aside_not_overwritten() {
     for (bytes, expect) in [
         (&b""[..], "the file is empty"),
         (&b"  \n"[..], "the file is empty"),
-        (&br#"{"version":1,"access_token":"SECRET-cut"#[..], "cut short"),
+        (
+            &br#"{"version":1,"access_token":"SECRET-cut"#[..],
+            "cut short",
+        ),
         (&b"SECRET-garbage"[..], "not valid JSON"),
         (&br#"["SECRET-array"]"#[..], "not a JSON object"),
         (
@@ -366,7 +373,10 @@ fn background_refresh_refreshes_without_requests_and_stops_when_the_client_is_fr
     let deadline = Instant::now() + PATIENCE;
     let mut stats = tokengate_stats::default();
     while stats.refreshes < 2 {
-        assert!(Instant::now() < deadline, "no background refresh: {stats:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no background refresh: {stats:?}"
+        );
         thread::sleep(Duration::from_millis(10));
         // SAFETY: live client and out-pointer.
         unsafe { tokengate_client_stats(client, &mut stats) };
