@@ -162,10 +162,8 @@ fn two_clients_sharing_a_token_file_refresh_an_expired_token_once() {
     let mut stats = [tokengate_stats::default(); 2];
     for (client, stats) in clients.iter().zip(&mut stats) {
         // SAFETY: live client and out-pointer.
-        assert_eq!(
-            unsafe { tokengate_client_stats(*client, stats) },
-            tokengate_result::Ok
-        );
+        let code = unsafe { tokengate_client_stats(*client, stats) };
+        assert_eq!(code, tokengate_result::Ok);
     }
     assert_eq!(
         stats.iter().map(|s| s.refreshes).sum::<u64>(),
@@ -242,10 +240,8 @@ fn a_client_with_only_a_token_file_starts_from_the_saved_token_without_refreshin
         token_type: ptr::null(),
     };
     // SAFETY: live client and token.
-    assert_eq!(
-        unsafe { tokengate_client_set_token(client, &token) },
-        tokengate_result::Ok
-    );
+    let code = unsafe { tokengate_client_set_token(client, &token) };
+    assert_eq!(code, tokengate_result::Ok);
     assert_eq!(get(client, "/x"), Ok(200));
     assert_eq!(saved(&fresh)["access_token"], login.access_token.as_str());
     free_bounded(client);
@@ -310,12 +306,8 @@ fn an_unusable_token_file_is_a_store_error_and_is_kept_aside_not_overwritten() {
             token_type: ptr::null(),
         };
         // SAFETY: live client and token.
-        assert_eq!(
-            unsafe { tokengate_client_set_token(client, &token) },
-            tokengate_result::Ok,
-            "{:?}",
-            last_error()
-        );
+        let code = unsafe { tokengate_client_set_token(client, &token) };
+        assert_eq!(code, tokengate_result::Ok, "{:?}", last_error());
         assert_eq!(get(client, "/x"), Ok(200));
         free_bounded(client);
         assert_eq!(saved(&file)["access_token"], login.access_token.as_str());
