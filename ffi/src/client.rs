@@ -185,6 +185,10 @@ pub unsafe extern "C" fn tokengate_client_request(
 /// Installs a new token, e.g. after the user logged in again: leaves the login-required state and
 /// wakes waiting threads. The strings in `token` are copied before this returns.
 ///
+/// With a `token_file`, the token is first written there (under its lock, waiting at most the
+/// refresh timeout); when that fails the call returns `TOKENGATE_RESULT_STORE` (or
+/// `TOKENGATE_RESULT_REFRESH_TIMEOUT`) and installs nothing.
+///
 /// # Safety
 ///
 /// - `client` is NULL or a live client.
