@@ -416,17 +416,10 @@ fn permanent_refusal_calls_login_required_once_then_set_token_recovers() {
     assert_eq!(get(client, "/x"), Err(tokengate_result::LoginRequired));
     assert_eq!(recorder.refresh_calls.load(SeqCst), 1);
     let issued = server.issue_token();
-    let access = c(&issued.access_token);
-    let token = tokengate_token {
-        access_token: access.as_ptr(),
-        expires_in_secs: 3600,
-        refresh_token: ptr::null(),
-        token_type: ptr::null(),
-    };
-    // SAFETY: live client and token.
-    let code = unsafe { tokengate_client_set_token(client, &token) };
-    assert_eq!(code, tokengate_result::Ok);
-    drop(access);
+    assert_eq!(
+        set_token(client, &issued.access_token, None),
+        tokengate_result::Ok
+    );
     assert_eq!(get(client, "/x"), Ok(200));
     // SAFETY: freed once.
     unsafe { tokengate_client_free(client) };

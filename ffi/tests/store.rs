@@ -232,15 +232,7 @@ fn a_client_with_only_a_token_file_starts_from_the_saved_token_without_refreshin
     let client = new_client(&strings.config());
     assert_eq!(get(client, "/x"), Err(tokengate_result::LoginRequired));
     let login = server.issue_token();
-    let (access, refresh) = (c(&login.access_token), c(&login.refresh_token));
-    let token = tokengate_token {
-        access_token: access.as_ptr(),
-        expires_in_secs: 3600,
-        refresh_token: refresh.as_ptr(),
-        token_type: ptr::null(),
-    };
-    // SAFETY: live client and token.
-    let code = unsafe { tokengate_client_set_token(client, &token) };
+    let code = set_token(client, &login.access_token, Some(&login.refresh_token));
     assert_eq!(code, tokengate_result::Ok);
     assert_eq!(get(client, "/x"), Ok(200));
     assert_eq!(saved(&fresh)["access_token"], login.access_token.as_str());
@@ -299,14 +291,7 @@ fn an_unusable_token_file_is_a_store_error_and_is_kept_aside_not_overwritten() {
         config.access_token = access.as_ptr();
         config.expires_in_secs = 3600;
         let client = new_client(&config);
-        let token = tokengate_token {
-            access_token: access.as_ptr(),
-            expires_in_secs: 3600,
-            refresh_token: ptr::null(),
-            token_type: ptr::null(),
-        };
-        // SAFETY: live client and token.
-        let code = unsafe { tokengate_client_set_token(client, &token) };
+        let code = set_token(client, &login.access_token, None);
         assert_eq!(code, tokengate_result::Ok, "{:?}", last_error());
         assert_eq!(get(client, "/x"), Ok(200));
         free_bounded(client);

@@ -168,3 +168,21 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// `tokengate_client_set_token` with a one-hour token, as after a new login: the result code.
+pub fn set_token(
+    client: *const tokengate_client,
+    access: &str,
+    refresh: Option<&str>,
+) -> tokengate_result {
+    let access = c(access);
+    let refresh = refresh.map(c);
+    let token = tokengate_token {
+        access_token: access.as_ptr(),
+        expires_in_secs: 3600,
+        refresh_token: refresh.as_ref().map_or(ptr::null(), |r| r.as_ptr()),
+        token_type: ptr::null(),
+    };
+    // SAFETY: a live client (the caller's promise) and a token whose strings live for the call.
+    unsafe { tokengate_client_set_token(client, &token) }
+}
