@@ -346,7 +346,7 @@ fn transport_error(e: ureq::Error) -> RefreshError {
 /// a misconfigured endpoint that retrying will not fix, so it is permanent too.
 fn error_response(status: u16, body: &[u8], retry_after: Option<Duration>) -> RefreshError {
     let transient = matches!(status, 408 | 425 | 429) || status >= 500;
-    let oauth = parse_oauth_error(body);
+    let oauth = OAuthError::parse(body);
     let mut err = match oauth {
         Some(oauth) => RefreshError::new(RefreshErrorKind::OAuth, !transient, "the server refused")
             .with_oauth(oauth),
@@ -367,19 +367,6 @@ fn error_response(status: u16, body: &[u8], retry_after: Option<Duration>) -> Re
         err = err.with_retry_after(after);
     }
     err
-}
-
-/// Parses an RFC 6749 §5.2 error body; `None` when the body is not one.
-pub(crate) fn parse_oauth_error(body: &[u8]) -> Option<OAuthError> {
-    let Value::Object(map) = serde_json::from_slice::<Value>(body).ok()? else {
-        return None;
-    };
-    let text = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
-    Some(OAuthError {
-        error: text("error")?,
-        error_description: text("error_description"),
-        error_uri: text("error_uri"),
-    })
 }
 
 fn excerpt(body: &[u8]) -> String {
