@@ -66,6 +66,7 @@ mod events;
 mod gate;
 mod middleware;
 mod refresh;
+mod sync;
 mod token;
 mod util;
 
