@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::Body;
+use ureq::http::uri::Authority;
 use ureq::http::{self, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 
 use crate::challenge;
@@ -15,6 +16,7 @@ use crate::error::Error;
 use crate::events::{Background, Event};
 use crate::gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 use crate::refresh::Refresh;
+use crate::store::TokenStore;
 use crate::token::Token;
 use crate::util::{Origin, form_encode, form_pairs};
 
@@ -72,6 +74,8 @@ pub struct Client {
 struct Inner {
     agent: ureq::Agent,
     base: Uri,
+    /// The base URL as request paths are joined to it: serialised once, without a trailing `/`.
+    base_url: String,
     base_origin: Origin,
     gate: Gate,
     reject_when: Option<Box<RejectFn>>,
@@ -164,11 +168,12 @@ impl Client {
 
     /// A request with any method to `path` (joined to the base URL) or to an absolute URL.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder<'_> {
+        let url = self.join(path);
         RequestBuilder {
             client: self,
             method,
-            path: path.to_owned(),
-            query: String::new(),
+            path_len: url.len(),
+            url,
             headers: Vec::new(),
             bad_header: None,
         }
@@ -219,38 +224,38 @@ impl Client {
         &self.inner.gate
     }
 
-    /// Joins `path` to the base URL, or parses it when it is absolute.
-    fn resolve(&self, path: &str, query: &str) -> Result<Uri, Error> {
-        let mut url = if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_owned()
-        } else {
-            let base = self.inner.base.to_string();
-            let base = base.trim_end_matches('/');
-            let path = path.trim_start_matches('/');
-            // `Uri`'s Display of a bare origin already ends in `/`, trimmed above.
-            if path.is_empty() {
-                base.to_owned()
-            } else {
-                format!("{base}/{path}")
-            }
-        };
-        if !query.is_empty() {
-            url.push(if url.contains('?') { '&' } else { '?' });
-            url.push_str(query);
+    /// The URL of a request: `path` joined to the base URL, or `path` itself when it is absolute.
+    /// One allocation of exactly the right size (see [`parse_url`]).
+    fn join(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_owned();
         }
-        url.parse::<Uri>()
-            .map_err(|_| Error::url("the request URL does not parse"))
+        let base = &self.inner.base_url;
+        let path = path.trim_start_matches('/');
+        let mut url = String::with_capacity(base.len() + 1 + path.len());
+        url.push_str(base);
+        if !path.is_empty() {
+            url.push('/');
+            url.push_str(path);
+        }
+        url
     }
 
     fn same_origin(&self, uri: &Uri) -> bool {
-        Origin::of(uri).is_some_and(|o| o == self.inner.base_origin)
+        let base = &self.inner.base;
+        // The same scheme and byte-for-byte the same authority is the common case and one short
+        // comparison; a URL that spells the origin differently (other letter case, an explicit
+        // default port) takes the full check.
+        uri.scheme() == base.scheme()
+            && uri.authority().map(Authority::as_str) == base.authority().map(Authority::as_str)
+            || self.inner.base_origin.matches(uri)
     }
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("base", &self.inner.base)
+            .field("base", &self.inner.base_url)
             .field("gate", &self.inner.gate)
             .finish_non_exhaustive()
     }
@@ -321,6 +326,28 @@ impl ClientBuilder {
     /// Defaults to 1 second doubling up to 60 seconds.
     pub fn refresh_backoff(self, initial: Duration, max: Duration) -> Self {
         self.gate_option(|g| g.refresh_backoff(initial, max))
+    }
+
+    /// Sets where the token is kept between runs and shared with other processes, e.g. a
+    /// [`FileStore`](crate::FileStore); without a [`token`](ClientBuilder::token) the client starts
+    /// from the stored one. See [`GateBuilder::store`]. Defaults to none (memory only).
+    ///
+    /// ```
+    /// use tokengate::{Client, FileStore};
+    ///
+    /// let path = std::env::temp_dir().join(format!("tg-doc-{}.json", std::process::id()));
+    /// let client = Client::builder("https://api.example.com").store(FileStore::new(&path)).build()?;
+    /// assert!(client.token().is_none()); // nothing stored yet: log in, then `client.set_token(..)`
+    /// # Ok::<_, tokengate::Error>(())
+    /// ```
+    pub fn store(self, store: impl TokenStore) -> Self {
+        self.gate_option(|g| g.store(store))
+    }
+
+    /// Sets a function called with every token the refresher produces (to persist it elsewhere).
+    /// See [`GateBuilder::on_refresh`]. Defaults to none.
+    pub fn on_refresh(self, callback: impl Fn(&Token) + Send + Sync + 'static) -> Self {
+        self.gate_option(|g| g.on_refresh(callback))
     }
 
     /// Sets the login-required callback. See [`GateBuilder::on_login_required`]. Defaults to none.
@@ -408,7 +435,8 @@ impl ClientBuilder {
     /// [`Error::InvalidUrl`] when the base URL is not an absolute http(s) URL; [`Error::Config`] when
     /// both a gate and token settings were given, the refresher's configuration is unusable, or the
     /// background refresher thread cannot be started;
-    /// [`Error::InvalidToken`] when the starting token cannot be sent in a header.
+    /// [`Error::InvalidToken`] when the starting token cannot be sent in a header; [`Error::Store`]
+    /// when the [`store`](ClientBuilder::store) cannot be read or holds no valid token file.
     pub fn build(self) -> Result<Client, Error> {
         let base: Uri = self
             .base
@@ -416,6 +444,8 @@ impl ClientBuilder {
             .map_err(|_| Error::url("the base URL does not parse"))?;
         let base_origin = Origin::of(&base)
             .ok_or_else(|| Error::url("the base URL needs an http(s) scheme and a host"))?;
+        // `Uri`'s Display of a bare origin ends in `/`; joining adds its own.
+        let base_url = base.to_string().trim_end_matches('/').to_owned();
         let gate = match (self.gate, self.gate_options) {
             (Some(_), true) => {
                 return Err(Error::config(
@@ -446,6 +476,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 agent: config.build().new_agent(),
                 base,
+                base_url,
                 base_origin,
                 gate,
                 reject_when: self.reject_when,
@@ -465,8 +496,10 @@ impl ClientBuilder {
 pub struct RequestBuilder<'a> {
     client: &'a Client,
     method: Method,
-    path: String,
-    query: String,
+    /// The joined URL; query parameters are appended to it as they are added.
+    url: String,
+    /// Length of `url` before any query parameter was added (what `Debug` shows).
+    path_len: usize,
     headers: Vec<(HeaderName, HeaderValue)>,
     bad_header: Option<String>,
 }
@@ -475,7 +508,7 @@ impl fmt::Debug for RequestBuilder<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestBuilder")
             .field("method", &self.method)
-            .field("path", &self.path)
+            .field("url", &&self.url[..self.path_len])
             .finish_non_exhaustive()
     }
 }
@@ -499,12 +532,11 @@ impl RequestBuilder<'_> {
 
     /// Appends a query parameter, form-encoded.
     pub fn query(mut self, name: &str, value: &str) -> Self {
-        if !self.query.is_empty() {
-            self.query.push('&');
-        }
-        form_encode(name, &mut self.query);
-        self.query.push('=');
-        form_encode(value, &mut self.query);
+        self.url
+            .push(if self.url.contains('?') { '&' } else { '?' });
+        form_encode(name, &mut self.url);
+        self.url.push('=');
+        form_encode(value, &mut self.url);
         self
     }
 
@@ -566,12 +598,12 @@ impl RequestBuilder<'_> {
         }
         let client = self.client;
         let inner = &*client.inner;
-        let uri = client.resolve(&self.path, &self.query)?;
+        let uri = parse_url(self.url)?;
         let mut headers = self.headers;
-        if let Some(ct) = content_type {
-            if !headers.iter().any(|(n, _)| n == http::header::CONTENT_TYPE) {
-                headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static(ct)));
-            }
+        if let Some(ct) = content_type
+            && !headers.iter().any(|(n, _)| n == http::header::CONTENT_TYPE)
+        {
+            headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static(ct)));
         }
         let req = Hop {
             method: self.method,
@@ -623,7 +655,8 @@ struct Hop {
 
 impl Client {
     /// Sends `req`, following redirects by hand so the token goes only to the API origin. Returns the
-    /// final response and whether its request carried the token.
+    /// final response and whether its request carried the token. The caller passes a `lease` only
+    /// when `req` goes to the API origin.
     fn send_following_redirects(
         &self,
         req: &Hop,
@@ -632,8 +665,9 @@ impl Client {
         // Borrowed until a redirect has to change it: the common case copies nothing.
         let mut req = Cow::Borrowed(req);
         let mut redirects = 0;
+        // The first hop's origin was checked by the caller; each redirect checks the next one.
+        let mut authed = lease.is_some();
         loop {
-            let authed = lease.is_some() && self.same_origin(&req.uri);
             let mut builder = Request::builder()
                 .method(req.method.clone())
                 .uri(req.uri.clone());
@@ -692,6 +726,7 @@ impl Client {
                     .retain(|(n, _)| n != http::header::AUTHORIZATION);
             }
             req.uri = next;
+            authed = lease.is_some() && !cross_origin;
         }
     }
 
@@ -748,6 +783,11 @@ fn drain(resp: Response<Body>) {
     let _ = std::io::copy(&mut (&mut reader).take(DRAIN_LIMIT), &mut std::io::sink());
 }
 
+/// Parses a request URL. It takes the `String` so the `Uri` keeps its buffer instead of copying it.
+fn parse_url(url: String) -> Result<Uri, Error> {
+    Uri::try_from(url).map_err(|_| Error::url("the request URL does not parse"))
+}
+
 /// Resolves a `Location` header against the URL it answered (RFC 3986 §5.2, the common cases).
 fn resolve_location(base: &Uri, location: &str) -> Option<Uri> {
     if location.starts_with("http://") || location.starts_with("https://") {
@@ -773,27 +813,55 @@ fn resolve_location(base: &Uri, location: &str) -> Option<Uri> {
 mod tests {
     use super::*;
 
+    /// The URI a request to `path` with `query` parameters goes to.
+    fn resolve(c: &Client, path: &str, query: &[(&str, &str)]) -> Uri {
+        let rb = query.iter().fold(c.get(path), |rb, (k, v)| rb.query(k, v));
+        parse_url(rb.url).unwrap()
+    }
+
     #[test]
     fn base_url_joining() {
         let c = Client::builder("http://127.0.0.1:1/v1/").build().unwrap();
         assert_eq!(
-            c.resolve("/users/me", "").unwrap(),
+            resolve(&c, "/users/me", &[]),
             "http://127.0.0.1:1/v1/users/me"
         );
         assert_eq!(
-            c.resolve("users", "a=1").unwrap(),
+            resolve(&c, "users", &[("a", "1")]),
             "http://127.0.0.1:1/v1/users?a=1"
         );
         assert_eq!(
-            c.resolve("x?b=2", "a=1").unwrap(),
+            resolve(&c, "users", &[("a", "1"), ("b c", "&")]),
+            "http://127.0.0.1:1/v1/users?a=1&b+c=%26"
+        );
+        assert_eq!(
+            resolve(&c, "x?b=2", &[("a", "1")]),
             "http://127.0.0.1:1/v1/x?b=2&a=1"
         );
         assert_eq!(
-            c.resolve("https://other.example/z", "").unwrap(),
+            resolve(&c, "https://other.example/z", &[]),
             "https://other.example/z"
         );
+        assert_eq!(resolve(&c, "", &[]), "http://127.0.0.1:1/v1");
         let c = Client::builder("http://127.0.0.1:1").build().unwrap();
-        assert_eq!(c.resolve("/a", "").unwrap(), "http://127.0.0.1:1/a");
+        assert_eq!(resolve(&c, "/a", &[]), "http://127.0.0.1:1/a");
+        assert_eq!(resolve(&c, "/", &[]), "http://127.0.0.1:1/");
+    }
+
+    #[test]
+    fn same_origin_takes_the_short_and_the_long_way() {
+        let c = Client::builder("https://API.example.com/v1")
+            .build()
+            .unwrap();
+        let same = |u: &str| c.same_origin(&u.parse::<Uri>().unwrap());
+        assert!(same("https://api.example.com/v1/x"));
+        assert!(same("HTTPS://api.EXAMPLE.com/other"));
+        assert!(same("https://api.example.com:443/x"));
+        assert!(same("https://user@api.example.com/x"));
+        assert!(!same("http://api.example.com/v1/x"));
+        assert!(!same("https://api.example.com:8443/v1/x"));
+        assert!(!same("https://api.example.com.evil.test/v1/x"));
+        assert!(!same("https://evil.test/api.example.com"));
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub enum Error {
     /// The client or gate was configured in a way that cannot work; the text says how.
     #[error("configuration: {0}")]
     Config(Arc<str>),
+    /// The [`TokenStore`](crate::TokenStore) could not be read or written: an unreadable, empty,
+    /// truncated, garbled or newer-version token file, or an I/O failure. See [`StoreError::kind`].
+    #[error(transparent)]
+    Store(StoreError),
 }
 
 impl Error {
@@ -67,7 +71,16 @@ impl Error {
         match self {
             Error::Refresh(e) => e.is_transient(),
             Error::RefreshTimeout(_) | Error::RefresherPanicked | Error::Transport(_) => true,
+            Error::Store(e) => e.kind() == StoreErrorKind::Io,
             _ => false,
+        }
+    }
+
+    /// The store failure behind this error, if there is one.
+    pub fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Error::Store(e) => Some(e),
+            _ => None,
         }
     }
 
@@ -85,6 +98,12 @@ impl Error {
 
     pub(crate) fn url(msg: impl Into<String>) -> Self {
         Error::InvalidUrl(Arc::from(msg.into()))
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e)
     }
 }
 
@@ -343,6 +362,141 @@ impl std::error::Error for RefreshError {
     }
 }
 
+/// The broad class of a [`StoreError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The stored data is empty (a zero-length or whitespace-only file).
+    Empty,
+    /// The stored data is not a token: not JSON, cut short, too large, or a field is missing or has
+    /// the wrong type.
+    Malformed,
+    /// The stored data is in a format version this build does not know (e.g. written by a newer
+    /// version of the program).
+    UnsupportedVersion,
+    /// Reading or writing failed (permissions, a directory where the file should be, a full disk).
+    Io,
+    /// The store's exclusive lock could not be taken in time (another process holds it).
+    LockTimeout,
+    /// A custom store reported the failure.
+    Custom,
+}
+
+/// Why a [`TokenStore`](crate::TokenStore) could not load, save or lock.
+///
+/// Cheap to clone. The message names the file (for a [`FileStore`](crate::FileStore)) and what is
+/// wrong with it, never its contents: a token file holds secrets. Custom stores build one with
+/// [`StoreError::new`].
+///
+/// ```
+/// use tokengate::{StoreError, StoreErrorKind};
+///
+/// let e = StoreError::new(StoreErrorKind::Custom, "keyring locked");
+/// assert_eq!(e.kind(), StoreErrorKind::Custom);
+/// assert!(e.to_string().contains("keyring locked"));
+/// ```
+#[derive(Clone)]
+pub struct StoreError {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    kind: StoreErrorKind,
+    message: String,
+    path: Option<std::path::PathBuf>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// An error of `kind` with a message saying what went wrong. Keep secrets out of it.
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        StoreError {
+            inner: Arc::new(StoreInner {
+                kind,
+                message: message.into(),
+                path: None,
+                source: None,
+            }),
+        }
+    }
+
+    /// Attaches the underlying cause (e.g. an [`std::io::Error`]); its text is appended to the
+    /// message.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.source = Some(Box::new(source));
+        }
+        self
+    }
+
+    pub(crate) fn with_path(mut self, path: &std::path::Path) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.path = Some(path.to_owned());
+        }
+        self
+    }
+
+    pub(crate) fn io(what: &str, path: &std::path::Path, e: std::io::Error) -> Self {
+        StoreError::new(StoreErrorKind::Io, what)
+            .with_path(path)
+            .with_source(e)
+    }
+
+    /// The broad class of the failure.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.inner.kind
+    }
+
+    /// Whether the stored data itself is unusable (empty, malformed or an unknown version), as
+    /// opposed to an I/O or locking failure. A [`FileStore`](crate::FileStore) keeps such a file
+    /// aside when it saves a new token.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(
+            self.inner.kind,
+            StoreErrorKind::Empty | StoreErrorKind::Malformed | StoreErrorKind::UnsupportedVersion
+        )
+    }
+
+    /// The file concerned, when the store is a file.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.inner.path.as_deref()
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("token store")?;
+        if let Some(path) = &self.inner.path {
+            write!(f, " {}", path.display())?;
+        }
+        write!(f, ": {}", self.inner.message)?;
+        if let Some(source) = &self.inner.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreError")
+            .field("kind", &self.inner.kind)
+            .field("message", &self.inner.message)
+            .field("path", &self.inner.path)
+            .field("source", &self.inner.source)
+            .finish()
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +510,10 @@ mod tests {
         );
         assert_eq!(
             std::mem::size_of::<RefreshError>(),
+            std::mem::size_of::<usize>()
+        );
+        assert_eq!(
+            std::mem::size_of::<StoreError>(),
             std::mem::size_of::<usize>()
         );
     }

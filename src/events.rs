@@ -52,6 +52,20 @@ pub enum Event {
         /// Lifetime of the token, when known.
         expires_in: Option<Duration>,
     },
+    /// Instead of refreshing, the gate took the newer token its [`TokenStore`](crate::TokenStore)
+    /// held: another process (or another gate on the same store) had already refreshed.
+    Adopted {
+        /// The token's generation in this gate.
+        generation: u64,
+        /// Lifetime of the token, when known.
+        expires_in: Option<Duration>,
+    },
+    /// A refreshed token could not be saved to the [`TokenStore`](crate::TokenStore). The token is
+    /// used anyway, but other processes (and the next run) will not see it.
+    StoreFailed {
+        /// The [`Error::Store`] the save failed with.
+        error: Error,
+    },
 }
 
 /// The gate's list of subscribers. Sending is `try_send`: a full channel drops the event for that

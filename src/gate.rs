@@ -16,6 +16,10 @@
 //!   mark refreshing, unlock, call the refresher (panics caught), lock, install the outcome,
 //!   clear refreshing (a drop guard does it if anything unwinds), notify_all
 //! ```
+//!
+//! With a [`TokenStore`], "call the refresher" becomes `Gate::fetch`: inside the store's exclusive
+//! (cross-process) section, re-read the store and adopt a token another process saved, or refresh
+//! and save before the section ends. See `store::refresh_locked`.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
@@ -29,10 +33,12 @@ use ureq::http::HeaderValue;
 use crate::error::{Error, RefreshError, RefreshErrorKind};
 use crate::events::{Event, Subscribers};
 use crate::refresh::Refresh;
+use crate::store::{self, Fetched, TokenStore};
 use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::token::Token;
 
 type LoginCallback = dyn Fn(&Error) + Send + Sync;
+type RefreshCallback = dyn Fn(&Token) + Send + Sync;
 
 /// The shared token state with its refresher: one per token, shared by every [`Client`](crate::Client)
 /// (and every clone of one) that uses that token.
@@ -72,6 +78,9 @@ struct Shared {
     refresher: Option<Box<dyn Refresh>>,
     config: Config,
     on_login_required: Option<Box<LoginCallback>>,
+    on_refresh: Option<Box<RefreshCallback>>,
+    /// Where the token is persisted and refreshes are coordinated across processes (see `fetch`).
+    store: Option<Arc<dyn TokenStore>>,
     /// Highest generation the server has accepted (see [`Gate::confirm`]).
     accepted: AtomicU64,
     stats: Counters,
@@ -95,6 +104,8 @@ struct Counters {
     waits: AtomicU64,
     replays: AtomicU64,
     events_dropped: AtomicU64,
+    adopted: AtomicU64,
+    store_errors: AtomicU64,
 }
 
 struct State {
@@ -110,6 +121,13 @@ struct State {
     login_required: Option<Error>,
     backoff_until: Option<Instant>,
     consecutive_failures: u32,
+}
+
+/// When a token's refresh windows open; see [`Gate::windows`].
+struct Windows {
+    expires_at: Option<Instant>,
+    refresh_at: Option<Instant>,
+    ahead_at: Option<Instant>,
 }
 
 struct Current {
@@ -185,6 +203,12 @@ pub struct Stats {
     pub replays: u64,
     /// Events that a full subscriber channel could not take (see [`EVENT_BUFFER`](crate::EVENT_BUFFER)).
     pub events_dropped: u64,
+    /// Refreshes skipped because the [`TokenStore`] already held a newer token (another process, or
+    /// another gate on the same store, had refreshed); the stored token was adopted.
+    pub adopted: u64,
+    /// Refreshed tokens that could not be saved to the [`TokenStore`] (the token is used anyway;
+    /// other processes will not see it).
+    pub store_errors: u64,
 }
 
 /// Builds a [`Gate`]. See [`Gate::builder`].
@@ -194,6 +218,8 @@ pub struct GateBuilder {
     refresher: Option<Box<dyn Refresh>>,
     config: Config,
     on_login_required: Option<Box<LoginCallback>>,
+    on_refresh: Option<Box<RefreshCallback>>,
+    store: Option<Arc<dyn TokenStore>>,
 }
 
 impl fmt::Debug for GateBuilder {
@@ -202,6 +228,7 @@ impl fmt::Debug for GateBuilder {
             .field("token", &self.token)
             .field("refresher", &self.refresher.is_some())
             .field("config", &self.config)
+            .field("store", &self.store.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -220,14 +247,16 @@ impl Default for GateBuilder {
                 backoff_max: Duration::from_secs(60),
             },
             on_login_required: None,
+            on_refresh: None,
+            store: None,
         }
     }
 }
 
 impl GateBuilder {
-    /// Sets the starting token. Defaults to none: the first request then refreshes (a
-    /// client-credentials refresher can start from nothing), or fails with
-    /// [`Error::LoginRequired`] when the refresher needs a token.
+    /// Sets the starting token. Defaults to none: the token the [`store`](GateBuilder::store) holds,
+    /// if any; otherwise the first request refreshes (a client-credentials refresher can start from
+    /// nothing), or fails with [`Error::LoginRequired`] when the refresher needs a token.
     pub fn token(mut self, token: Token) -> Self {
         self.token = Some(token);
         self
@@ -291,13 +320,37 @@ impl GateBuilder {
         self
     }
 
-    /// Builds the gate.
+    /// Sets where the token is kept between runs and shared with other processes, e.g. a
+    /// [`FileStore`](crate::FileStore). Without a starting [`token`](GateBuilder::token), the gate
+    /// starts from the token the store holds. Every refresh then runs inside the store's exclusive
+    /// section: the stored token is re-read, adopted if another process already refreshed, and
+    /// otherwise the new token is saved before any waiting thread is woken.
+    /// [`set_token`](Gate::set_token) saves too. Defaults to none: the token lives only in this
+    /// gate's memory (as with a [`MemoryStore`](crate::MemoryStore) of its own).
+    pub fn store(mut self, store: impl TokenStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Sets a function called with every token the refresher produces, e.g. to persist it in a
+    /// keyring or database of your own. It runs on the refreshing thread before any waiting thread is
+    /// woken (with a store: inside its exclusive section, before the save), with no gate lock held; a
+    /// panic in it is caught. Not called for tokens adopted from the store or given to
+    /// [`set_token`](Gate::set_token). Defaults to none.
+    pub fn on_refresh(mut self, callback: impl Fn(&Token) + Send + Sync + 'static) -> Self {
+        self.on_refresh = Some(Box::new(callback));
+        self
+    }
+
+    /// Builds the gate. With a [`store`](GateBuilder::store) and no starting token, reads the store.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] when the refresher's configuration is unusable (e.g. a plain-http token
     /// endpoint off loopback), [`Error::InvalidToken`] when the starting token cannot be sent in a
-    /// header.
+    /// header, [`Error::Store`] when the store cannot be read or holds something that is not a token
+    /// (a [`FileStore`](crate::FileStore) keeps such a file aside on the next save, e.g. by
+    /// [`TokenStore::save`] of a new login).
     pub fn build(self) -> Result<Gate, Error> {
         if let Some(r) = &self.refresher {
             r.check().map_err(Error::config)?;
@@ -317,6 +370,8 @@ impl GateBuilder {
             refresher: self.refresher,
             config: self.config,
             on_login_required: self.on_login_required,
+            on_refresh: self.on_refresh,
+            store: self.store,
             accepted: AtomicU64::new(0),
             stats: Counters::default(),
             subscribers: Subscribers::default(),
@@ -324,8 +379,13 @@ impl GateBuilder {
         let gate = Gate {
             shared: Arc::new(shared),
         };
-        if let Some(token) = self.token {
-            gate.set_token(token)?;
+        let start = match (self.token, &gate.shared.store) {
+            (Some(token), _) => Some(token),
+            (None, Some(store)) => store.load()?,
+            (None, None) => None,
+        };
+        if let Some(token) = start {
+            gate.install_token(token)?;
         }
         Ok(gate)
     }
@@ -364,10 +424,12 @@ impl Gate {
     /// - [`Error::RefreshTimeout`]: another thread's refresh took longer than `refresh_timeout`.
     /// - [`Error::RefresherPanicked`]: the refresher panicked (the next call tries again).
     pub fn lease(&self) -> Result<Lease, Error> {
+        // The clock is read before the lock is taken: it is most of the fast path's work, and other
+        // threads need not wait for it.
+        let mut now = Instant::now();
         let mut st = self.shared.state.lock();
         let mut deadline = None;
         loop {
-            let now = Instant::now();
             if let Some(e) = &st.login_required {
                 return Err(e.clone());
             }
@@ -386,6 +448,7 @@ impl Gate {
                 if let Some(outcome) = self.wait_for_attempt(&mut st, deadline) {
                     return outcome;
                 }
+                now = Instant::now();
                 continue;
             }
             if st.backoff_until.is_some_and(|until| now < until) {
@@ -461,24 +524,18 @@ impl Gate {
     /// for the calling thread.
     fn run_refresh(&self, mut ticket: Ticket) -> Result<Lease, Error> {
         let Some(refresher) = self.shared.refresher.as_deref() else {
+            // Not reached: tickets are only claimed when there is a refresher. Release the claim.
+            ticket.armed = false;
+            self.shared.state.lock().refreshing = false;
+            self.shared.cond.notify_all();
             return Err(Error::LoginRequired(None));
         };
         let started = Instant::now();
         let current = ticket.current.take();
-        let outcome = match catch_unwind(AssertUnwindSafe(|| refresher.refresh(current.as_deref())))
-        {
-            Ok(Ok(token)) if token.authorization().is_none() => {
-                Err(Error::Refresh(RefreshError::new(
-                    RefreshErrorKind::InvalidResponse,
-                    false,
-                    "the new access token cannot be sent in an HTTP header",
-                )))
-            }
-            Ok(Ok(token)) => Ok(token),
-            Ok(Err(e)) if e.is_permanent() => Err(Error::LoginRequired(Some(e))),
-            Ok(Err(e)) => Err(Error::Refresh(e)),
-            Err(_panic) => Err(Error::RefresherPanicked),
-        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            self.fetch(current.as_deref(), refresher)
+        }))
+        .unwrap_or(Err(Error::RefresherPanicked));
         ticket.armed = false;
         let mut st = self.shared.state.lock();
         st.refreshing = false;
@@ -489,18 +546,39 @@ impl Gate {
             let now = Instant::now();
             return st.valid_lease(now).ok_or_else(|| st.failure());
         }
+        let mut save_failed = None;
         let (result, event) = match outcome {
-            Ok(token) => {
-                self.shared.stats.refreshes.fetch_add(1, Relaxed);
+            Ok(fetched) => {
+                let stats = &self.shared.stats;
+                let counter = if fetched.adopted {
+                    &stats.adopted
+                } else {
+                    &stats.refreshes
+                };
+                counter.fetch_add(1, Relaxed);
+                if let Some(e) = fetched.save_error {
+                    stats.store_errors.fetch_add(1, Relaxed);
+                    save_failed = Some(Event::StoreFailed {
+                        error: Error::Store(e),
+                    });
+                }
                 st.last_error = None;
                 st.backoff_until = None;
                 st.consecutive_failures = 0;
-                let lease = self.install(&mut st, token, ticket.reactive);
-                let event = Event::Refreshed {
-                    generation: lease.generation,
-                    expires_in: lease.token.lifetime().or_else(|| lease.token.remaining()),
-                    reactive: ticket.reactive,
-                    took: started.elapsed(),
+                let lease = self.install(&mut st, fetched.token, ticket.reactive);
+                let expires_in = lease.token.lifetime().or_else(|| lease.token.remaining());
+                let event = if fetched.adopted {
+                    Event::Adopted {
+                        generation: lease.generation,
+                        expires_in,
+                    }
+                } else {
+                    Event::Refreshed {
+                        generation: lease.generation,
+                        expires_in,
+                        reactive: ticket.reactive,
+                        took: started.elapsed(),
+                    }
                 };
                 (Ok(lease), event)
             }
@@ -537,6 +615,9 @@ impl Gate {
         };
         drop(st);
         self.emit(event);
+        if let Some(event) = save_failed {
+            self.emit(event);
+        }
         if let (Err(err @ Error::LoginRequired(_)), Some(cb)) =
             (&result, &self.shared.on_login_required)
         {
@@ -552,9 +633,54 @@ impl Gate {
         }
     }
 
-    fn install(&self, st: &mut State, token: Token, reactive: bool) -> Lease {
+    /// Gets the next token, on the refreshing thread with no gate lock held.
+    ///
+    /// Without a store this is the refresher. With one, it is the cross-process single flight of
+    /// `store::refresh_locked`: inside the store's exclusive section (entered within
+    /// `refresh_timeout`, else [`Error::RefreshTimeout`]), a token another process saved meanwhile is
+    /// adopted without calling the refresher; otherwise the refresher runs and its token is saved
+    /// before the section ends. Either way this returns before any waiter is woken. Only this thread
+    /// of the process contends for the store's lock; the others wait on the condition variable.
+    fn fetch(&self, current: Option<&Token>, refresher: &dyn Refresh) -> Result<Fetched, Error> {
+        let refresh = |base: Option<&Token>| -> Result<Token, Error> {
+            let token = match refresher.refresh(base) {
+                Ok(token) if token.authorization().is_none() => {
+                    return Err(Error::Refresh(RefreshError::new(
+                        RefreshErrorKind::InvalidResponse,
+                        false,
+                        "the new access token cannot be sent in an HTTP header",
+                    )));
+                }
+                Ok(token) => token,
+                Err(e) if e.is_permanent() => return Err(Error::LoginRequired(Some(e))),
+                Err(e) => return Err(Error::Refresh(e)),
+            };
+            if let Some(hook) = &self.shared.on_refresh {
+                let _ = catch_unwind(AssertUnwindSafe(|| hook(&token)));
+            }
+            Ok(token)
+        };
+        match &self.shared.store {
+            None => refresh(current).map(Fetched::refreshed),
+            Some(store) => store::refresh_locked(
+                &**store,
+                current,
+                self.shared.config.refresh_timeout,
+                |stored| {
+                    // Adopt a stored token that is not yet in its advisory window: adopting one that
+                    // is would only start another refresh at once.
+                    let now = Instant::now();
+                    self.windows(stored, now).ahead_at.is_none_or(|at| now < at)
+                },
+                refresh,
+            ),
+        }
+    }
+
+    /// The effective expiry of `token` (its own, or `now` + the assumed lifetime) and the starts of
+    /// its mandatory and advisory refresh windows.
+    fn windows(&self, token: &Token, now: Instant) -> Windows {
         let cfg = &self.shared.config;
-        let now = Instant::now();
         let (expires_at, lifetime) = match (token.expires_at(), cfg.assumed_lifetime) {
             (Some(at), _) => (Some(at), token.lifetime()),
             (None, Some(assumed)) => (Some(now + assumed), Some(assumed)),
@@ -568,13 +694,26 @@ impl Gate {
             None => (cfg.refresh_before_expiry, cfg.refresh_ahead),
         };
         let ahead = ahead.max(window);
+        Windows {
+            expires_at,
+            refresh_at: expires_at.map(|at| at.checked_sub(window).unwrap_or(at)),
+            ahead_at: expires_at.map(|at| at.checked_sub(ahead).unwrap_or(at)),
+        }
+    }
+
+    fn install(&self, st: &mut State, token: Token, reactive: bool) -> Lease {
+        let Windows {
+            expires_at,
+            refresh_at,
+            ahead_at,
+        } = self.windows(&token, Instant::now());
         let token = Arc::new(token);
         st.generation += 1;
         st.current = Some(Current {
             token: Arc::clone(&token),
             expires_at,
-            refresh_at: expires_at.map(|at| at.checked_sub(window).unwrap_or(at)),
-            ahead_at: expires_at.map(|at| at.checked_sub(ahead).unwrap_or(at)),
+            refresh_at,
+            ahead_at,
             dead: false,
             reactive,
         });
@@ -629,12 +768,32 @@ impl Gate {
 
     /// Installs a new token, e.g. after the user logged in again. Leaves the login-required state and
     /// any backoff, and wakes waiting threads. A refresh in flight when this is called is discarded
-    /// when it completes.
+    /// when it completes. With a [`store`](GateBuilder::store), the token is first saved inside the
+    /// store's exclusive section (waiting at most `refresh_timeout` for it).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidToken`] when the token cannot be sent in an HTTP header; the gate is unchanged.
+    /// [`Error::InvalidToken`] when the token cannot be sent in an HTTP header;
+    /// [`Error::Store`] when it could not be saved, or [`Error::RefreshTimeout`] when the store stayed
+    /// locked. The gate is unchanged on error.
     pub fn set_token(&self, token: Token) -> Result<(), Error> {
+        if token.authorization().is_none() {
+            return Err(Error::InvalidToken);
+        }
+        if let Some(store) = &self.shared.store {
+            let timeout = self.shared.config.refresh_timeout;
+            let _section = store
+                .lock(timeout)
+                .map_err(|e| store::lock_failed(e, timeout))?;
+            store.save(&token)?;
+            // Installed before the section ends, so no process can refresh the replaced token.
+            return self.install_token(token);
+        }
+        self.install_token(token)
+    }
+
+    /// [`set_token`](Gate::set_token) without saving to the store.
+    fn install_token(&self, token: Token) -> Result<(), Error> {
         if token.authorization().is_none() {
             return Err(Error::InvalidToken);
         }
@@ -677,6 +836,8 @@ impl Gate {
             waits: c.waits.load(Relaxed),
             replays: c.replays.load(Relaxed),
             events_dropped: c.events_dropped.load(Relaxed),
+            adopted: c.adopted.load(Relaxed),
+            store_errors: c.store_errors.load(Relaxed),
         }
     }
 

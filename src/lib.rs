@@ -32,6 +32,10 @@
 //!   them; [`TokenMiddleware`] brings the gate to a plain `ureq::Agent`.
 //! - [`Token`]: the access token with its expiry (monotonic [`Instant`](std::time::Instant)) and
 //!   refresh token. Secrets print as `[redacted]`.
+//! - [`TokenStore`]: where the token lives between runs. [`FileStore`] keeps it in a JSON file
+//!   (atomic writes, mode `0600`) shared safely by several processes: refreshes take a file lock,
+//!   and a process adopts the token another one just refreshed instead of spending the rotated
+//!   refresh token again. [`MemoryStore`] keeps it in memory.
 //!
 //! A token is refreshed *before* it is used when it is within `refresh_before_expiry` of its expiry
 //! (60 s, or a tenth of its lifetime when that is shorter), and *after* the server rejects it. Earlier,
@@ -66,17 +70,19 @@ mod events;
 mod gate;
 mod middleware;
 mod refresh;
+mod store;
 mod sync;
 mod token;
 mod util;
 
 pub use challenge::Challenge;
 pub use client::{Client, ClientBuilder, RequestBuilder};
-pub use error::{Error, OAuthError, RefreshError, RefreshErrorKind};
+pub use error::{Error, OAuthError, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind};
 pub use events::{EVENT_BUFFER, Event};
 pub use gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 pub use middleware::TokenMiddleware;
 pub use refresh::{ClientAuth, OAuth2, Refresh, TokenResponse};
+pub use store::{FileStore, MemoryStore, StoreLock, TokenStore};
 pub use token::{AccessToken, ClientSecret, RefreshToken, Token};
 
 /// The ureq version this crate is built on (its `Body`, `Error` and `Agent` appear in this API).
@@ -99,4 +105,7 @@ fn _assert_send_sync() {
     is::<RefreshError>();
     is::<Lease>();
     is::<OAuth2>();
+    is::<FileStore>();
+    is::<MemoryStore>();
+    is::<StoreError>();
 }

@@ -24,10 +24,10 @@ pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::R
         .map(drop)
 }
 
-#[cfg(loom)]
-pub(crate) use model::{Condvar, Mutex, MutexGuard, spawn};
 #[cfg(all(loom, test))]
 pub(crate) use model::allow_timeouts;
+#[cfg(loom)]
+pub(crate) use model::{Condvar, Mutex, MutexGuard, spawn};
 
 #[cfg(loom)]
 mod model {

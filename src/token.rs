@@ -162,6 +162,13 @@ impl Token {
         self
     }
 
+    /// Restores the lifetime the token was issued with (read back from storage), so the gate sizes
+    /// the refresh window as it did for the original.
+    pub(crate) fn with_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.lifetime = lifetime.map(|l| l.min(MAX_LIFETIME));
+        self
+    }
+
     /// Replaces the refresh token slot, keeping everything else.
     pub(crate) fn with_refresh(mut self, refresh: Option<RefreshToken>) -> Self {
         self.refresh = refresh;

@@ -81,6 +81,23 @@ impl Origin {
         Some(Origin { scheme, host, port })
     }
 
+    /// Whether `uri` has this origin: `Origin::of(uri) == Some(self)` without allocating (it runs
+    /// on every request, and again on every redirect hop).
+    pub(crate) fn matches(&self, uri: &Uri) -> bool {
+        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+            return false;
+        };
+        let port = match uri.port_u16() {
+            Some(p) => p,
+            None if scheme.eq_ignore_ascii_case("http") => 80,
+            None if scheme.eq_ignore_ascii_case("https") => 443,
+            None => return false,
+        };
+        port == self.port
+            && scheme.eq_ignore_ascii_case(&self.scheme)
+            && host.eq_ignore_ascii_case(&self.host)
+    }
+
     pub(crate) fn is_https(&self) -> bool {
         self.scheme == "https"
     }
@@ -135,5 +152,38 @@ mod tests {
         assert!(o("http://[::1]:9").is_loopback());
         assert!(o("http://localhost").is_loopback());
         assert!(!o("http://example.com").is_loopback());
+    }
+
+    #[test]
+    fn matches_agrees_with_comparing_origins() {
+        let urls = [
+            "https://API.example.com/x",
+            "https://api.example.com:443/y",
+            "HTTPS://api.example.com",
+            "http://api.example.com",
+            "http://api.example.com:443",
+            "https://api.example.com:8443",
+            "https://api.example.org",
+            "http://127.0.0.1:8080/a",
+            "http://127.0.0.1:8081/a",
+            "http://[::1]:8080/",
+            "http://[::1]/",
+            "ftp://api.example.com",
+            "/relative/only",
+        ];
+        for a in urls {
+            let a: Uri = a.parse().unwrap();
+            let Some(origin) = Origin::of(&a) else {
+                continue;
+            };
+            for b in urls {
+                let b: Uri = b.parse().unwrap();
+                assert_eq!(
+                    origin.matches(&b),
+                    Origin::of(&b).as_ref() == Some(&origin),
+                    "{a} vs {b}"
+                );
+            }
+        }
     }
 }

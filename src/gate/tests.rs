@@ -30,6 +30,22 @@ fn eventually(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
+/// A refresher that answers at once with `answer(call number)` and counts its calls.
+fn counted(
+    answer: impl Fn(usize) -> Result<Token, RefreshError> + Send + Sync + 'static,
+) -> (
+    Arc<AtomicUsize>,
+    impl Fn(&Token) -> Result<Token, RefreshError> + Send + Sync + 'static,
+) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    (calls, move |_: &Token| answer(c.fetch_add(1, SeqCst) + 1))
+}
+
+fn secret(lease: &Lease) -> &str {
+    lease.token().access_token().secret()
+}
+
 /// A refresher that blocks until released, then answers with `answer()`. Counts its calls.
 struct Held {
     calls: Arc<AtomicUsize>,
@@ -88,7 +104,7 @@ fn one_refresh_for_many_threads() {
     let results = storm(&gate, &h);
     for r in results {
         let lease = r.unwrap();
-        assert_eq!(lease.token().access_token().secret(), "new1");
+        assert_eq!(secret(&lease), "new1");
         assert_eq!(lease.generation(), 2);
     }
     assert_eq!(h.calls.load(SeqCst), 1);
@@ -122,15 +138,12 @@ fn failed_refresh_wakes_every_waiter_with_the_same_error() {
 
 #[test]
 fn permanent_failure_requires_login_until_set_token() {
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (calls, refresher) = counted(|_| Err(RefreshError::permanent("refresh token revoked")));
     let logins = Arc::new(AtomicUsize::new(0));
-    let (c, l) = (Arc::clone(&calls), Arc::clone(&logins));
+    let l = Arc::clone(&logins);
     let gate = Gate::builder()
         .token(expired())
-        .refresher(move |_: &Token| {
-            c.fetch_add(1, SeqCst);
-            Err(RefreshError::permanent("refresh token revoked"))
-        })
+        .refresher(refresher)
         .on_login_required(move |e| {
             assert!(e.is_login_required());
             l.fetch_add(1, SeqCst);
@@ -149,10 +162,7 @@ fn permanent_failure_requires_login_until_set_token() {
     assert!(gate.is_login_required());
     gate.set_token(Token::new("fresh").expires_in(Duration::from_secs(60)))
         .unwrap();
-    assert_eq!(
-        gate.lease().unwrap().token().access_token().secret(),
-        "fresh"
-    );
+    assert_eq!(secret(&gate.lease().unwrap()), "fresh");
 }
 
 #[test]
@@ -173,10 +183,7 @@ fn panicking_refresher_does_not_wedge_the_gate() {
         assert!(matches!(r, Err(Error::RefresherPanicked)), "{r:?}");
     }
     h.release.send(()).unwrap();
-    assert_eq!(
-        gate.lease().unwrap().token().access_token().secret(),
-        "recovered"
-    );
+    assert_eq!(secret(&gate.lease().unwrap()), "recovered");
     assert_eq!(h.calls.load(SeqCst), 2);
 }
 
@@ -207,50 +214,24 @@ fn waiter_times_out_while_the_refresh_is_slow_and_later_callers_get_the_token() 
             .secret(),
         "late"
     );
-    assert_eq!(
-        gate.lease().unwrap().token().access_token().secret(),
-        "late"
-    );
+    assert_eq!(secret(&gate.lease().unwrap()), "late");
 }
 
 #[test]
 fn transient_failure_keeps_serving_a_still_valid_token() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = Arc::clone(&calls);
-    // 10 s token, 60 s window: inside the window at once, but valid.
-    let gate = Gate::builder()
-        .token(
-            Token::new("old")
-                .refresh_token("r")
-                .expires_in(Duration::from_secs(10)),
-        )
-        .refresh_before_expiry(Duration::from_secs(60))
-        .refresher(move |_: &Token| {
-            c.fetch_add(1, SeqCst);
-            Err(RefreshError::transient("503"))
-        })
-        .build()
-        .unwrap();
-    // lifetime/10 = 1 s window, so the token is fresh: no refresh.
-    assert_eq!(gate.lease().unwrap().token().access_token().secret(), "old");
-    assert_eq!(calls.load(SeqCst), 0);
+    // Valid for 10 s, lifetime unknown: inside the 60 s mandatory window at once.
+    let (calls, refresher) = counted(|_| Err(RefreshError::transient("503")));
     let gate = Gate::builder()
         .token(
             Token::new("old")
                 .refresh_token("r")
                 .expires_at_system_time(std::time::SystemTime::now() + Duration::from_secs(10)),
         )
-        .refresher({
-            let c = Arc::clone(&calls);
-            move |_: &Token| {
-                c.fetch_add(1, SeqCst);
-                Err(RefreshError::transient("503"))
-            }
-        })
+        .refresher(refresher)
         .build()
         .unwrap();
     for _ in 0..3 {
-        assert_eq!(gate.lease().unwrap().token().access_token().secret(), "old");
+        assert_eq!(secret(&gate.lease().unwrap()), "old");
     }
     assert_eq!(calls.load(SeqCst), 1, "one attempt, then backoff");
     assert_eq!(gate.stats().refresh_failures, 1);
@@ -282,18 +263,15 @@ fn backoff_grows_honours_retry_after_and_is_bounded() {
 
 #[test]
 fn rejection_generations() {
-    let n = Arc::new(AtomicUsize::new(0));
-    let c = Arc::clone(&n);
+    let (n, refresher) =
+        counted(|i| Ok(Token::new(format!("t{i}")).expires_in(Duration::from_secs(3600))));
     let gate = Gate::builder()
         .token(
             Token::new("t0")
                 .refresh_token("r")
                 .expires_in(Duration::from_secs(3600)),
         )
-        .refresher(move |_: &Token| {
-            let i = c.fetch_add(1, SeqCst) + 1;
-            Ok(Token::new(format!("t{i}")).expires_in(Duration::from_secs(3600)))
-        })
+        .refresher(refresher)
         .build()
         .unwrap();
     let a = gate.lease().unwrap();
@@ -301,7 +279,7 @@ fn rejection_generations() {
     gate.confirm(&a);
     assert_eq!(gate.reject(&a), Rejection::Invalidated);
     let fresh = gate.lease().unwrap(); // reactive refresh
-    assert_eq!(fresh.token().access_token().secret(), "t1");
+    assert_eq!(secret(&fresh), "t1");
     assert_eq!(
         gate.reject(&b),
         Rejection::Replaced,
@@ -309,11 +287,11 @@ fn rejection_generations() {
     );
     // The reactive token is rejected before the server ever accepted it: no second refresh.
     assert_eq!(gate.reject(&fresh), Rejection::Final);
-    assert_eq!(gate.lease().unwrap().token().access_token().secret(), "t1");
+    assert_eq!(secret(&gate.lease().unwrap()), "t1");
     // Once accepted, a later rejection (revocation) refreshes again.
     gate.confirm(&fresh);
     assert_eq!(gate.reject(&fresh), Rejection::Invalidated);
-    assert_eq!(gate.lease().unwrap().token().access_token().secret(), "t2");
+    assert_eq!(secret(&gate.lease().unwrap()), "t2");
     assert_eq!(n.load(SeqCst), 2);
 }
 
@@ -332,7 +310,7 @@ fn set_token_during_a_refresh_wins() {
         .unwrap();
     h.release.send(()).unwrap();
     let r = refreshing.join().unwrap();
-    assert_eq!(r.unwrap().token().access_token().secret(), "relogged");
+    assert_eq!(secret(&r.unwrap()), "relogged");
     assert!(
         !gate.is_login_required(),
         "a stale refresh failure must not log the user out"
@@ -341,18 +319,14 @@ fn set_token_during_a_refresh_wins() {
 
 #[test]
 fn short_tokens_get_a_tenth_of_their_lifetime_as_window() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = Arc::clone(&calls);
+    let (calls, refresher) = counted(|_| Ok(Token::new("b").expires_in(Duration::from_secs(1))));
     let gate = Gate::builder()
         .token(
             Token::new("a")
                 .refresh_token("r")
                 .expires_in(Duration::from_secs(1)),
         )
-        .refresher(move |_: &Token| {
-            c.fetch_add(1, SeqCst);
-            Ok(Token::new("b").expires_in(Duration::from_secs(1)))
-        })
+        .refresher(refresher)
         .build()
         .unwrap();
     for _ in 0..100 {
@@ -389,4 +363,244 @@ fn invalid_tokens_are_refused() {
         e.refresh_error().unwrap().kind(),
         RefreshErrorKind::InvalidResponse
     );
+}
+
+// ---- with a TokenStore (MemoryStore here; FileStore and processes in tests/integration/store.rs) ----
+
+use crate::error::{StoreError, StoreErrorKind};
+use crate::store::{MemoryStore, StoreLock, TokenStore};
+
+/// A counted refresher answering `new<n>` (refresh token `r<n>`), valid for an hour.
+fn counting() -> (
+    Arc<AtomicUsize>,
+    impl Fn(&Token) -> Result<Token, RefreshError> + Send + Sync + 'static,
+) {
+    counted(|n| {
+        Ok(Token::new(format!("new{n}"))
+            .refresh_token(format!("r{n}"))
+            .expires_in(Duration::from_secs(3600)))
+    })
+}
+
+#[test]
+fn gates_sharing_a_store_refresh_once_and_adopt() {
+    let store = MemoryStore::new();
+    store.save(&expired()).unwrap();
+    let (calls, refresher) = counting();
+    let refresher = Arc::new(refresher);
+    let gate = || {
+        let r = Arc::clone(&refresher);
+        Gate::builder()
+            .store(store.clone())
+            .refresher(move |t: &Token| (*r)(t))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (gate(), gate());
+    let events = b.events();
+    assert_eq!(
+        b.token().unwrap().access_token().secret(),
+        "old",
+        "starts from the store"
+    );
+    assert_eq!(a.lease().unwrap().token().access_token().secret(), "new1");
+    assert_eq!(
+        store.load().unwrap().unwrap().access_token().secret(),
+        "new1"
+    );
+    // b still holds the expired "old": under the store's lock it finds "new1" and adopts it.
+    assert_eq!(b.lease().unwrap().token().access_token().secret(), "new1");
+    assert_eq!(calls.load(SeqCst), 1);
+    assert_eq!((a.stats().refreshes, a.stats().adopted), (1, 0));
+    assert_eq!((b.stats().refreshes, b.stats().adopted), (0, 1));
+    let got: Vec<Event> = events.try_iter().collect();
+    assert!(
+        matches!(got.as_slice(), [Event::Adopted { generation: 2, .. }]),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn one_thread_per_gate_takes_the_store_lock() {
+    // The store's lock is held by "another process" while a storm of threads needs a refresh: only
+    // one of them may wait for the lock; the rest wait on the gate's condition variable.
+    let store = MemoryStore::new();
+    store.save(&expired()).unwrap();
+    let (calls, refresher) = counting();
+    let gate = Gate::builder()
+        .store(store.clone())
+        .refresher(refresher)
+        .refresh_timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let section = store.lock(PATIENCE).unwrap();
+    let (tx, rx) = bounded(THREADS);
+    for _ in 0..THREADS {
+        let (gate, tx) = (gate.clone(), tx.clone());
+        thread::spawn(move || tx.send(gate.lease()).unwrap());
+    }
+    eventually("every other thread waits on the gate", || {
+        gate.stats().waits == (THREADS - 1) as u64
+    });
+    // The other process refreshed meanwhile and saves before leaving its section.
+    store
+        .save(&Token::new("theirs").expires_in(Duration::from_secs(3600)))
+        .unwrap();
+    drop(section);
+    for _ in 0..THREADS {
+        let lease = rx.recv_timeout(PATIENCE).expect("a thread hung").unwrap();
+        assert_eq!(lease.token().access_token().secret(), "theirs");
+    }
+    assert_eq!(calls.load(SeqCst), 0, "adopted, not refreshed");
+    assert_eq!(gate.stats().adopted, 1);
+}
+
+#[test]
+fn store_lock_timeout_is_a_refresh_timeout_and_nothing_is_wedged() {
+    let store = MemoryStore::new();
+    let (calls, refresher) = counting();
+    let gate = Gate::builder()
+        .token(expired())
+        .store(store.clone())
+        .refresher(refresher)
+        .refresh_timeout(Duration::from_millis(30))
+        .build()
+        .unwrap();
+    let section = store.lock(PATIENCE).unwrap();
+    assert!(matches!(gate.lease(), Err(Error::RefreshTimeout(_))));
+    assert!(matches!(
+        gate.set_token(Token::new("x")),
+        Err(Error::RefreshTimeout(_))
+    ));
+    assert_eq!(calls.load(SeqCst), 0);
+    drop(section);
+    assert_eq!(
+        gate.lease().unwrap().token().access_token().secret(),
+        "new1"
+    );
+}
+
+#[test]
+fn panicking_refresher_leaves_the_store_section() {
+    let store = MemoryStore::new();
+    let gate = Gate::builder()
+        .token(expired())
+        .store(store.clone())
+        .refresher(|_: &Token| -> Result<Token, RefreshError> { panic!("boom") })
+        .build()
+        .unwrap();
+    assert!(matches!(gate.lease(), Err(Error::RefresherPanicked)));
+    drop(store.lock(Duration::ZERO).expect("the section was left"));
+    assert!(store.load().unwrap().is_none(), "nothing saved");
+}
+
+#[test]
+fn on_refresh_sees_each_refreshed_token_once_and_may_panic() {
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let (_, refresher) = counting();
+    let store = MemoryStore::new();
+    let gate = Gate::builder()
+        .token(expired())
+        .store(store.clone())
+        .refresher(refresher)
+        .on_refresh(move |t| {
+            s.lock().push(t.access_token().secret().to_owned());
+            panic!("a broken hook must not break the refresh");
+        })
+        .build()
+        .unwrap();
+    assert_eq!(
+        gate.lease().unwrap().token().access_token().secret(),
+        "new1"
+    );
+    assert_eq!(
+        store.load().unwrap().unwrap().access_token().secret(),
+        "new1"
+    );
+    gate.set_token(expired()).unwrap();
+    store
+        .save(&Token::new("theirs").expires_in(Duration::from_secs(3600)))
+        .unwrap();
+    assert_eq!(
+        gate.lease().unwrap().token().access_token().secret(),
+        "theirs"
+    );
+    assert_eq!(
+        *seen.lock(),
+        ["new1"],
+        "not called for set_token or adoption"
+    );
+}
+
+/// A store whose every operation fails as told.
+struct Broken(StoreErrorKind);
+
+impl TokenStore for Broken {
+    fn load(&self) -> Result<Option<Token>, StoreError> {
+        match self.0 {
+            StoreErrorKind::Io => Err(StoreError::new(self.0, "unreadable")),
+            _ => Ok(None),
+        }
+    }
+    fn save(&self, _: &Token) -> Result<(), StoreError> {
+        Err(StoreError::new(self.0, "disk full"))
+    }
+    fn lock(&self, _: Duration) -> Result<StoreLock<'_>, StoreError> {
+        Ok(StoreLock::none())
+    }
+}
+
+#[test]
+fn store_failures_are_typed_and_a_refreshed_token_is_used_even_if_unsaved() {
+    let e = Gate::builder()
+        .store(Broken(StoreErrorKind::Io))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.store_error().unwrap().kind(), StoreErrorKind::Io);
+    assert!(e.is_transient());
+
+    let (calls, refresher) = counting();
+    let gate = Gate::builder()
+        .token(expired())
+        .store(Broken(StoreErrorKind::Custom))
+        .refresher(refresher)
+        .build()
+        .unwrap();
+    let events = gate.events();
+    assert_eq!(
+        gate.lease().unwrap().token().access_token().secret(),
+        "new1"
+    );
+    assert_eq!(gate.stats().store_errors, 1);
+    let got: Vec<Event> = events.try_iter().collect();
+    assert!(
+        matches!(
+            got.as_slice(),
+            [Event::Refreshed { .. }, Event::StoreFailed { error: Error::Store(e) }]
+                if e.kind() == StoreErrorKind::Custom
+        ),
+        "{got:?}"
+    );
+    assert!(matches!(
+        gate.set_token(Token::new("x")),
+        Err(Error::Store(_))
+    ));
+    assert_eq!(
+        gate.token().unwrap().access_token().secret(),
+        "new1",
+        "unchanged when the save failed"
+    );
+
+    // An unreadable store stops the refresh: what other processes did cannot be seen.
+    let gate = Gate::builder()
+        .token(expired())
+        .store(Broken(StoreErrorKind::Io))
+        .refresher(move |_: &Token| -> Result<Token, RefreshError> {
+            calls.fetch_add(1, SeqCst);
+            Ok(Token::new("never"))
+        })
+        .build()
+        .unwrap();
+    assert!(matches!(gate.lease(), Err(Error::Store(_))));
 }

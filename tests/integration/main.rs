@@ -10,4 +10,5 @@ mod faults;
 mod middleware;
 mod refreshers;
 mod security;
+mod store;
 mod support;

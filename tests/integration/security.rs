@@ -157,3 +157,25 @@ fn api_request_timeouts_are_explicit() {
         .unwrap();
     assert!(matches!(client.get("/x").call(), Err(Error::Transport(_))));
 }
+
+#[test]
+fn the_token_endpoint_call_follows_no_redirects() {
+    // A token URL that redirects (here to the real endpoint) is not followed: refresh tokens and client
+    // secrets are never re-sent to wherever a Location header points.
+    let server = TestServer::start();
+    let redirecting = format!(
+        "{}/redirect?status=307&to={}",
+        server.url(),
+        server.token_url().replace(':', "%3A").replace('/', "%2F")
+    );
+    let client = Client::builder(format!("{}/api", server.url()))
+        .token(expired_login(&server))
+        .refresher(OAuth2::refresh_token_grant(redirecting).client_id("demo-public"))
+        .build()
+        .unwrap();
+    let e = client.get("/x").call().unwrap_err();
+    let re = e.refresh_error().unwrap();
+    assert_eq!(re.status(), Some(307), "{e}");
+    let c = server.counters();
+    assert_eq!((c.redirects, c.token_requests, c.api_calls), (1, 0, 0));
+}

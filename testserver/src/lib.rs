@@ -41,6 +41,8 @@
 //! - `token_store`: tokens, rotation, reuse detection, revocation.
 //! - `state`, `counters`, `failure`, `encoding`: shared state and helpers.
 
+#![forbid(unsafe_code)]
+
 mod api;
 mod counters;
 mod encoding;

@@ -1,0 +1,958 @@
+//! The performance table of the README: what the token layer costs, measured against a bare ureq
+//! agent on the embedded loopback server.
+//!
+//! ```text
+//! cargo run --release --example bench                            # the full run (about 5 minutes)
+//! TOKENGATE_BENCH_QUICK=1 cargo run --release --example bench    # a quick look (about 40 s)
+//! TOKENGATE_BENCH_ONLY=fast,request cargo run --release --example bench   # some sections only
+//! ```
+//!
+//! Sections: `memory`, `fast`, `request`, `throughput`, `storm`, `short`.
+//!
+//! Every figure is a ratio or a count where that is possible: the machine is small and shared, so
+//! absolute times are noisy. Throughput runs alternate tokengate and the bare agent in one process
+//! and report the median of the paired rounds.
+//!
+//! A counting global allocator (per thread, switched on only around what it measures) proves that
+//! the fast path does not allocate.
+
+// A global allocator cannot be written without `unsafe`. The library itself stays
+// `#![forbid(unsafe_code)]`; this is the only `unsafe` in the package and it only forwards to `System`.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Barrier, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tokengate::ureq::{self, Agent};
+use tokengate::{Client, Gate, OAuth2, Token};
+use tokengate_testserver::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, TestServer};
+
+// ---------------------------------------------------------------------------------------------
+// Counting allocator
+// ---------------------------------------------------------------------------------------------
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static ALLOC_BYTES: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Whether this thread's allocations are counted. `const` and `Copy`: reading it never allocates.
+    static COUNT_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+impl Counting {
+    fn note(size: usize) {
+        if COUNT_HERE.try_with(Cell::get).unwrap_or(false) {
+            ALLOCS.fetch_add(1, Relaxed);
+            ALLOC_BYTES.fetch_add(size as u64, Relaxed);
+        }
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counting
+// touches only atomics and a const thread-local, neither of which allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Counting::note(layout.size());
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        Counting::note(layout.size());
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        Counting::note(new_size);
+        // SAFETY: forwarded as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations (count, bytes) made by this thread while `f` runs.
+fn count_allocs<R>(f: impl FnOnce() -> R) -> (R, u64, u64) {
+    let (a0, b0) = (ALLOCS.load(Relaxed), ALLOC_BYTES.load(Relaxed));
+    COUNT_HERE.with(|c| c.set(true));
+    let r = f();
+    COUNT_HERE.with(|c| c.set(false));
+    (r, ALLOCS.load(Relaxed) - a0, ALLOC_BYTES.load(Relaxed) - b0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------------
+
+struct Settings {
+    quick: bool,
+    /// Length of one throughput run.
+    run: Duration,
+    /// Paired rounds at the two target thread counts (8 and 256).
+    target_rounds: usize,
+    /// Paired rounds at the other thread counts (1, 2, 64).
+    other_rounds: usize,
+    /// Length of each short-token run.
+    short_run: Duration,
+    /// Paired (1-second, 1-hour) short-token rounds.
+    short_rounds: usize,
+    /// Lease iterations per thread count for the fast path.
+    fast_ops: u64,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let quick = std::env::var_os("TOKENGATE_BENCH_QUICK").is_some_and(|v| v != "0");
+        if quick {
+            Settings {
+                quick,
+                run: Duration::from_millis(1000),
+                target_rounds: 3,
+                other_rounds: 1,
+                short_run: Duration::from_secs(2),
+                short_rounds: 1,
+                fast_ops: 2_000_000,
+            }
+        } else {
+            Settings {
+                quick,
+                run: Duration::from_secs(5),
+                target_rounds: 5,
+                other_rounds: 3,
+                short_run: Duration::from_secs(5),
+                short_rounds: 3,
+                fast_ops: 20_000_000,
+            }
+        }
+    }
+}
+
+const THREAD_COUNTS: [usize; 5] = [1, 2, 8, 64, 256];
+const TARGET_THREADS: [usize; 2] = [8, 256];
+const STORM_THREADS: usize = 256;
+const STORM_TOKEN_LATENCY: Duration = Duration::from_millis(100);
+const SHORT_THREADS: usize = 32;
+const SHORT_LIFETIME: Duration = Duration::from_secs(1);
+/// Generous bound on any worker thread of this program, so a bug shows up as a failure, not a hang.
+const WORKER_BOUND: Duration = Duration::from_secs(120);
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let s = Settings::from_env();
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "tokengate bench{}",
+        if s.quick {
+            " (QUICK mode: not for the README)"
+        } else {
+            ""
+        }
+    );
+    println!("machine: {cores} cores, {}", cpu_model());
+    println!();
+
+    let only = std::env::var("TOKENGATE_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+
+    // First, while the process is still small: the memory of a demo-like workload.
+    let memory = if wanted("memory") {
+        Some(demo_memory()?)
+    } else {
+        None
+    };
+    if wanted("fast") {
+        fast_path(&s, cores)?;
+    }
+    let alloc_rows = if wanted("request") || wanted("memory") {
+        per_request_costs()?
+    } else {
+        Vec::new()
+    };
+    if wanted("throughput") {
+        throughput(&s)?;
+    }
+    if wanted("storm") {
+        storm()?;
+    }
+    if wanted("short") {
+        short_tokens(&s)?;
+    }
+    if let Some(memory) = memory {
+        println!("\n## Memory");
+        memory.print();
+        for row in alloc_rows {
+            println!("{row}");
+        }
+    }
+    Ok(())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A 1-hour token pair from `server`, as a logged-in user would hold it.
+fn login(server: &TestServer) -> Token {
+    let issued = server.issue_token();
+    Token::new(issued.access_token)
+        .expires_in(Duration::from_secs(issued.expires_in))
+        .refresh_token(issued.refresh_token)
+}
+
+fn refresher(server: &TestServer) -> OAuth2 {
+    OAuth2::refresh_token_grant(server.token_url())
+        .client_id(DEMO_CLIENT_ID)
+        .client_secret(DEMO_CLIENT_SECRET)
+}
+
+/// The client every measurement uses: the server's API, a token, a refresher.
+fn client_for(server: &TestServer, token: Token) -> Result<Client, tokengate::Error> {
+    Client::builder(format!("{}/api", server.url()))
+        .token(token)
+        .refresher(refresher(server))
+        .build()
+}
+
+/// A bare ureq agent configured the way `ClientBuilder::build` configures tokengate's own: statuses
+/// are not errors, no redirects, connect and response-head timeouts at tokengate's defaults.
+fn agent_like_tokengate() -> Agent {
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .build()
+        .new_agent()
+}
+
+/// Reads a response body to the end (the connection goes back to the pool only then).
+fn consume(body: ureq::Body) -> io::Result<u64> {
+    io::copy(&mut body.into_reader(), &mut io::sink())
+}
+
+/// One way of sending "GET /api/items with the token" in a loop.
+#[derive(Clone)]
+enum Sender {
+    Tokengate(Client),
+    Raw {
+        agent: Agent,
+        url: String,
+        authorization: String,
+    },
+}
+
+impl Sender {
+    fn name(&self) -> &'static str {
+        match self {
+            Sender::Tokengate(_) => "tokengate",
+            Sender::Raw { .. } => "raw ureq",
+        }
+    }
+
+    /// One request; `Ok(true)` when the server answered 200.
+    fn send(&self) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        let resp = match self {
+            Sender::Tokengate(c) => c.get("/items").call()?,
+            Sender::Raw {
+                agent,
+                url,
+                authorization,
+            } => agent
+                .get(url.as_str())
+                .header("Authorization", authorization.as_str())
+                .call()?,
+        };
+        let ok = resp.status() == 200;
+        consume(resp.into_body())?;
+        Ok(ok)
+    }
+}
+
+/// Runs `threads` threads, each calling `work(thread_index, deadline)` once, and gathers what they
+/// return; a thread that does not report within [`WORKER_BOUND`] is a failure.
+fn run_threads<T: Send + 'static>(
+    threads: usize,
+    work: impl Fn(usize, &Barrier) -> T + Send + Sync + 'static,
+) -> Result<Vec<T>, String> {
+    let work = Arc::new(work);
+    let barrier = Arc::new(Barrier::new(threads));
+    let (tx, rx) = mpsc::channel();
+    for i in 0..threads {
+        let (work, barrier, tx) = (Arc::clone(&work), Arc::clone(&barrier), tx.clone());
+        thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let _ = tx.send(work(i, &barrier));
+            })
+            .map_err(|e| format!("cannot spawn thread {i}: {e}"))?;
+    }
+    drop(tx);
+    let deadline = Instant::now() + WORKER_BOUND;
+    let mut out = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let left = deadline.saturating_duration_since(Instant::now());
+        out.push(
+            rx.recv_timeout(left)
+                .map_err(|_| format!("a worker thread did not finish within {WORKER_BOUND:?}"))?,
+        );
+    }
+    Ok(out)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// This thread's CPU time so far (`/proc/thread-self/schedstat`, nanoseconds), if Linux tells us.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fast path
+// ---------------------------------------------------------------------------------------------
+
+/// The fast path: a lease and (a reference to) its ready-made `Authorization` header value.
+fn lease_and_header(gate: &Gate) -> usize {
+    match gate.lease() {
+        Ok(lease) => std::hint::black_box(lease.authorization()).len(),
+        Err(_) => 0,
+    }
+}
+
+/// What `Client` does per request: the fast path, plus an owned header value for the request (a
+/// reference-count increment, the bytes are not copied) and the confirm after the response.
+fn as_client_does(gate: &Gate) -> usize {
+    match gate.lease() {
+        Ok(lease) => {
+            let header = lease.authorization().clone();
+            gate.confirm(&lease);
+            std::hint::black_box(header).len()
+        }
+        Err(_) => 0,
+    }
+}
+
+/// For scale: reading the monotonic clock, which the fast path does once.
+fn clock_only(_: &Gate) -> usize {
+    std::hint::black_box(Instant::now());
+    1
+}
+
+struct FastRow {
+    cpu_ns_per_op: f64,
+    mops: f64,
+    allocs_per_op: f64,
+}
+
+/// Runs `op` `per_thread` times on each of `threads` threads (after one uncounted pass).
+fn measure_fast(
+    gate: &Gate,
+    threads: usize,
+    per_thread: u64,
+    op: fn(&Gate) -> usize,
+) -> Result<FastRow, String> {
+    let gate = gate.clone();
+    let results = run_threads(threads, move |_, barrier| {
+        let work = || {
+            let mut sum = 0usize;
+            for _ in 0..per_thread {
+                sum += op(&gate);
+            }
+            std::hint::black_box(sum);
+        };
+        // One-time costs come before anything is counted: parking once makes parking_lot set up
+        // this thread's parking data (a thread-local, and its table of parked threads grows with
+        // the number of threads), and a first pass warms everything else.
+        let (m, cv) = (parking_lot::Mutex::new(()), parking_lot::Condvar::new());
+        cv.wait_for(&mut m.lock(), Duration::from_micros(1));
+        barrier.wait();
+        work();
+        barrier.wait();
+        let started = Instant::now();
+        let cpu0 = thread_cpu_ns();
+        let ((), allocs, _) = count_allocs(work);
+        let cpu = cpu0.zip(thread_cpu_ns()).map(|(a, b)| b - a);
+        (started.elapsed(), cpu, allocs)
+    })?;
+    let slowest = results.iter().map(|r| r.0).max().unwrap_or_default();
+    let ops = per_thread as f64 * threads as f64;
+    // CPU time, not wall time: on a shared machine a descheduled thread does no work, and with more
+    // threads than cores each one waits for its turn. Wall time if Linux does not say.
+    let cpu_ns: Option<u64> = results.iter().map(|r| r.1).sum();
+    let total_ns = match cpu_ns {
+        Some(ns) => ns as f64,
+        None => results.iter().map(|r| r.0.as_nanos() as f64).sum(),
+    };
+    Ok(FastRow {
+        cpu_ns_per_op: total_ns / ops,
+        mops: ops / slowest.as_secs_f64() / 1e6,
+        allocs_per_op: results.iter().map(|r| r.2).sum::<u64>() as f64 / ops,
+    })
+}
+
+fn fast_path(s: &Settings, cores: usize) -> Result<(), Box<dyn std::error::Error>> {
+    println!("## Fast path: Gate::lease() + its Authorization header value (valid token)");
+    let gate = Gate::builder()
+        .token(Token::new("ACCESS").expires_in(Duration::from_secs(3600)))
+        .build()?;
+    let mut counts: Vec<usize> = THREAD_COUNTS.to_vec();
+    if !counts.contains(&cores) {
+        counts.push(cores);
+        counts.sort_unstable();
+    }
+    println!("threads  CPU ns/op  total Mops/s (wall)  allocs/op");
+    for threads in counts {
+        // Each thread runs long enough to outlast a scheduler time slice, so that with more threads
+        // than cores the threads really overlap (and contend) instead of running one after another.
+        let per_thread = (s.fast_ops / threads as u64).max(s.fast_ops / 20);
+        let row = measure_fast(&gate, threads, per_thread, lease_and_header)?;
+        let note = match threads {
+            1 => format!(
+                "  target < 50 ns and 0 allocs: {}",
+                pass(row.cpu_ns_per_op < 50.0 && row.allocs_per_op == 0.0)
+            ),
+            t if t == cores => "  (= cores)".to_owned(),
+            _ => String::new(),
+        };
+        println!(
+            "{threads:>7}  {:>9.1}  {:>19.1}  {:>9}{note}",
+            row.cpu_ns_per_op, row.mops, row.allocs_per_op
+        );
+    }
+    let client = measure_fast(&gate, 1, s.fast_ops, as_client_does)?;
+    let clock = measure_fast(&gate, 1, s.fast_ops, clock_only)?;
+    println!(
+        "1 thread, as Client uses it (+ owned header value + confirm): {:.1} ns/op, {} allocs/op: {}",
+        client.cpu_ns_per_op,
+        client.allocs_per_op,
+        pass(client.allocs_per_op == 0.0)
+    );
+    println!(
+        "for scale: Instant::now() alone (read once per lease): {:.1} ns",
+        clock.cpu_ns_per_op
+    );
+    println!();
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-request cost on the client thread (deterministic: allocations; steadier than wall time: CPU)
+// ---------------------------------------------------------------------------------------------
+
+fn per_request_costs() -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    println!("## Per-request cost on the calling thread (1 thread, keep-alive, valid token)");
+    let server = TestServer::start();
+    let token = login(&server);
+    let authorization = format!("Bearer {}", token.access_token().secret());
+    let client = client_for(&server, token)?;
+    let raw = Sender::Raw {
+        agent: agent_like_tokengate(),
+        url: format!("{}/api/items", server.url()),
+        authorization,
+    };
+    let tg = Sender::Tokengate(client.clone());
+    const N: u64 = 2_000;
+    let mut rows = Vec::new();
+    println!("client      allocs/request  bytes/request  CPU µs/request (median of 5)");
+    let mut results = Vec::new();
+    for sender in [&tg, &raw] {
+        for _ in 0..200 {
+            sender.send().map_err(|e| e.to_string())?;
+        }
+        let (r, allocs, bytes) = count_allocs(|| -> Result<(), String> {
+            for _ in 0..N {
+                sender.send().map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+        r?;
+        let mut cpu = Vec::new();
+        for _ in 0..5 {
+            let c0 = thread_cpu_ns();
+            for _ in 0..N {
+                sender.send().map_err(|e| e.to_string())?;
+            }
+            if let (Some(c0), Some(c1)) = (c0, thread_cpu_ns()) {
+                cpu.push((c1 - c0) as f64 / N as f64 / 1000.0);
+            }
+        }
+        let cpu = median(&mut cpu);
+        println!(
+            "{:<10}  {:>14.1}  {:>13.0}  {:>8.1}",
+            sender.name(),
+            allocs as f64 / N as f64,
+            bytes as f64 / N as f64,
+            cpu
+        );
+        results.push((allocs as f64 / N as f64, cpu));
+    }
+    if let [(a_tg, c_tg), (a_raw, c_raw)] = results[..] {
+        println!(
+            "tokengate overhead: {:+.1} allocations, {:+.2} µs CPU per request",
+            a_tg - a_raw,
+            c_tg - c_raw
+        );
+    }
+    let (_, allocs, bytes) = count_allocs(|| {
+        let clones: Vec<Client> = (0..1000).map(|_| client.clone()).collect();
+        std::hint::black_box(clones.len())
+    });
+    // The Vec holding the clones is one allocation of 1000 * size_of::<Client>() bytes.
+    let vec_bytes = 1000 * std::mem::size_of::<Client>() as u64;
+    rows.push(format!(
+        "bytes per Client clone: {} (size_of) + {} heap ({} allocations per clone)",
+        std::mem::size_of::<Client>(),
+        (bytes - vec_bytes) as f64 / 1000.0,
+        (allocs - 1) as f64 / 1000.0
+    ));
+    println!();
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throughput
+// ---------------------------------------------------------------------------------------------
+
+/// Requests per second of `sender` with `threads` threads for `run`, and the failures.
+fn measure(sender: &Sender, threads: usize, run: Duration) -> Result<(f64, u64), String> {
+    let sender2 = sender.clone();
+    let results = run_threads(threads, move |_, barrier| {
+        let sender = sender2.clone();
+        barrier.wait();
+        let started = Instant::now();
+        let (mut ok, mut failed) = (0u64, 0u64);
+        while started.elapsed() < run {
+            match sender.send() {
+                Ok(true) => ok += 1,
+                _ => failed += 1,
+            }
+        }
+        (ok, failed, started.elapsed())
+    })?;
+    let ok: u64 = results.iter().map(|r| r.0).sum();
+    let failed: u64 = results.iter().map(|r| r.1).sum();
+    let slowest = results.iter().map(|r| r.2).max().unwrap_or(run);
+    Ok((ok as f64 / slowest.as_secs_f64(), failed))
+}
+
+fn throughput(s: &Settings) -> Result<(), Box<dyn std::error::Error>> {
+    println!(
+        "## Loopback throughput: GET /api/items, {:?} per run, requests/s",
+        s.run
+    );
+    println!(
+        "raw ureq = an Agent configured like tokengate's (no status errors, no redirects, connect +"
+    );
+    println!(
+        "response-head timeouts) sending a fixed Authorization header; ratio = tokengate / raw,"
+    );
+    println!("median of per-round ratios; runs alternate in one process.");
+    let server = TestServer::builder().workers(320).start();
+    let token = login(&server);
+    let authorization = format!("Bearer {}", token.access_token().secret());
+    let url = format!("{}/api/items", server.url());
+    let tg = Sender::Tokengate(client_for(&server, token)?);
+    let raw = Sender::Raw {
+        agent: agent_like_tokengate(),
+        url: url.clone(),
+        authorization: authorization.clone(),
+    };
+    let default = Sender::Raw {
+        agent: Agent::new_with_defaults(),
+        url,
+        authorization,
+    };
+    println!(
+        "threads  rounds  tokengate req/s  raw req/s  ratio (min..max)  ureq-default req/s  failed  target"
+    );
+    for threads in THREAD_COUNTS {
+        let target = TARGET_THREADS.contains(&threads);
+        let rounds = if target {
+            s.target_rounds
+        } else {
+            s.other_rounds
+        };
+        let (mut tg_rps, mut raw_rps, mut def_rps, mut ratios) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut failed = 0;
+        for round in 0..rounds {
+            // Alternate who goes first; the default-config agent runs only at the target counts.
+            let mut order: Vec<&Sender> = if round % 2 == 0 {
+                vec![&tg, &raw]
+            } else {
+                vec![&raw, &tg]
+            };
+            if target {
+                order.insert(round % 3, &default);
+            }
+            let mut this = (0.0, 0.0);
+            for (i, sender) in order.iter().enumerate() {
+                let (rps, f) = measure(sender, threads, s.run)?;
+                failed += f;
+                match (sender.name(), i == round % 3 && target) {
+                    ("raw ureq", true) => def_rps.push(rps),
+                    ("raw ureq", false) => {
+                        this.1 = rps;
+                        raw_rps.push(rps)
+                    }
+                    _ => {
+                        this.0 = rps;
+                        tg_rps.push(rps)
+                    }
+                }
+            }
+            ratios.push(this.0 / this.1);
+        }
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        let ratio = median(&mut ratios);
+        let verdict = match threads {
+            8 => format!(">= 0.99: {}", pass(ratio >= 0.99)),
+            256 => format!(">= 0.97: {}", pass(ratio >= 0.97)),
+            _ => String::new(),
+        };
+        let def = if def_rps.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.0}", median(&mut def_rps))
+        };
+        println!(
+            "{threads:>7}  {rounds:>6}  {:>15.0}  {:>9.0}  {ratio:.3} ({lo:.3}..{hi:.3})  {def:>18}  {failed:>6}  {verdict}",
+            median(&mut tg_rps),
+            median(&mut raw_rps),
+        );
+    }
+    let c = server.counters();
+    println!(
+        "(server saw {} API calls, {} rejected, {} token requests)",
+        c.api_calls, c.api_rejected, c.token_requests
+    );
+    println!();
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh storm
+// ---------------------------------------------------------------------------------------------
+
+/// Latency of each of `threads` threads making one request at once (released by a barrier).
+fn burst(client: &Client, threads: usize) -> Result<Vec<Duration>, String> {
+    let client = client.clone();
+    let results = run_threads(threads, move |_, barrier| {
+        barrier.wait();
+        let started = Instant::now();
+        let r = client.get("/items").call().map_err(|e| e.to_string());
+        let ok = r.and_then(|resp| {
+            let status = resp.status();
+            consume(resp.into_body()).map_err(|e| e.to_string())?;
+            Ok(status == 200)
+        });
+        (started.elapsed(), ok)
+    })?;
+    let mut out = Vec::with_capacity(threads);
+    for (elapsed, ok) in results {
+        match ok {
+            Ok(true) => out.push(elapsed),
+            Ok(false) => return Err("a request was not answered 200".to_owned()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+fn expired_token(server: &TestServer) -> Token {
+    let issued = server.issue_token();
+    Token::new(issued.access_token)
+        .expires_in(Duration::ZERO)
+        .refresh_token(issued.refresh_token)
+}
+
+fn storm() -> Result<(), Box<dyn std::error::Error>> {
+    println!(
+        "## Refresh storm: {STORM_THREADS} threads meet an expired token, token endpoint latency {STORM_TOKEN_LATENCY:?}"
+    );
+    let server = TestServer::builder()
+        .token_latency(STORM_TOKEN_LATENCY)
+        .workers(320)
+        .start();
+
+    // Reference 1: one thread meeting an expired token = the refresh plus one request.
+    let mut singles = Vec::new();
+    for _ in 0..3 {
+        let client = client_for(&server, expired_token(&server))?;
+        singles.push(burst(&client, 1)?[0].as_secs_f64());
+    }
+    let single = median(&mut singles);
+    // Reference 2: the same burst of requests with a valid token = one request round trip at this
+    // concurrency (each thread opens a connection, the server serves them all on 2 cores).
+    let mut valid = Vec::new();
+    for _ in 0..3 {
+        let client = client_for(&server, login(&server))?;
+        let lat = burst(&client, STORM_THREADS)?;
+        valid.push(lat.iter().max().copied().unwrap_or_default().as_secs_f64());
+    }
+    let burst_rtt = median(&mut valid);
+
+    let client = client_for(&server, expired_token(&server))?;
+    server.reset_counters();
+    let lat = burst(&client, STORM_THREADS)?;
+    let c = server.counters();
+    let slowest = lat.iter().max().copied().unwrap_or_default().as_secs_f64();
+    let mut all: Vec<f64> = lat.iter().map(Duration::as_secs_f64).collect();
+    let med = median(&mut all);
+    let target = single + burst_rtt;
+    println!(
+        "refresh calls (token endpoint): {}  target 1: {}",
+        c.token_requests,
+        pass(c.token_requests == 1)
+    );
+    println!(
+        "API calls: {} ({} ok)  target {STORM_THREADS}: {}",
+        c.api_calls,
+        c.api_ok,
+        pass(c.api_calls == STORM_THREADS as u64 && c.api_ok == STORM_THREADS as u64)
+    );
+    println!(
+        "slowest thread: {:.1} ms (median {:.1} ms); reference: refresh + 1 request on one thread {:.1} ms,",
+        slowest * 1e3,
+        med * 1e3,
+        single * 1e3
+    );
+    println!(
+        "  slowest of {STORM_THREADS} concurrent requests with a valid token {:.1} ms; target <= 1.2 x {:.1} ms = {:.1} ms: {} ({:.2}x)",
+        burst_rtt * 1e3,
+        target * 1e3,
+        target * 1.2e3,
+        pass(slowest <= target * 1.2),
+        slowest / target
+    );
+    println!("gate: {:?}", client.stats());
+
+    // The gate alone, no HTTP: a closure refresher that sleeps as long as the token endpoint does.
+    // What the slowest thread waits beyond that is the cost of waking 255 threads.
+    let mut wake = Vec::new();
+    for _ in 0..3 {
+        let gate = Gate::builder()
+            .token(Token::new("OLD").expires_in(Duration::ZERO))
+            .refresher(|_: &Token| {
+                thread::sleep(STORM_TOKEN_LATENCY);
+                Ok(Token::new("NEW").expires_in(Duration::from_secs(3600)))
+            })
+            .build()?;
+        let lat = run_threads(STORM_THREADS, move |_, barrier| {
+            barrier.wait();
+            let started = Instant::now();
+            let ok = gate.lease().is_ok();
+            (started.elapsed(), ok)
+        })?;
+        if lat.iter().any(|(_, ok)| !ok) {
+            return Err("a lease failed in the gate-only storm".into());
+        }
+        let slowest = lat.iter().map(|l| l.0).max().unwrap_or_default();
+        wake.push(slowest.saturating_sub(STORM_TOKEN_LATENCY).as_secs_f64());
+    }
+    println!(
+        "gate alone (closure refresher sleeping {STORM_TOKEN_LATENCY:?}): the slowest of {STORM_THREADS} threads gets its token {:.2} ms after the refresh (median of 3)",
+        median(&mut wake) * 1e3
+    );
+    println!();
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Short tokens
+// ---------------------------------------------------------------------------------------------
+
+struct ShortRun {
+    rps: f64,
+    failed: u64,
+    /// API calls the server answered as unauthorized.
+    rejected: u64,
+    refreshes: u64,
+    /// Tokens whose refresh point (expiry minus the window) passed during the run.
+    due: u64,
+}
+
+fn short_run(lifetime: Duration, run: Duration) -> Result<ShortRun, Box<dyn std::error::Error>> {
+    let server = TestServer::builder()
+        .token_lifetime(lifetime)
+        .workers(64)
+        .start();
+    let client = client_for(&server, login(&server))?;
+    // A watcher samples the current token every millisecond and notes each one's expiry.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (client, stop) = (client.clone(), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut seen: Vec<(Arc<Token>, Option<Instant>)> = Vec::new();
+            while !stop.load(Relaxed) {
+                if let Some(t) = client.token()
+                    && !seen.iter().any(|(s, _)| Arc::ptr_eq(s, &t))
+                {
+                    let at = t.expires_at();
+                    seen.push((t, at));
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+            seen
+        })
+    };
+    server.reset_counters();
+    let (rps, failed) = measure(&Sender::Tokengate(client.clone()), SHORT_THREADS, run)?;
+    let end = Instant::now();
+    stop.store(true, Relaxed);
+    let seen = watcher.join().map_err(|_| "the watcher thread panicked")?;
+    // The gate's window for a token of lifetime L is min(60 s, L / 10).
+    let window = Duration::from_secs(60).min(lifetime / 10);
+    let due = seen
+        .iter()
+        .filter(|(_, at)| at.is_some_and(|at| at.checked_sub(window).unwrap_or(at) <= end))
+        .count() as u64;
+    let c = server.counters();
+    Ok(ShortRun {
+        rps,
+        failed,
+        rejected: c.api_rejected,
+        refreshes: c.refresh_attempts,
+        due,
+    })
+}
+
+fn short_tokens(s: &Settings) -> Result<(), Box<dyn std::error::Error>> {
+    println!(
+        "## Short tokens: {SHORT_THREADS} threads, {:?} per run, {SHORT_LIFETIME:?} tokens vs 1-hour tokens, {} paired round(s)",
+        s.short_run, s.short_rounds
+    );
+    let (mut refreshes, mut due, mut failed, mut long_refreshes, mut rejected) = (0, 0, 0, 0, 0);
+    let (mut short_rps, mut long_rps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..s.short_rounds {
+        // Alternate which goes first.
+        let (short, long) = if round % 2 == 0 {
+            let short = short_run(SHORT_LIFETIME, s.short_run)?;
+            (short, short_run(Duration::from_secs(3600), s.short_run)?)
+        } else {
+            let long = short_run(Duration::from_secs(3600), s.short_run)?;
+            (short_run(SHORT_LIFETIME, s.short_run)?, long)
+        };
+        refreshes += short.refreshes;
+        due += short.due;
+        failed += short.failed + long.failed;
+        rejected += short.rejected + long.rejected;
+        long_refreshes += long.refreshes;
+        ratios.push(short.rps / long.rps);
+        short_rps.push(short.rps);
+        long_rps.push(long.rps);
+    }
+    println!(
+        "1 s tokens: {refreshes} refreshes for {due} tokens that reached their refresh point: {:.2} per expiry  target 1.0: {}",
+        refreshes as f64 / due.max(1) as f64,
+        pass(refreshes == due)
+    );
+    let ratio = median(&mut ratios);
+    println!(
+        "throughput: 1 s tokens {:.0} req/s, 1 h tokens {:.0} req/s (medians): ratio {ratio:.3} (median of rounds)  target >= 0.9: {}",
+        median(&mut short_rps),
+        median(&mut long_rps),
+        pass(ratio >= 0.9)
+    );
+    println!(
+        "failed requests: {failed}; rejected by the server: {rejected}; refreshes with 1 h tokens: {long_refreshes}"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory of a demo-like workload
+// ---------------------------------------------------------------------------------------------
+
+struct Memory {
+    rss_before_kb: u64,
+    rss_kb: u64,
+    hwm_kb: u64,
+    requests: f64,
+}
+
+impl Memory {
+    fn print(&self) {
+        println!(
+            "demo-like workload (16 threads, 1 s tokens, 50 ms token endpoint, 4 s, server in-process, {:.0} requests):",
+            self.requests
+        );
+        println!(
+            "  VmRSS {} KiB after (before: {} KiB), VmHWM {} KiB",
+            self.rss_kb, self.rss_before_kb, self.hwm_kb
+        );
+    }
+}
+
+fn proc_status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn demo_memory() -> Result<Memory, Box<dyn std::error::Error>> {
+    let rss_before_kb = proc_status_kb("VmRSS:");
+    let server = TestServer::builder()
+        .token_lifetime(Duration::from_secs(1))
+        .token_latency(Duration::from_millis(50))
+        .start();
+    let client = client_for(&server, login(&server))?;
+    let (rps, _) = measure(&Sender::Tokengate(client), 16, Duration::from_secs(4))?;
+    Ok(Memory {
+        rss_before_kb,
+        rss_kb: proc_status_kb("VmRSS:"),
+        hwm_kb: proc_status_kb("VmHWM:"),
+        requests: rps * 4.0,
+    })
+}

@@ -1,0 +1,211 @@
+//! The one way into Rust from C: [`ffi_boundary!`] runs an entry point's body with panics caught,
+//! turns its failure into a `tokengate_result` and records the details as the calling thread's last
+//! error. The argument helpers here turn NULL and non-UTF-8 pointers into failures instead of crashes.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
+
+use crate::error::tokengate_error;
+use crate::result::tokengate_result;
+
+/// Why an entry point failed: its code and a message free of secrets.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: tokengate_result,
+    pub(crate) message: String,
+    pub(crate) transient: bool,
+}
+
+impl Failure {
+    pub(crate) fn new(code: tokengate_result, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    pub(crate) fn null(what: &str) -> Failure {
+        Failure::new(
+            tokengate_result::NullArgument,
+            format!("{what} must not be NULL"),
+        )
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Failure {
+        Failure::new(tokengate_result::InvalidArgument, message)
+    }
+
+    fn panic(payload: &(dyn std::any::Any + Send)) -> Failure {
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        Failure::new(
+            tokengate_result::Panic,
+            format!("tokengate panicked (a bug; please report it): {what}"),
+        )
+    }
+}
+
+impl From<tokengate::Error> for Failure {
+    fn from(e: tokengate::Error) -> Failure {
+        Failure {
+            code: tokengate_result::of(&e),
+            message: e.to_string(),
+            transient: e.is_transient(),
+        }
+    }
+}
+
+thread_local! {
+    /// The failure of the last call on this thread, if it failed.
+    static LAST_ERROR: RefCell<Option<Box<tokengate_error>>> = const { RefCell::new(None) };
+}
+
+/// Takes this thread's last error, leaving none.
+pub(crate) fn take_last_error() -> Option<Box<tokengate_error>> {
+    LAST_ERROR.with(|slot| slot.borrow_mut().take())
+}
+
+fn set_last_error(error: Option<Box<tokengate_error>>) {
+    // `try_with`: during thread teardown the slot may be gone; then there is nobody to tell.
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = error);
+}
+
+/// Runs `body` with panics caught: clears this thread's last error, then records the failure, if
+/// any, and returns its code. Use it through [`ffi_boundary!`].
+pub(crate) fn run(body: impl FnOnce() -> Result<(), Failure>) -> tokengate_result {
+    set_last_error(None);
+    let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|p| Err(Failure::panic(&*p)));
+    match outcome {
+        Ok(()) => tokengate_result::Ok,
+        Err(failure) => {
+            let code = failure.code;
+            set_last_error(Some(Box::new(tokengate_error::from(failure))));
+            code
+        }
+    }
+}
+
+/// Runs `body` with panics caught for entry points that return a plain value, not a
+/// `tokengate_result`: a panic yields `fallback`.
+pub(crate) fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+/// Wraps the body of an entry point that returns `tokengate_result`: the body evaluates to
+/// `Result<(), Failure>`; `?` works inside. Panics are caught, failures recorded for
+/// `tokengate_last_error()`.
+macro_rules! ffi_boundary {
+    ($($body:tt)*) => {
+        $crate::boundary::run(move || -> Result<(), $crate::boundary::Failure> { $($body)* })
+    };
+}
+pub(crate) use ffi_boundary;
+
+/// A required `&T` from a pointer.
+///
+/// # Safety
+///
+/// `ptr` is NULL or points to a live `T` for `'a`.
+pub(crate) unsafe fn arg<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Failure> {
+    // SAFETY: the caller guarantees a non-NULL `ptr` points to a live T.
+    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(what))
+}
+
+/// A required out-parameter, checked for NULL before any work is done. Write it with
+/// `NonNull::write` only once the call has succeeded (out-params are written only on success).
+pub(crate) fn out<T>(ptr: *mut T, what: &str) -> Result<NonNull<T>, Failure> {
+    NonNull::new(ptr).ok_or_else(|| Failure::null(what))
+}
+
+/// A required NUL-terminated UTF-8 string.
+///
+/// # Safety
+///
+/// `ptr` is NULL or points to a NUL-terminated string that lives for `'a`.
+pub(crate) unsafe fn text<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Failure> {
+    // SAFETY: forwarded from the caller.
+    unsafe { opt_text(ptr, what) }?.ok_or_else(|| Failure::null(what))
+}
+
+/// An optional NUL-terminated UTF-8 string: NULL is `None`.
+///
+/// # Safety
+///
+/// `ptr` is NULL or points to a NUL-terminated string that lives for `'a`.
+pub(crate) unsafe fn opt_text<'a>(
+    ptr: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, Failure> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL and NUL-terminated per the caller's guarantee.
+    let s = unsafe { CStr::from_ptr(ptr) };
+    s.to_str()
+        .map(Some)
+        .map_err(|_| Failure::invalid(format!("{what} is not valid UTF-8")))
+}
+
+/// A byte buffer given as pointer + length; NULL is allowed only with length 0.
+///
+/// # Safety
+///
+/// `ptr` is NULL or points to `len` readable bytes that live for `'a`.
+pub(crate) unsafe fn bytes<'a>(
+    ptr: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], Failure> {
+    if ptr.is_null() {
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(Failure::null(what))
+        };
+    }
+    // SAFETY: non-NULL, `len` readable bytes per the caller's guarantee.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_code_and_a_message() {
+        let code = ffi_boundary! {
+            if true {
+                panic!("boom in the body");
+            }
+            Ok(())
+        };
+        assert_eq!(code, tokengate_result::Panic);
+        let error = take_last_error().expect("the panic was recorded");
+        assert_eq!(error.code, tokengate_result::Panic);
+        assert!(
+            error.message().contains("boom in the body"),
+            "{}",
+            error.message()
+        );
+    }
+
+    #[test]
+    fn success_clears_the_last_error() {
+        let code = ffi_boundary! { Err(Failure::invalid("first")) };
+        assert_eq!(code, tokengate_result::InvalidArgument);
+        assert_eq!(ffi_boundary! { Ok(()) }, tokengate_result::Ok);
+        assert!(take_last_error().is_none());
+    }
+
+    #[test]
+    fn guard_returns_the_fallback_on_panic() {
+        assert_eq!(guard(7u16, || panic!("x")), 7);
+        assert_eq!(guard(7u16, || 200), 200);
+    }
+}

@@ -1,0 +1,305 @@
+//! The examples in `ffi/examples/`, run against the loopback test server.
+//!
+//! `c/threads.c` is compiled with the system C compiler against the static library cargo built for
+//! this test; the server must see exactly one refresh per expiry and every request answered. The
+//! same program then runs under valgrind's memcheck (skipped, with a note, when valgrind is not
+//! installed). `python/smoke.py` loads the shared library with ctypes (skipped without python3).
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tokengate_testserver::TestServer;
+
+/// Upper bound on the compiler and the program. Reaching it fails the test (the child is killed).
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// The system libraries Rust's standard library needs when linked statically on Linux, from
+/// `cargo rustc -p tokengate-ffi --crate-type staticlib -- --print native-static-libs`.
+const NATIVE_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+/// `target/<profile>`: the test executable lives in its `deps/`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let deps = exe.parent().expect("the test executable is in a directory");
+    deps.parent().unwrap_or(deps).to_path_buf()
+}
+
+/// The newest `file` (e.g. `libtokengate_ffi.a`) cargo built for this profile: it builds every
+/// crate type of the library, staticlib and cdylib included, before it runs this test.
+fn library(file: &str) -> PathBuf {
+    let dir = profile_dir();
+    [dir.join("deps"), dir.clone()]
+        .into_iter()
+        .map(|d| d.join(file))
+        .filter_map(|p| Some((fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| panic!("no {file} under {}", dir.display()))
+}
+
+/// Waits for `child` at most PATIENCE, killing it when it takes longer.
+fn wait_bounded(mut child: std::process::Child, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().expect("can poll the child") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {PATIENCE:?}; killed");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Compiles the example once per test process and returns the executable.
+fn example() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out_dir = profile_dir().join("c-example");
+        fs::create_dir_all(&out_dir).expect("can create the output directory");
+        // Test processes may compile at the same time (nextest): each writes its own file and
+        // renames it into place.
+        let tmp = out_dir.join(format!("threads.{}", std::process::id()));
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+        let child = Command::new(&cc)
+            .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-I"])
+            .arg(crate_dir.join("include"))
+            .arg(crate_dir.join("examples/c/threads.c"))
+            .arg(library("libtokengate_ffi.a"))
+            .args(NATIVE_LIBS)
+            .arg("-o")
+            .arg(&tmp)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"));
+        assert!(
+            wait_bounded(child, "the C compiler").success(),
+            "the C example does not compile"
+        );
+        let exe = out_dir.join("threads");
+        fs::rename(&tmp, &exe).expect("can move the executable into place");
+        exe
+    })
+}
+
+/// One run's parameters and what the program and the server reported.
+struct Run {
+    threads: u64,
+    rounds: u64,
+    requests: u64,
+    lifetime_secs: u64,
+}
+
+impl Run {
+    /// Runs the example (under `wrapper`, e.g. valgrind, when given) against a fresh server and
+    /// checks one refresh per round and every request answered. Returns the program's stderr.
+    fn check(&self, wrapper: &[&str], name: &str) -> String {
+        let server = TestServer::builder()
+            .token_lifetime(Duration::from_secs(self.lifetime_secs))
+            .start();
+        let login = server.issue_token();
+        let logs = profile_dir().join("c-example");
+        let (out_path, err_path) = (
+            logs.join(format!("{name}.{}.out", std::process::id())),
+            logs.join(format!("{name}.{}.err", std::process::id())),
+        );
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(example());
+                c
+            }
+            None => Command::new(example()),
+        };
+        let child = command
+            .arg(format!("{}/api", server.url()))
+            .arg(server.token_url())
+            .arg(&login.access_token)
+            .arg(&login.refresh_token)
+            .arg(self.lifetime_secs.to_string())
+            .arg(self.threads.to_string())
+            .arg(self.rounds.to_string())
+            .arg(self.requests.to_string())
+            .stdin(Stdio::null())
+            .stdout(File::create(&out_path).expect("can create the stdout file"))
+            .stderr(File::create(&err_path).expect("can create the stderr file"))
+            .spawn()
+            .expect("can start the C example");
+        let status = wait_bounded(child, "the C example");
+        let stdout = fs::read_to_string(&out_path).unwrap_or_default();
+        let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+        let _ = (fs::remove_file(&out_path), fs::remove_file(&err_path));
+        assert!(
+            status.success(),
+            "the C example failed ({status}):\n{stdout}\n{stderr}"
+        );
+
+        let total = self.threads * self.rounds * self.requests;
+        let result = stdout
+            .lines()
+            .find(|l| l.starts_with("RESULT "))
+            .unwrap_or_else(|| panic!("no RESULT line in:\n{stdout}\n{stderr}"));
+        let expected = format!(
+            "RESULT ok={total} failed=0 refreshes={} waits=",
+            self.rounds
+        );
+        assert!(
+            result.starts_with(&expected),
+            "{result}\n(expected {expected}...)\n{stderr}"
+        );
+        assert!(result.ends_with(" login_required=0"), "{result}");
+
+        let seen = server.counters();
+        assert_eq!(
+            seen.refreshes, self.rounds,
+            "one refresh per expiry: {seen:?}"
+        );
+        assert_eq!(seen.refresh_attempts, self.rounds, "{seen:?}");
+        assert_eq!(seen.max_concurrent_refreshes, 1, "{seen:?}");
+        assert_eq!(
+            (seen.invalid_grant, seen.reuse_detected),
+            (0, 0),
+            "{seen:?}"
+        );
+        assert_eq!(seen.api_ok, total, "every request answered: {seen:?}");
+        assert_eq!(seen.api_calls, total, "no request sent twice: {seen:?}");
+        assert_eq!(seen.api_without_auth, 0, "{seen:?}");
+        stderr
+    }
+}
+
+#[test]
+fn c_threads_share_one_client_with_one_refresh_per_expiry() {
+    Run {
+        threads: 8,
+        rounds: 3,
+        requests: 4,
+        lifetime_secs: 1,
+    }
+    .check(&[], "plain");
+}
+
+#[test]
+fn c_example_is_clean_under_valgrind() {
+    if !installed("valgrind") {
+        eprintln!("note: valgrind is not installed; skipping the memcheck run of the C example");
+        return;
+    }
+    // Few threads, one round: memcheck runs the program some 20-50 times slower. A two-second
+    // token leaves the round time to finish before the new token's refresh window.
+    let stderr = Run {
+        threads: 3,
+        rounds: 1,
+        requests: 2,
+        lifetime_secs: 2,
+    }
+    .check(
+        &[
+            "valgrind",
+            "--tool=memcheck",
+            "--leak-check=full",
+            "--show-leak-kinds=definite,indirect",
+            "--errors-for-leak-kinds=definite,indirect",
+            "--error-exitcode=99",
+        ],
+        "valgrind",
+    );
+    for line in stderr
+        .lines()
+        .filter(|l| l.contains("SUMMARY") || l.contains("lost:"))
+    {
+        eprintln!("{line}");
+    }
+    assert!(
+        stderr.contains("ERROR SUMMARY: 0 errors"),
+        "memcheck found errors:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("definitely lost: 0 bytes")
+            || stderr.contains("All heap blocks were freed"),
+        "memcheck found leaks:\n{stderr}"
+    );
+}
+
+/// Whether `program --version` runs.
+fn installed(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn python_ctypes_smoke_refreshes_a_rejected_token_and_replays() {
+    if !installed("python3") {
+        eprintln!("note: python3 is not installed; skipping the ctypes example");
+        return;
+    }
+    let server = TestServer::start();
+    let login = server.issue_token();
+    // An access token the server never issued: the first request is rejected, the OAuth2 refresh
+    // gets a real one, the request is replayed.
+    let config = serde_json::json!({
+        "base_url": format!("{}/api", server.url()),
+        "access_token": "not-issued-by-the-server",
+        "refresh_token": login.refresh_token,
+        "token_url": server.token_url(),
+        "client_id": "demo-client",
+        "client_secret": "demo-secret",
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/smoke.py");
+    let logs = profile_dir().join("c-example");
+    fs::create_dir_all(&logs).expect("can create the log directory");
+    let out_path = logs.join(format!("python.{}.out", std::process::id()));
+    let child = Command::new("python3")
+        .arg(script)
+        .arg(library(&format!(
+            "{}tokengate_ffi{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        )))
+        .arg(config.to_string())
+        .arg("/py")
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("can create the stdout file"))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("can start python3");
+    let status = wait_bounded(child, "the Python example");
+    let stdout = fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = fs::remove_file(&out_path);
+    assert!(
+        status.success(),
+        "the Python example failed ({status}):\n{stdout}"
+    );
+    assert!(
+        stdout.contains("bad config: 2 JSON configuration:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("status=200"), "{stdout}");
+    assert!(stdout.contains(r#""path":"/api/py""#), "{stdout}");
+    assert!(stdout.contains(r#""body_len":17"#), "{stdout}");
+
+    let seen = server.counters();
+    assert_eq!(
+        (seen.refreshes, seen.api_rejected, seen.api_ok),
+        (1, 1, 1),
+        "{seen:?}"
+    );
+}

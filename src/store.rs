@@ -1,0 +1,694 @@
+//! Keeping the token between runs and sharing it between processes: the [`TokenStore`] trait,
+//! [`MemoryStore`] and [`FileStore`], and the store side of a refresh (`refresh_locked`, called by
+//! the gate).
+//!
+//! With rotating refresh tokens (RFC 9700 §4.14.2) each refresh token works once, so two processes
+//! that refresh the same token at once log the user out: the second presents a used refresh token.
+//! The gate therefore refreshes inside the store's exclusive section: take the lock, re-read the
+//! store, adopt the stored token if another process already refreshed, otherwise refresh and save the
+//! new token before the lock is released.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, StoreError, StoreErrorKind};
+use crate::token::Token;
+
+/// The version of the [`FileStore`] format this build writes and reads.
+const FORMAT_VERSION: u64 = 1;
+/// Largest token file read. Real ones are well under 4 KiB.
+const MAX_FILE: u64 = 64 * 1024;
+/// Longest pause between two attempts to take a file lock held by another process.
+const LOCK_POLL_MAX: Duration = Duration::from_millis(10);
+
+/// Where a client's token lives between runs, shared by every process that uses the same store.
+///
+/// The gate calls [`load`](TokenStore::load) once when it is built (when no token was given) and
+/// again inside [`lock`](TokenStore::lock) before every refresh; it calls [`save`](TokenStore::save)
+/// inside the lock after every refresh and on [`Gate::set_token`](crate::Gate::set_token). All three
+/// run on the thread that needs them, with no lock of the gate held.
+///
+/// Implement it to keep tokens in a keyring or a database; [`FileStore::encode`] and
+/// [`FileStore::decode`] give you the file format as a string if you want the same one. A store
+/// used by several processes must make [`lock`](TokenStore::lock) exclusive across them (a file
+/// lock, a database row lock, a named mutex).
+///
+/// ```
+/// use std::time::Duration;
+/// use std::sync::Mutex;
+/// use tokengate::{FileStore, StoreError, StoreLock, Token, TokenStore};
+///
+/// /// Keeps the token as a string, e.g. in a keyring entry (here: in memory).
+/// struct Keyring(Mutex<Option<String>>);
+///
+/// impl TokenStore for Keyring {
+///     fn load(&self) -> Result<Option<Token>, StoreError> {
+///         let stored = self.0.lock().unwrap();
+///         stored.as_deref().map(|s| FileStore::decode(s.as_bytes())).transpose()
+///     }
+///     fn save(&self, token: &Token) -> Result<(), StoreError> {
+///         *self.0.lock().unwrap() = Some(FileStore::encode(token));
+///         Ok(())
+///     }
+///     // One process only: the default `lock` (no cross-process exclusion) is enough.
+/// }
+///
+/// let keyring = Keyring(Mutex::new(None));
+/// keyring.save(&Token::new("ACCESS").expires_in(Duration::from_secs(60)))?;
+/// assert_eq!(keyring.load()?.unwrap().access_token().secret(), "ACCESS");
+/// # Ok::<_, StoreError>(())
+/// ```
+pub trait TokenStore: Send + Sync + 'static {
+    /// Reads the stored token. `Ok(None)` when nothing is stored yet.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the stored data cannot be read ([`StoreErrorKind::Io`]) or is not a
+    /// token ([`StoreErrorKind::Empty`], [`Malformed`](StoreErrorKind::Malformed),
+    /// [`UnsupportedVersion`](StoreErrorKind::UnsupportedVersion)).
+    fn load(&self) -> Result<Option<Token>, StoreError>;
+
+    /// Replaces the stored token with `token`.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the token could not be stored; what was stored before must then be
+    /// unchanged.
+    fn save(&self, token: &Token) -> Result<(), StoreError>;
+
+    /// Enters the store's exclusive section, waiting at most `timeout`; it ends when the returned
+    /// [`StoreLock`] is dropped. The gate holds it across a refresh: re-read, refresh, save.
+    ///
+    /// Defaults to no exclusion at all, which is right for a store only one process (and one gate)
+    /// uses; a shared store must override it.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] of kind [`StoreErrorKind::LockTimeout`] when the section could not be entered
+    /// within `timeout` (the gate reports [`Error::RefreshTimeout`]), or any other kind when locking
+    /// failed.
+    fn lock(&self, timeout: Duration) -> Result<StoreLock<'_>, StoreError> {
+        let _ = timeout;
+        Ok(StoreLock::none())
+    }
+}
+
+impl<S: TokenStore> TokenStore for Arc<S> {
+    fn load(&self) -> Result<Option<Token>, StoreError> {
+        (**self).load()
+    }
+
+    fn save(&self, token: &Token) -> Result<(), StoreError> {
+        (**self).save(token)
+    }
+
+    fn lock(&self, timeout: Duration) -> Result<StoreLock<'_>, StoreError> {
+        (**self).lock(timeout)
+    }
+}
+
+/// Anything held for the length of a [`StoreLock`].
+trait Held {}
+impl<T> Held for T {}
+
+/// A store's exclusive section, entered by [`TokenStore::lock`]; dropping it leaves the section.
+///
+/// It owns whatever keeps the section entered: a locked file, a guard, a database transaction. Its
+/// `Drop` leaves the section.
+#[must_use = "the exclusive section ends when the StoreLock is dropped"]
+pub struct StoreLock<'a> {
+    held: Option<Box<dyn Held + 'a>>,
+}
+
+impl<'a> StoreLock<'a> {
+    /// A lock that keeps `held` (e.g. a locked [`File`]) until it is dropped.
+    pub fn new<T: 'a>(held: T) -> Self {
+        StoreLock {
+            held: Some(Box::new(held)),
+        }
+    }
+
+    /// A lock that excludes nothing, for stores that need no exclusion.
+    pub fn none() -> Self {
+        StoreLock { held: None }
+    }
+}
+
+impl fmt::Debug for StoreLock<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreLock")
+            .field("held", &self.held.is_some())
+            .finish()
+    }
+}
+
+/// A store in memory: the token lasts as long as the process. What a client without a store does
+/// anyway; share one `MemoryStore` (clones share it) between several gates to make them coordinate
+/// their refreshes the way processes sharing a [`FileStore`] do.
+///
+/// ```
+/// use tokengate::{MemoryStore, Token, TokenStore};
+///
+/// let store = MemoryStore::new();
+/// store.save(&Token::new("ACCESS"))?;
+/// assert!(store.clone().load()?.is_some());
+/// # Ok::<_, tokengate::StoreError>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    token: Mutex<Option<Token>>,
+    locked: Mutex<bool>,
+    unlocked: Condvar,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("token", &*self.inner.token.lock())
+            .finish()
+    }
+}
+
+impl TokenStore for MemoryStore {
+    fn load(&self) -> Result<Option<Token>, StoreError> {
+        Ok(self.inner.token.lock().clone())
+    }
+
+    fn save(&self, token: &Token) -> Result<(), StoreError> {
+        *self.inner.token.lock() = Some(token.clone());
+        Ok(())
+    }
+
+    fn lock(&self, timeout: Duration) -> Result<StoreLock<'_>, StoreError> {
+        let deadline = Instant::now() + timeout;
+        let mut locked = self.inner.locked.lock();
+        while *locked {
+            if self
+                .inner
+                .unlocked
+                .wait_until(&mut locked, deadline)
+                .timed_out()
+                && *locked
+            {
+                return Err(StoreError::new(
+                    StoreErrorKind::LockTimeout,
+                    "the memory store stayed locked",
+                ));
+            }
+        }
+        *locked = true;
+        Ok(StoreLock::new(MemoryLock(&self.inner)))
+    }
+}
+
+struct MemoryLock<'a>(&'a MemoryInner);
+
+impl Drop for MemoryLock<'_> {
+    fn drop(&mut self) {
+        *self.0.locked.lock() = false;
+        self.0.unlocked.notify_one();
+    }
+}
+
+/// A store in a JSON file, shared safely by every process (and every client) that uses the same
+/// path. The file necessarily holds the secrets; `Debug` shows only its path.
+///
+/// - **Atomic**: a save writes a temporary file in the same directory, flushes it to disk, renames it
+///   over the token file and flushes the directory. A reader (or a crash) sees the old file or the
+///   new one, never half of one.
+/// - **Private**: on Unix the token file, its temporary files and the lock file are created with
+///   mode `0600` (and a missing parent directory with `0700`), so there is no moment at which
+///   another user could read them.
+/// - **Cross-process single flight**: [`lock`](TokenStore::lock) takes an exclusive lock
+///   ([`File::lock`]) on a sidecar file, `<path>.lock`, which is never deleted. The gate refreshes
+///   inside it; see [`TokenStore`].
+/// - **Nothing silently lost**: a save that finds an unusable file (empty, malformed, another
+///   format version) first renames it to `<path>.corrupt-<unix seconds>`.
+///
+/// # Format (version 1)
+///
+/// ```json
+/// {
+///   "version": 1,
+///   "access_token": "…",
+///   "token_type": "Bearer",
+///   "expires_at_unix_ms": 1767225600000,
+///   "lifetime_ms": 3600000,
+///   "refresh_token": "…",
+///   "scope": "read write"
+/// }
+/// ```
+///
+/// `version` and `access_token` are required; the others may be missing or `null`.
+/// `expires_at_unix_ms` is the wall-clock expiry in milliseconds since the Unix epoch: on load it
+/// becomes a monotonic deadline, so a token that expired while no process ran is expired.
+/// `lifetime_ms` is the lifetime the token was issued with (it sizes the refresh window). Unknown
+/// fields are ignored; a different `version` is refused with
+/// [`StoreErrorKind::UnsupportedVersion`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tokengate::{FileStore, Token, TokenStore};
+///
+/// let path = std::env::temp_dir().join(format!("tokengate-doc-{}.json", std::process::id()));
+/// let store = FileStore::new(&path);
+/// store.save(&Token::new("ACCESS").expires_in(Duration::from_secs(3600)).refresh_token("R"))?;
+/// let token = store.load()?.expect("just saved");
+/// assert_eq!(token.access_token().secret(), "ACCESS");
+/// assert!(!format!("{store:?}").contains("ACCESS"));
+/// # std::fs::remove_file(&path).ok();
+/// # std::fs::remove_file(store.lock_path()).ok();
+/// # Ok::<_, tokengate::StoreError>(())
+/// ```
+#[derive(Clone)]
+pub struct FileStore {
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// Makes temporary file names unique within the process (the process id makes them unique across).
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl FileStore {
+    /// A store in the file at `path`. Nothing is touched until the first load, save or lock; a
+    /// missing parent directory is created on the first save or lock.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        FileStore {
+            path,
+            lock_path: PathBuf::from(lock_path),
+        }
+    }
+
+    /// The token file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The sidecar file locked around refreshes (`<path>.lock`).
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// The token in this store's file format (see [`FileStore`]), for stores that keep the same
+    /// JSON elsewhere.
+    ///
+    /// # Security
+    ///
+    /// The text holds the access and refresh tokens.
+    pub fn encode(token: &Token) -> String {
+        let mut doc = Map::new();
+        doc.insert("version".into(), FORMAT_VERSION.into());
+        doc.insert("access_token".into(), token.access_token().secret().into());
+        doc.insert("token_type".into(), token.get_token_type().into());
+        if let Some(at) = token.expires_at_wall() {
+            let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            doc.insert(
+                "expires_at_unix_ms".into(),
+                u64::try_from(ms).unwrap_or(u64::MAX).into(),
+            );
+        }
+        if let Some(lifetime) = token.lifetime() {
+            let ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+            doc.insert("lifetime_ms".into(), ms.into());
+        }
+        if let Some(r) = token.get_refresh_token() {
+            doc.insert("refresh_token".into(), r.secret().into());
+        }
+        if let Some(scope) = token.get_scope() {
+            doc.insert("scope".into(), scope.into());
+        }
+        let mut text = serde_json::to_string_pretty(&Value::Object(doc))
+            .expect("a JSON object of strings and numbers always serialises");
+        text.push('\n');
+        text
+    }
+
+    /// Reads a token in this store's file format (see [`FileStore`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreErrorKind::Empty`] for empty or blank input, [`StoreErrorKind::Malformed`] for input
+    /// that is not JSON, cut short, larger than 64 KiB, not an object, or has a missing or mistyped
+    /// field (or an access token that cannot go into an HTTP header),
+    /// [`StoreErrorKind::UnsupportedVersion`] for another `version`. The messages name the field
+    /// and position, never the contents.
+    pub fn decode(bytes: &[u8]) -> Result<Token, StoreError> {
+        let malformed = |msg: String| StoreError::new(StoreErrorKind::Malformed, msg);
+        if bytes.len() as u64 > MAX_FILE {
+            return Err(malformed(format!(
+                "larger than {} KiB: not a token file",
+                MAX_FILE / 1024
+            )));
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(StoreError::new(StoreErrorKind::Empty, "the file is empty"));
+        }
+        // serde_json's messages can quote the input; only its position and class are reported.
+        let doc: Value = serde_json::from_slice(bytes).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Eof => "cut short (the JSON ends early)",
+                _ => "not valid JSON",
+            };
+            malformed(format!(
+                "{what} at line {}, column {}",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let Value::Object(doc) = doc else {
+            return Err(malformed("not a JSON object".into()));
+        };
+        let field = |name: &str| doc.get(name).filter(|v| !v.is_null());
+        let string = |name: &str| -> Result<Option<&str>, StoreError> {
+            match field(name) {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(_) => Err(malformed(format!("field `{name}` is not a string"))),
+            }
+        };
+        let number = |name: &str| -> Result<Option<u64>, StoreError> {
+            match field(name) {
+                None => Ok(None),
+                Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                    malformed(format!("field `{name}` is not a non-negative integer"))
+                }),
+            }
+        };
+        match number("version")? {
+            Some(FORMAT_VERSION) => {}
+            Some(v) => {
+                return Err(StoreError::new(
+                    StoreErrorKind::UnsupportedVersion,
+                    format!("format version {v}; this build reads version {FORMAT_VERSION}"),
+                ));
+            }
+            None => return Err(malformed("field `version` is missing".into())),
+        }
+        let access = string("access_token")?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| malformed("field `access_token` is missing or empty".into()))?;
+        let mut token = Token::new(access);
+        if let Some(t) = string("token_type")? {
+            token = token.token_type(t);
+        }
+        if let Some(ms) = number("expires_at_unix_ms")? {
+            let at = UNIX_EPOCH
+                .checked_add(Duration::from_millis(ms))
+                .ok_or_else(|| malformed("field `expires_at_unix_ms` is out of range".into()))?;
+            token = token
+                .expires_at_system_time(at)
+                .with_lifetime(number("lifetime_ms")?.map(Duration::from_millis));
+        }
+        if let Some(r) = string("refresh_token")? {
+            token = token.refresh_token(r);
+        }
+        if let Some(s) = string("scope")? {
+            token = token.scope(s);
+        }
+        if token.authorization().is_none() {
+            return Err(malformed(
+                "the access token or type cannot be sent in an HTTP header".into(),
+            ));
+        }
+        Ok(token)
+    }
+
+    /// Reads the file: `Ok(None)` when it does not exist.
+    fn read(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("cannot open", &self.path, e)),
+        };
+        let mut bytes = Vec::new();
+        file.take(MAX_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::io("cannot read", &self.path, e))?;
+        Ok(Some(bytes))
+    }
+
+    fn create_parent(&self) -> Result<(), StoreError> {
+        let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+            return Ok(());
+        };
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .map_err(|e| StoreError::io("cannot create the directory", dir, e))
+    }
+
+    /// Renames an unusable token file to `<path>.corrupt-<unix seconds>` so a save does not
+    /// overwrite it. Returns the new name.
+    fn set_aside(&self) -> Result<PathBuf, StoreError> {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for n in 0..100u32 {
+            let mut name = self.path.clone().into_os_string();
+            name.push(format!(".corrupt-{secs}"));
+            if n > 0 {
+                name.push(format!("-{n}"));
+            }
+            let aside = PathBuf::from(name);
+            if aside.exists() {
+                continue;
+            }
+            return match fs::rename(&self.path, &aside) {
+                Ok(()) => Ok(aside),
+                // Someone else set it aside first.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(aside),
+                Err(e) => Err(StoreError::io(
+                    "cannot keep the unusable file aside (not overwriting it)",
+                    &self.path,
+                    e,
+                )),
+            };
+        }
+        Err(StoreError::new(
+            StoreErrorKind::Io,
+            "too many unusable token files kept aside; not overwriting this one",
+        )
+        .with_path(&self.path))
+    }
+
+    /// Writes `text` to a new temporary file next to the token file and renames it over the token
+    /// file, flushing both the file and the directory.
+    fn write_atomically(&self, text: &str) -> Result<(), StoreError> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = self
+            .path
+            .file_name()
+            .ok_or_else(|| {
+                StoreError::new(StoreErrorKind::Io, "the path names no file").with_path(&self.path)
+            })?
+            .to_string_lossy();
+        let temp = dir.join(format!(
+            ".{name}.tmp.{}.{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Relaxed)
+        ));
+        let written = (|| {
+            let mut file = private_options().write(true).create_new(true).open(&temp)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&temp, &self.path)
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(StoreError::io("cannot write", &self.path, e));
+        }
+        // The rename is durable once the directory is. Windows cannot open a directory this way and
+        // makes renames durable by itself.
+        #[cfg(unix)]
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io("cannot flush the directory of", &self.path, e))?;
+        Ok(())
+    }
+}
+
+/// Open options that create files readable by their owner only (Unix mode `0600`).
+fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+impl TokenStore for FileStore {
+    /// Reads the token file. `Ok(None)` when it does not exist.
+    fn load(&self) -> Result<Option<Token>, StoreError> {
+        match self.read()? {
+            None => Ok(None),
+            Some(bytes) => FileStore::decode(&bytes)
+                .map(Some)
+                .map_err(|e| e.with_path(&self.path)),
+        }
+    }
+
+    /// Writes the token file atomically. An existing file that is not a usable token file is first
+    /// renamed to `<path>.corrupt-<unix seconds>`; one that cannot be read is left alone and the save
+    /// fails.
+    ///
+    /// Not locked by itself: the gate calls it inside [`lock`](TokenStore::lock). Do the same when
+    /// other processes may be refreshing.
+    fn save(&self, token: &Token) -> Result<(), StoreError> {
+        self.create_parent()?;
+        if let Some(bytes) = self.read()?
+            && FileStore::decode(&bytes).is_err_and(|e| e.is_corrupt())
+        {
+            self.set_aside()?;
+        }
+        self.write_atomically(&FileStore::encode(token))
+    }
+
+    /// Takes an exclusive [`File::lock`] on `<path>.lock`, polling (at most every 10 ms) until
+    /// `timeout`. The lock is released when the [`StoreLock`] is dropped, or by the OS when the
+    /// process dies.
+    fn lock(&self, timeout: Duration) -> Result<StoreLock<'_>, StoreError> {
+        self.create_parent()?;
+        let file = private_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.lock_path)
+            .map_err(|e| StoreError::io("cannot open the lock file", &self.lock_path, e))?;
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(StoreLock::new(file)),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(StoreError::io("cannot lock", &self.lock_path, e));
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(StoreError::new(
+                    StoreErrorKind::LockTimeout,
+                    format!("another process held the lock for more than {timeout:?}"),
+                )
+                .with_path(&self.lock_path));
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(LOCK_POLL_MAX);
+        }
+    }
+}
+
+/// The outcome of a refresh through a store.
+pub(crate) struct Fetched {
+    pub(crate) token: Token,
+    /// Taken from the store (another process or gate refreshed), not from the refresher.
+    pub(crate) adopted: bool,
+    /// The refresh worked but saving its token failed (other processes will not see it).
+    pub(crate) save_error: Option<StoreError>,
+}
+
+impl Fetched {
+    pub(crate) fn refreshed(token: Token) -> Self {
+        Fetched {
+            token,
+            adopted: false,
+            save_error: None,
+        }
+    }
+}
+
+/// The gate's error for a failed [`TokenStore::lock`].
+pub(crate) fn lock_failed(e: StoreError, timeout: Duration) -> Error {
+    if e.kind() == StoreErrorKind::LockTimeout {
+        Error::RefreshTimeout(timeout)
+    } else {
+        Error::Store(e)
+    }
+}
+
+/// The store side of a refresh, run by the refreshing thread of a gate with no gate lock held:
+///
+/// 1. enter the store's exclusive section (at most `timeout`);
+/// 2. re-read the store; if it holds a token other than `current` (compared by access token), another
+///    process refreshed: adopt it when `usable`, else refresh from it (its refresh token is the newest);
+/// 3. otherwise refresh from `current` and save the new token, still inside the section, so the
+///    rotated refresh token is on disk before any other process can look.
+///
+/// An unusable stored file (empty, malformed, another version) is treated as empty; the save keeps
+/// it aside. An unreadable one stops the refresh with [`Error::Store`]: refreshing without being able
+/// to see what other processes did could spend a refresh token they already spent.
+pub(crate) fn refresh_locked(
+    store: &dyn TokenStore,
+    current: Option<&Token>,
+    timeout: Duration,
+    usable: impl Fn(&Token) -> bool,
+    refresh: impl FnOnce(Option<&Token>) -> Result<Token, Error>,
+) -> Result<Fetched, Error> {
+    let _section = store.lock(timeout).map_err(|e| lock_failed(e, timeout))?;
+    let stored = match store.load() {
+        Ok(stored) => stored,
+        Err(e) if e.is_corrupt() => None,
+        Err(e) => return Err(Error::Store(e)),
+    };
+    let newer = stored
+        .filter(|s| current.is_none_or(|c| c.access_token().secret() != s.access_token().secret()));
+    let base = match newer {
+        Some(s) if usable(&s) => {
+            return Ok(Fetched {
+                token: s,
+                adopted: true,
+                save_error: None,
+            });
+        }
+        Some(s) => Some(s),
+        None => current.cloned(),
+    };
+    let token = refresh(base.as_ref())?;
+    let save_error = store.save(&token).err();
+    Ok(Fetched {
+        token,
+        adopted: false,
+        save_error,
+    })
+}
+
+#[cfg(test)]
+mod tests;
