@@ -72,6 +72,7 @@ fn kind(e: &Error) -> &'static str {
         Error::RefreshTimeout(_) => "RefreshTimeout",
         Error::RefresherPanicked => "RefresherPanicked",
         Error::Transport(_) => "Transport",
+        Error::Store(_) => "Store",
         _ => "other",
     }
 }

@@ -440,14 +440,9 @@ fn failure_modes() {
 fn refresh_raw_until_closed(s: &TestServer, rt: &str) -> (Vec<u8>, Option<std::io::ErrorKind>) {
     use std::io::Read;
     let mut c = Conn::open(s);
-    let body = format!(
-        "grant_type=refresh_token&refresh_token={rt}&client_id=demo-client&client_secret=demo-secret"
-    );
-    let req = format!(
-        "POST /oauth/token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    c.stream.write_all(req.as_bytes()).unwrap();
+    c.stream
+        .write_all(raw_refresh_request(rt).as_bytes())
+        .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -874,14 +869,10 @@ fn drop_is_bounded_and_closes_keep_alive_connections() {
     );
     // ...and one stuck in a 60 s token request.
     let mut stuck = Conn::open(&s);
-    let body = format!(
-        "grant_type=refresh_token&refresh_token={rt}&client_id=demo-client&client_secret=demo-secret"
-    );
-    let req = format!(
-        "POST /oauth/token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stuck.stream.write_all(req.as_bytes()).unwrap();
+    stuck
+        .stream
+        .write_all(raw_refresh_request(&rt).as_bytes())
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while s.token_requests_in_flight() == 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(5));
