@@ -401,7 +401,8 @@ pub struct TokenResponse {
     /// in [`extra`](TokenResponse::extra) and the token is treated as one without a stated lifetime
     /// (see [`GateBuilder::assumed_lifetime`](crate::GateBuilder::assumed_lifetime)), because
     /// rejecting the whole response would throw away a rotated refresh token the server has already
-    /// swapped for the old one. Values beyond ten years are clamped.
+    /// swapped for the old one. [`into_token`](TokenResponse::into_token) clamps lifetimes beyond
+    /// ten years.
     pub expires_in: Option<Duration>,
     /// `refresh_token` (RFC 6749 §5.1, §6): present when the server issues or rotates one.
     pub refresh_token: Option<String>,
@@ -419,8 +420,9 @@ impl TokenResponse {
     /// A transient [`RefreshError`] of kind [`InvalidResponse`](RefreshErrorKind::InvalidResponse)
     /// when the body is not a JSON object, `access_token` is missing, empty or not a string, or
     /// `token_type` or `refresh_token` has the wrong type. An unusable `expires_in` is not an error
-    /// (see [`expires_in`](TokenResponse::expires_in)). The message names the field, never its value; a body that is not JSON at all
-    /// is kept as a short [`body_excerpt`](RefreshError::body_excerpt).
+    /// (see [`expires_in`](TokenResponse::expires_in)). The message names the field, never its
+    /// value; a body that is not JSON at all is kept as a short
+    /// [`body_excerpt`](RefreshError::body_excerpt).
     pub fn parse(body: &[u8]) -> Result<TokenResponse, RefreshError> {
         let invalid = |msg: &str| {
             RefreshError::new(
