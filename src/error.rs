@@ -143,6 +143,37 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
+    /// Parses an RFC 6749 §5.2 error body: a JSON object with a string `error` and optional string
+    /// `error_description` and `error_uri`. Other fields are ignored; a field of the wrong type counts
+    /// as absent.
+    ///
+    /// Returns `None` when the body is not such an object (not JSON, not an object, or no string
+    /// `error`). Never panics, whatever the bytes.
+    ///
+    /// ```
+    /// use tokengate::OAuthError;
+    ///
+    /// let e = OAuthError::parse(br#"{"error":"invalid_grant","error_description":"revoked"}"#).unwrap();
+    /// assert_eq!(e.error, "invalid_grant");
+    /// assert!(e.is_permanent());
+    /// assert_eq!(OAuthError::parse(b"<html>502 Bad Gateway</html>"), None);
+    /// ```
+    pub fn parse(body: &[u8]) -> Option<OAuthError> {
+        let serde_json::Value::Object(map) = serde_json::from_slice(body).ok()? else {
+            return None;
+        };
+        let text = |k: &str| {
+            map.get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        Some(OAuthError {
+            error: text("error")?,
+            error_description: text("error_description"),
+            error_uri: text("error_uri"),
+        })
+    }
+
     /// Whether this code means the grant itself is dead (`invalid_grant`, `invalid_client`,
     /// `unauthorized_client`), so only a new login helps.
     pub fn is_permanent(&self) -> bool {

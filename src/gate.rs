@@ -28,13 +28,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
 use ureq::http::HeaderValue;
 
 use crate::error::{Error, RefreshError, RefreshErrorKind};
 use crate::events::{Event, Subscribers};
 use crate::refresh::Refresh;
 use crate::store::{self, Fetched, TokenStore};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::token::Token;
 
 type LoginCallback = dyn Fn(&Error) + Send + Sync;
@@ -514,11 +514,9 @@ impl Gate {
     /// the ticket is dropped, which clears the claim; the mandatory window will refresh in line.
     fn refresh_in_background(&self, ticket: Ticket) {
         let gate = self.clone();
-        let _ = std::thread::Builder::new()
-            .name("tokengate-ahead".into())
-            .spawn(move || {
-                let _ = gate.run_refresh(ticket);
-            });
+        let _ = crate::sync::spawn("tokengate-ahead", move || {
+            let _ = gate.run_refresh(ticket);
+        });
     }
 
     /// Runs a claimed refresh with no lock held and installs the outcome: the new token, a
@@ -965,3 +963,6 @@ impl Drop for Ticket {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

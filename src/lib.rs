@@ -71,6 +71,7 @@ mod gate;
 mod middleware;
 mod refresh;
 mod store;
+mod sync;
 mod token;
 mod util;
 

@@ -346,7 +346,7 @@ fn transport_error(e: ureq::Error) -> RefreshError {
 /// a misconfigured endpoint that retrying will not fix, so it is permanent too.
 fn error_response(status: u16, body: &[u8], retry_after: Option<Duration>) -> RefreshError {
     let transient = matches!(status, 408 | 425 | 429) || status >= 500;
-    let oauth = parse_oauth_error(body);
+    let oauth = OAuthError::parse(body);
     let mut err = match oauth {
         Some(oauth) => RefreshError::new(RefreshErrorKind::OAuth, !transient, "the server refused")
             .with_oauth(oauth),
@@ -367,19 +367,6 @@ fn error_response(status: u16, body: &[u8], retry_after: Option<Duration>) -> Re
         err = err.with_retry_after(after);
     }
     err
-}
-
-/// Parses an RFC 6749 §5.2 error body; `None` when the body is not one.
-pub(crate) fn parse_oauth_error(body: &[u8]) -> Option<OAuthError> {
-    let Value::Object(map) = serde_json::from_slice::<Value>(body).ok()? else {
-        return None;
-    };
-    let text = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
-    Some(OAuthError {
-        error: text("error")?,
-        error_description: text("error_description"),
-        error_uri: text("error_uri"),
-    })
 }
 
 fn excerpt(body: &[u8]) -> String {
@@ -410,7 +397,12 @@ pub struct TokenResponse {
     /// leaves it out.
     pub token_type: String,
     /// `expires_in` (RFC 6749 §5.1), accepted as a JSON number or a numeric string. Only RECOMMENDED:
-    /// `None` when absent.
+    /// `None` when absent, and also when unusable (zero, negative, not a number): such a value is kept
+    /// in [`extra`](TokenResponse::extra) and the token is treated as one without a stated lifetime
+    /// (see [`GateBuilder::assumed_lifetime`](crate::GateBuilder::assumed_lifetime)), because
+    /// rejecting the whole response would throw away a rotated refresh token the server has already
+    /// swapped for the old one. [`into_token`](TokenResponse::into_token) clamps lifetimes beyond
+    /// ten years.
     pub expires_in: Option<Duration>,
     /// `refresh_token` (RFC 6749 §5.1, §6): present when the server issues or rotates one.
     pub refresh_token: Option<String>,
@@ -426,9 +418,11 @@ impl TokenResponse {
     /// # Errors
     ///
     /// A transient [`RefreshError`] of kind [`InvalidResponse`](RefreshErrorKind::InvalidResponse)
-    /// when the body is not a JSON object, `access_token` is missing or empty, or `expires_in` is not
-    /// a positive number. The message names the field, never its value; a body that is not JSON at all
-    /// is kept as a short [`body_excerpt`](RefreshError::body_excerpt).
+    /// when the body is not a JSON object, `access_token` is missing, empty or not a string, or
+    /// `token_type` or `refresh_token` has the wrong type. An unusable `expires_in` is not an error
+    /// (see [`expires_in`](TokenResponse::expires_in)). The message names the field, never its
+    /// value; a body that is not JSON at all is kept as a short
+    /// [`body_excerpt`](RefreshError::body_excerpt).
     pub fn parse(body: &[u8]) -> Result<TokenResponse, RefreshError> {
         let invalid = |msg: &str| {
             RefreshError::new(
@@ -455,10 +449,15 @@ impl TokenResponse {
         };
         let expires_in = match map.remove("expires_in") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(
-                parse_expires_in(&v)
-                    .ok_or_else(|| invalid("expires_in is not a positive number of seconds"))?,
-            ),
+            Some(v) => {
+                let lifetime = parse_expires_in(&v);
+                if lifetime.is_none() {
+                    // Unusable: keep it for the caller to see, use the token without a stated
+                    // lifetime. Failing here would throw away a rotated refresh token.
+                    map.insert("expires_in".to_owned(), v);
+                }
+                lifetime
+            }
         };
         let refresh_token = match map.remove("refresh_token") {
             None | Some(Value::Null) => None,
@@ -564,10 +563,14 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
-        for bad in ["0", "-5", "\"soon\"", "true", "\"NaN\""] {
-            let body = format!(r#"{{"access_token":"a","expires_in":{bad}}}"#);
-            let e = p(&body).unwrap_err();
-            assert_eq!(e.kind(), RefreshErrorKind::InvalidResponse, "{bad}");
+        // Unusable values do not discard the response (it may carry a rotated refresh token):
+        // no stated lifetime, the raw value kept in `extra`.
+        for bad in ["0", "-5", "\"soon\"", "true", "\"NaN\"", "[]", "\"inf\""] {
+            let body = format!(r#"{{"access_token":"a","refresh_token":"r2","expires_in":{bad}}}"#);
+            let r = TokenResponse::parse(body.as_bytes()).unwrap();
+            assert_eq!(r.expires_in, None, "{bad}");
+            assert_eq!(r.extra["expires_in"].to_string(), bad, "{bad}");
+            assert_eq!(r.refresh_token.as_deref(), Some("r2"));
         }
     }
 

@@ -6,6 +6,7 @@ mod ahead;
 mod challenges;
 mod concurrency;
 mod failures;
+mod faults;
 mod middleware;
 mod refreshers;
 mod security;

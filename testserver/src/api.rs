@@ -2,7 +2,7 @@
 
 use crate::counters::bump;
 use crate::encoding::{parse_form, push_json_str};
-use crate::http::{Request, Response};
+use crate::http::{Request, Reset, Response};
 use crate::state::Shared;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -48,6 +48,9 @@ fn reject(shared: &Shared, had_auth: bool) -> Response {
 pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
     let c = &shared.counters;
     bump(&c.api_calls);
+    if shared.api_reset.load(Relaxed) {
+        return Response::empty(200).reset(Reset::Immediately);
+    }
     let auth = req.header("authorization");
     if auth.is_none() {
         bump(&c.api_without_auth);

@@ -41,6 +41,12 @@ pub struct Counters {
     pub api_without_auth: u64,
     /// Requests to `/redirect`.
     pub redirects: u64,
+    /// Connections reset on purpose ([`Failure::ResetMidResponse`](crate::Failure::ResetMidResponse),
+    /// [`TestServer::set_api_reset`](crate::TestServer::set_api_reset)).
+    pub connections_reset: u64,
+    /// Token-endpoint answers turned into a `503` by
+    /// [`TestServer::set_transient_failure_rate`](crate::TestServer::set_transient_failure_rate).
+    pub injected_failures: u64,
 }
 
 /// The live counters, bumped with relaxed atomics from any thread.
@@ -58,6 +64,8 @@ pub(crate) struct AtomicCounters {
     pub api_rejected: AtomicU64,
     pub api_without_auth: AtomicU64,
     pub redirects: AtomicU64,
+    pub connections_reset: AtomicU64,
+    pub injected_failures: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -66,7 +74,7 @@ pub(crate) fn bump(c: &AtomicU64) {
 }
 
 impl AtomicCounters {
-    fn all(&self) -> [&AtomicU64; 12] {
+    fn all(&self) -> [&AtomicU64; 14] {
         [
             &self.token_requests,
             &self.refreshes,
@@ -80,12 +88,14 @@ impl AtomicCounters {
             &self.api_rejected,
             &self.api_without_auth,
             &self.redirects,
+            &self.connections_reset,
+            &self.injected_failures,
         ]
     }
 
     /// Copies every counter (each read is atomic; the set is not).
     pub fn snapshot(&self) -> Counters {
-        let [a, b, c, d, e, f, g, h, i, j, k, l] = self.all().map(|x| x.load(Relaxed));
+        let [a, b, c, d, e, f, g, h, i, j, k, l, m, n] = self.all().map(|x| x.load(Relaxed));
         Counters {
             token_requests: a,
             refreshes: b,
@@ -99,6 +109,8 @@ impl AtomicCounters {
             api_rejected: j,
             api_without_auth: k,
             redirects: l,
+            connections_reset: m,
+            injected_failures: n,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Failure modes of the token endpoint, and the responses they produce.
 
-use crate::http::Response;
+use crate::http::{Reset, Response};
+use serde_json::{Value, json};
 use std::time::Duration;
 
 /// How the token endpoint misbehaves (see
@@ -9,6 +10,7 @@ use std::time::Duration;
 /// Failure modes apply to `refresh_token` and `client_credentials` grants and
 /// to `/custom/refresh`; never to the `password` grant nor to
 /// [`TestServer::issue_token`](crate::TestServer::issue_token).
+/// [`ExpiresIn`](Failure::ExpiresIn) applies to `/oauth/token` only.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Failure {
@@ -40,16 +42,31 @@ pub enum Failure {
     /// Sleep this long, then answer normally (for read-timeout tests). The
     /// sleep ends early when the server shuts down.
     Hang(Duration),
+    /// `200 application/json` with a body of this many bytes (at least the
+    /// ~60 bytes of a token response; the rest is a `padding` string field).
+    BigBody(usize),
+    /// Sends the head of a `200 application/json` answer (with the full
+    /// `Content-Length`) and half of its body, then resets the connection
+    /// (TCP RST). Counted in
+    /// [`Counters::connections_reset`](crate::Counters::connections_reset).
+    ResetMidResponse,
+    /// Answer normally (a real token is issued and the refresh token
+    /// rotated), but with `expires_in` set to this JSON value: `0`, `-5`,
+    /// `1e300`, `"soon"`, `null`... (For a response without `expires_in`
+    /// use [`TestServer::set_omit_expires_in`](crate::TestServer::set_omit_expires_in).)
+    ExpiresIn(Value),
+    /// `200 {"access_token":"","token_type":"Bearer","expires_in":3600}`.
+    EmptyAccessToken,
 }
 
 impl Failure {
     /// The canned response for this failure, or `None` when the request
-    /// should be answered normally (`None` and `Hang`). `custom` selects the
-    /// `/custom/refresh` flavour of `InvalidGrant`.
+    /// should be answered normally (`None`, `Hang` and `ExpiresIn`). `custom`
+    /// selects the `/custom/refresh` flavour of `InvalidGrant`.
     pub(crate) fn response(&self, custom: bool) -> Option<Response> {
         let no_store = |r: Response| r.header("Cache-Control", "no-store");
         Some(match self {
-            Failure::None | Failure::Hang(_) => return None,
+            Failure::None | Failure::Hang(_) | Failure::ExpiresIn(_) => return None,
             Failure::Status500 => Response::json(500, r#"{"error":"server_error"}"#),
             Failure::Unavailable { retry_after_secs } => {
                 Response::json(503, r#"{"error":"temporarily_unavailable"}"#)
@@ -74,6 +91,37 @@ impl Failure {
                 no_store(Response::json(401, r#"{"error":"invalid_client"}"#))
                     .header("WWW-Authenticate", r#"Basic realm="token""#)
             }
+            Failure::BigBody(bytes) => Response::json(200, big_token_body(*bytes)),
+            Failure::ResetMidResponse => {
+                let body =
+                    r#"{"access_token":"cut-short","token_type":"Bearer","expires_in":3600}"#;
+                Response::json(200, body).reset(Reset::AfterBody(body.len() / 2))
+            }
+            Failure::EmptyAccessToken => no_store(Response::json_value(
+                200,
+                &json!({"access_token": "", "token_type": "Bearer", "expires_in": 3600}),
+            )),
         })
     }
+
+    /// The `expires_in` value to send instead of the real one, if this
+    /// failure overrides it.
+    pub(crate) fn expires_in_override(&self) -> Option<&Value> {
+        match self {
+            Failure::ExpiresIn(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// A valid token response padded to `bytes` bytes with a `padding` field.
+fn big_token_body(bytes: usize) -> Vec<u8> {
+    let head = br#"{"access_token":"big","token_type":"Bearer","padding":""#;
+    let tail = br#""}"#;
+    let pad = bytes.saturating_sub(head.len() + tail.len());
+    let mut body = Vec::with_capacity(head.len() + pad + tail.len());
+    body.extend_from_slice(head);
+    body.resize(head.len() + pad, b'x');
+    body.extend_from_slice(tail);
+    body
 }

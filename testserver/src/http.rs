@@ -350,6 +350,18 @@ pub(crate) struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// Reset the connection (TCP RST) instead of finishing the response.
+    pub reset: Option<Reset>,
+}
+
+/// Where a deliberately broken response stops and the connection is reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reset {
+    /// Before writing anything.
+    Immediately,
+    /// After the head (which announces the full `Content-Length`) and this
+    /// many bytes of the body.
+    AfterBody(usize),
 }
 
 impl Response {
@@ -359,6 +371,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            reset: None,
         }
     }
 
@@ -383,6 +396,12 @@ impl Response {
     /// Replaces the body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
+        self
+    }
+
+    /// Resets the connection at `at` instead of finishing the response.
+    pub fn reset(mut self, at: Reset) -> Self {
+        self.reset = Some(at);
         self
     }
 }

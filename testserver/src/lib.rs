@@ -98,6 +98,8 @@ impl fmt::Debug for TestServer {
 pub struct ServerBuilder {
     token_lifetime: Duration,
     token_latency: Duration,
+    token_latency_jitter: Duration,
+    transient_failure_rate: f64,
     rotate_refresh_tokens: bool,
     body_mode: bool,
     clients: Vec<(String, String)>,
@@ -110,6 +112,8 @@ impl Default for ServerBuilder {
         ServerBuilder {
             token_lifetime: Duration::from_secs(3600),
             token_latency: Duration::ZERO,
+            token_latency_jitter: Duration::ZERO,
+            transient_failure_rate: 0.0,
             rotate_refresh_tokens: true,
             body_mode: false,
             clients: vec![(DEMO_CLIENT_ID.into(), DEMO_CLIENT_SECRET.into())],
@@ -131,6 +135,23 @@ impl ServerBuilder {
     /// How long the token endpoint sleeps before answering (default 0).
     pub fn token_latency(mut self, d: Duration) -> Self {
         self.token_latency = d;
+        self
+    }
+
+    /// Up to this much extra token-endpoint latency, drawn uniformly at
+    /// random for each answer (default 0).
+    pub fn token_latency_jitter(mut self, d: Duration) -> Self {
+        self.token_latency_jitter = d;
+        self
+    }
+
+    /// Probability (clamped to `0.0..=1.0`) that a `refresh_token` or
+    /// `client_credentials` grant (or `/custom/refresh`) is answered
+    /// `503 {"error":"temporarily_unavailable"}` (no `Retry-After`) instead of
+    /// normally, decided per request after the latency (default 0). Counted in
+    /// [`Counters::injected_failures`].
+    pub fn transient_failure_rate(mut self, p: f64) -> Self {
+        self.transient_failure_rate = clamp_rate(p);
         self
     }
 
@@ -194,7 +215,9 @@ impl ServerBuilder {
         let knobs = Knobs {
             failure: Failure::None,
             token_latency: self.token_latency,
+            token_latency_jitter: self.token_latency_jitter,
             token_lifetime: self.token_lifetime,
+            transient_failure_rate: self.transient_failure_rate,
         };
         let shared = Arc::new(Shared::new(config, knobs));
         let runtime = Runtime::start(Arc::clone(&shared), self.workers)?;
@@ -279,6 +302,25 @@ impl TestServer {
         self.shared.knobs.lock().token_latency = d;
     }
 
+    /// Up to this much extra token-endpoint latency, random per answer (see
+    /// [`ServerBuilder::token_latency_jitter`]).
+    pub fn set_token_latency_jitter(&self, d: Duration) {
+        self.shared.knobs.lock().token_latency_jitter = d;
+    }
+
+    /// Probability that a refresh is answered with an injected `503` (see
+    /// [`ServerBuilder::transient_failure_rate`]).
+    pub fn set_transient_failure_rate(&self, p: f64) {
+        self.shared.knobs.lock().transient_failure_rate = clamp_rate(p);
+    }
+
+    /// When on, the API reads each request and then resets the connection
+    /// (TCP RST) without answering. Counted in `api_calls` and
+    /// [`Counters::connections_reset`].
+    pub fn set_api_reset(&self, on: bool) {
+        self.shared.api_reset.store(on, Relaxed);
+    }
+
     /// Lifetime of tokens issued from now on.
     pub fn set_token_lifetime(&self, d: Duration) {
         self.shared.knobs.lock().token_lifetime = d;
@@ -327,6 +369,11 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.runtime.shutdown();
     }
+}
+
+/// A probability in `0.0..=1.0` (NaN counts as 0).
+fn clamp_rate(p: f64) -> f64 {
+    if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) }
 }
 
 /// `http://127.0.0.1:PORT` for a port with nothing listening: binds an

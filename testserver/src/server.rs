@@ -2,8 +2,9 @@
 //! threads (HTTP/1.1 keep-alive, one request at a time per connection), and
 //! a bounded shutdown that closes every open connection.
 
+use crate::counters::bump;
 use crate::encoding::http_date;
-use crate::http::{self, ParseError, Response};
+use crate::http::{self, ParseError, Reset, Response};
 use crate::router::route;
 use crate::state::Shared;
 use parking_lot::{Condvar, Mutex};
@@ -239,6 +240,21 @@ fn serve_connection(shared: &Shared, stream: &TcpStream) {
                 let resp = route(shared, &req);
                 let keep_alive = req.keep_alive && !shared.shutdown.is_set();
                 let bytes = http::serialize(&resp, &date(shared), keep_alive, req.method == "HEAD");
+                if let Some(at) = resp.reset {
+                    bump(&shared.counters.connections_reset);
+                    let body_len = if req.method == "HEAD" {
+                        0
+                    } else {
+                        resp.body.len()
+                    };
+                    let cut = match at {
+                        Reset::Immediately => 0,
+                        Reset::AfterBody(n) => bytes.len() - body_len + n.min(body_len),
+                    };
+                    let _ = writer.write_all(&bytes[..cut]);
+                    reset(stream);
+                    return;
+                }
                 if writer.write_all(&bytes).is_err() || !keep_alive {
                     return;
                 }
@@ -255,6 +271,13 @@ fn serve_connection(shared: &Shared, stream: &TcpStream) {
             }
         }
     }
+}
+
+/// Makes the coming close send a TCP RST instead of a FIN (`SO_LINGER` 0).
+/// The socket closes when its last handle (this thread's and the
+/// registry's clone) is dropped, right after the connection loop returns.
+fn reset(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
 fn date(shared: &Shared) -> String {

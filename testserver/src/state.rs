@@ -6,6 +6,8 @@ use crate::failure::Failure;
 use crate::token_endpoint::TokenRequest;
 use crate::token_store::TokenStore;
 use parking_lot::{Condvar, Mutex};
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -27,7 +29,11 @@ pub(crate) struct Config {
 pub(crate) struct Knobs {
     pub failure: Failure,
     pub token_latency: Duration,
+    /// Up to this much extra latency, uniformly random per answer.
+    pub token_latency_jitter: Duration,
     pub token_lifetime: Duration,
+    /// Probability (0.0..=1.0) that a token-endpoint answer is a `503`.
+    pub transient_failure_rate: f64,
 }
 
 /// State shared by the accept loop, connection threads and the
@@ -37,6 +43,8 @@ pub(crate) struct Shared {
     pub config: Config,
     pub knobs: Mutex<Knobs>,
     pub reject_all: AtomicBool,
+    /// The API resets every connection instead of answering.
+    pub api_reset: AtomicBool,
     pub omit_expires_in: AtomicBool,
     pub date_skew_secs: AtomicI64,
     pub counters: AtomicCounters,
@@ -45,6 +53,8 @@ pub(crate) struct Shared {
     /// Token-endpoint requests currently being handled.
     pub token_in_flight: AtomicU64,
     pub shutdown: ShutdownSignal,
+    /// State of the random numbers behind latency jitter and injected failures.
+    rng: AtomicU64,
 }
 
 impl Shared {
@@ -53,6 +63,7 @@ impl Shared {
             config,
             knobs: Mutex::new(knobs),
             reject_all: AtomicBool::new(false),
+            api_reset: AtomicBool::new(false),
             omit_expires_in: AtomicBool::new(false),
             date_skew_secs: AtomicI64::new(0),
             counters: AtomicCounters::default(),
@@ -60,7 +71,21 @@ impl Shared {
             last_token_request: Mutex::new(None),
             token_in_flight: AtomicU64::new(0),
             shutdown: ShutdownSignal::default(),
+            rng: AtomicU64::new(RandomState::new().build_hasher().finish()),
         }
+    }
+
+    /// A uniformly random number in `0.0..1.0` (splitmix64; lock-free, good
+    /// enough for test jitter, not for anything secret).
+    pub fn random(&self) -> f64 {
+        let mut z = self
+            .rng
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -84,17 +84,33 @@ struct Failed {
     invalid_grant: bool,
 }
 
-/// Sleeps the configured latency, then applies the failure mode (if it
-/// applies to this request). Returns the canned failure answer, if any.
+/// Sleeps the configured latency (plus jitter), then applies an injected
+/// transient failure or the failure mode (if they apply to this request).
+/// Returns the canned failure answer, if any.
 fn delay_and_fail(shared: &Shared, failure_applies: bool, custom: bool) -> Option<Failed> {
-    let latency = shared.knobs.lock().token_latency;
-    shared.shutdown.sleep(latency);
+    let (latency, jitter) = {
+        let k = shared.knobs.lock();
+        (k.token_latency, k.token_latency_jitter)
+    };
+    shared
+        .shutdown
+        .sleep(latency.saturating_add(jitter.mul_f64(shared.random())));
     if !failure_applies {
         return None;
     }
     // Read after the delay: the answer reflects the failure mode in force
     // when it is computed.
-    let failure = shared.knobs.lock().failure.clone();
+    let (failure, rate) = {
+        let k = shared.knobs.lock();
+        (k.failure.clone(), k.transient_failure_rate)
+    };
+    if rate > 0.0 && shared.random() < rate {
+        bump(&shared.counters.injected_failures);
+        return Some(Failed {
+            response: Response::json(503, r#"{"error":"temporarily_unavailable"}"#),
+            invalid_grant: false,
+        });
+    }
     if let Failure::Hang(d) = failure {
         shared.shutdown.sleep(d);
     }
@@ -167,9 +183,11 @@ fn authenticate(shared: &Shared, req: &Request, tr: &TokenRequest) -> Result<Cli
     }
 }
 
-/// Builds the RFC 6749 §5.1 success body.
+/// Builds the RFC 6749 §5.1 success body. `expires_in` replaces the real
+/// value ([`Failure::ExpiresIn`]).
 fn token_success(
     shared: &Shared,
+    expires_in: Option<Value>,
     access: String,
     refresh: Option<String>,
     scope: Option<String>,
@@ -180,6 +198,9 @@ fn token_success(
     body.insert("token_type".into(), "Bearer".into());
     if !shared.omit_expires_in.load(Relaxed) {
         body.insert("expires_in".into(), ceil_secs(lifetime).into());
+    }
+    if let Some(v) = expires_in {
+        body.insert("expires_in".into(), v);
     }
     if let Some(refresh) = refresh {
         body.insert("refresh_token".into(), refresh.into());
@@ -262,7 +283,10 @@ pub(crate) fn handle_token(shared: &Shared, req: &Request) -> Response {
         Ok(client) => client,
         Err(resp) => return resp,
     };
-    let lifetime = shared.knobs.lock().token_lifetime;
+    let (lifetime, expires_in) = {
+        let k = shared.knobs.lock();
+        (k.token_lifetime, k.failure.expires_in_override().cloned())
+    };
     let scope = tr
         .param("scope")
         .filter(|s| !s.is_empty())
@@ -272,7 +296,7 @@ pub(crate) fn handle_token(shared: &Shared, req: &Request) -> Response {
         "password" => match (tr.param("username"), tr.param("password")) {
             (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
                 let (access, refresh) = shared.tokens.issue_pair(lifetime, scope.clone());
-                token_success(shared, access, Some(refresh), scope, lifetime)
+                token_success(shared, None, access, Some(refresh), scope, lifetime)
             }
             (Some(_), Some(_)) => oauth_error(400, "invalid_grant", "invalid username or password"),
             _ => oauth_error(400, "invalid_request", "username and password are required"),
@@ -289,7 +313,7 @@ pub(crate) fn handle_token(shared: &Shared, req: &Request) -> Response {
                     scope,
                 } => {
                     bump(&c.refreshes);
-                    token_success(shared, access, refresh, scope, lifetime)
+                    token_success(shared, expires_in, access, refresh, scope, lifetime)
                 }
                 RefreshOutcome::Invalid => {
                     bump(&c.invalid_grant);
@@ -319,7 +343,7 @@ pub(crate) fn handle_token(shared: &Shared, req: &Request) -> Response {
             Client::Confidential => {
                 let access = shared.tokens.issue_access_only(lifetime);
                 bump(&c.client_credentials);
-                token_success(shared, access, None, scope, lifetime)
+                token_success(shared, expires_in, access, None, scope, lifetime)
             }
         },
         "" => oauth_error(400, "invalid_request", "grant_type is required"),

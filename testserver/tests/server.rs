@@ -435,6 +435,130 @@ fn failure_modes() {
     assert_eq!(c.token_requests, 10);
 }
 
+/// Sends a refresh on a raw connection and reads until the server closes it.
+/// Returns what arrived and the error that ended the read (if any).
+fn refresh_raw_until_closed(s: &TestServer, rt: &str) -> (Vec<u8>, Option<std::io::ErrorKind>) {
+    use std::io::Read;
+    let mut c = Conn::open(s);
+    c.stream
+        .write_all(raw_refresh_request(rt).as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => return (got, None),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return (got, Some(e.kind())),
+        }
+    }
+}
+
+#[test]
+fn injected_faults() {
+    let s = TestServer::start();
+    let rt = s.issue_token().refresh_token;
+
+    s.set_failure(Failure::BigBody(100_000));
+    let r = refresh(&s, &rt);
+    assert_eq!((r.status, r.body.len()), (200, 100_000));
+    assert_eq!(r.json()["access_token"], "big");
+
+    s.set_failure(Failure::EmptyAccessToken);
+    let r = refresh(&s, &rt);
+    assert_eq!(
+        (r.status, r.json()["access_token"].as_str()),
+        (200, Some(""))
+    );
+
+    // A real refresh (the refresh token rotates) with a doctored expires_in.
+    s.set_failure(Failure::ExpiresIn(serde_json::json!("soon")));
+    let r = refresh(&s, &rt);
+    assert_eq!(
+        (r.status, r.json()["expires_in"].as_str()),
+        (200, Some("soon"))
+    );
+    let rt = r.json()["refresh_token"].as_str().unwrap().to_string();
+    s.set_failure(Failure::ExpiresIn(serde_json::json!(-5)));
+    let r = refresh(&s, &rt);
+    assert_eq!(r.json()["expires_in"], -5);
+    let rt = r.json()["refresh_token"].as_str().unwrap().to_string();
+    // The password grant is never affected.
+    let r = token(&s, "grant_type=password&username=u&password=p");
+    assert_eq!(r.json()["expires_in"], 3600);
+
+    // Head plus half the body, then a reset: never a complete response.
+    s.set_failure(Failure::ResetMidResponse);
+    let (got, err) = refresh_raw_until_closed(&s, &rt);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let announced: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(body.len() < announced && !body.is_empty(), "{text}");
+    assert_eq!(err, Some(std::io::ErrorKind::ConnectionReset), "{text}");
+
+    s.set_failure(Failure::None);
+    let c = s.counters();
+    assert_eq!((c.refreshes, c.connections_reset), (2, 1));
+
+    // The API side: every connection reset, nothing answered.
+    let (access, _) = login(&s);
+    s.set_api_reset(true);
+    let mut conn = Conn::open(&s);
+    let auth = format!("Bearer {access}");
+    let req = format!("GET /api/x HTTP/1.1\r\nHost: t\r\nAuthorization: {auth}\r\n\r\n");
+    conn.stream.write_all(req.as_bytes()).unwrap();
+    let err = conn.read_response(false).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    s.set_api_reset(false);
+    assert_eq!(api(&s, "/api/x", &access).status, 200);
+    let c = s.counters();
+    assert_eq!((c.api_calls, c.api_ok, c.connections_reset), (2, 1, 2));
+}
+
+#[test]
+fn transient_failure_rate_and_latency_jitter() {
+    let s = TestServer::builder()
+        .transient_failure_rate(1.0)
+        .token_latency_jitter(Duration::from_millis(50))
+        .start();
+    let rt = s.issue_token().refresh_token;
+    let r = refresh(&s, &rt);
+    assert_eq!(
+        (
+            r.status,
+            r.json()["error"].as_str(),
+            r.header("retry-after")
+        ),
+        (503, Some("temporarily_unavailable"), None)
+    );
+    // The password grant is never affected.
+    login(&s);
+    s.set_transient_failure_rate(0.5);
+    let mut failed = 0;
+    let mut rt = rt;
+    for _ in 0..40 {
+        let r = refresh(&s, &rt);
+        match r.status {
+            200 => rt = r.json()["refresh_token"].as_str().unwrap().to_string(),
+            503 => failed += 1,
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    // P(outside 5..=35 of 40 at p = 0.5) is below 1e-6.
+    assert!((5..=35).contains(&failed), "{failed} of 40");
+    let c = s.counters();
+    assert_eq!(c.injected_failures, 1 + failed);
+    assert_eq!(c.refreshes, 40 - failed);
+    s.set_transient_failure_rate(f64::NAN);
+    assert_eq!(refresh(&s, &rt).status, 200);
+}
+
 #[test]
 fn latency_and_max_concurrency() {
     let s = Arc::new(
@@ -745,14 +869,10 @@ fn drop_is_bounded_and_closes_keep_alive_connections() {
     );
     // ...and one stuck in a 60 s token request.
     let mut stuck = Conn::open(&s);
-    let body = format!(
-        "grant_type=refresh_token&refresh_token={rt}&client_id=demo-client&client_secret=demo-secret"
-    );
-    let req = format!(
-        "POST /oauth/token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stuck.stream.write_all(req.as_bytes()).unwrap();
+    stuck
+        .stream
+        .write_all(raw_refresh_request(&rt).as_bytes())
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while s.token_requests_in_flight() == 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(5));

@@ -194,6 +194,18 @@ pub fn refresh(server: &TestServer, rt: &str) -> Resp {
     )
 }
 
+/// The raw bytes of a `refresh_token` grant request with demo-client body
+/// credentials, for tests that drive the socket themselves.
+pub fn raw_refresh_request(rt: &str) -> String {
+    let body = format!(
+        "grant_type=refresh_token&refresh_token={rt}&client_id=demo-client&client_secret=demo-secret"
+    );
+    format!(
+        "POST /oauth/token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// GET an API path with a bearer token.
 pub fn api(server: &TestServer, path: &str, access: &str) -> Resp {
     let auth = format!("Bearer {access}");
