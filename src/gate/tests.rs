@@ -21,6 +21,15 @@ fn expired() -> Token {
         .expires_at_system_time(std::time::SystemTime::now() - Duration::from_secs(1))
 }
 
+/// A gate holding an expired token, refreshed by `refresher`, with the default settings.
+fn expired_gate(refresher: impl Refresh) -> Gate {
+    Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        .build()
+        .unwrap()
+}
+
 /// Polls `cond` until it holds or PATIENCE runs out.
 fn eventually(what: &str, cond: impl Fn() -> bool) {
     let until = Instant::now() + PATIENCE;
@@ -96,11 +105,7 @@ fn storm(gate: &Gate, held: &Held) -> Vec<Result<Lease, Error>> {
 fn one_refresh_for_many_threads() {
     let (h, refresher) =
         held(|n| Ok(Token::new(format!("new{n}")).expires_in(Duration::from_secs(3600))));
-    let gate = Gate::builder()
-        .token(expired())
-        .refresher(refresher)
-        .build()
-        .unwrap();
+    let gate = expired_gate(refresher);
     let results = storm(&gate, &h);
     for r in results {
         let lease = r.unwrap();
@@ -114,11 +119,7 @@ fn one_refresh_for_many_threads() {
 #[test]
 fn failed_refresh_wakes_every_waiter_with_the_same_error() {
     let (h, refresher) = held(|_| Err(RefreshError::transient("token service down")));
-    let gate = Gate::builder()
-        .token(expired())
-        .refresher(refresher)
-        .build()
-        .unwrap();
+    let gate = expired_gate(refresher);
     let results = storm(&gate, &h);
     let first = results[0]
         .as_ref()
@@ -173,11 +174,7 @@ fn panicking_refresher_does_not_wedge_the_gate() {
         }
         Ok(Token::new("recovered").expires_in(Duration::from_secs(60)))
     });
-    let gate = Gate::builder()
-        .token(expired())
-        .refresher(refresher)
-        .build()
-        .unwrap();
+    let gate = expired_gate(refresher);
     let results = storm(&gate, &h);
     for r in results {
         assert!(matches!(r, Err(Error::RefresherPanicked)), "{r:?}");
@@ -298,11 +295,7 @@ fn rejection_generations() {
 #[test]
 fn set_token_during_a_refresh_wins() {
     let (h, refresher) = held(|_| Err(RefreshError::permanent("invalid_grant")));
-    let gate = Gate::builder()
-        .token(expired())
-        .refresher(refresher)
-        .build()
-        .unwrap();
+    let gate = expired_gate(refresher);
     let g = gate.clone();
     let refreshing = thread::spawn(move || g.lease());
     eventually("refresher called", || h.calls.load(SeqCst) == 1);
