@@ -101,6 +101,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     response_timeout: Duration,
     user_agent: Option<String>,
+    max_idle_connections_per_host: Option<usize>,
     background_refresh: bool,
 }
 
@@ -132,6 +133,7 @@ impl Client {
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(60),
             user_agent: None,
+            max_idle_connections_per_host: None,
             background_refresh: false,
         }
     }
@@ -428,6 +430,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Sets how many idle keep-alive connections to the API host the client keeps for reuse (ureq's
+    /// `max_idle_connections_per_host`; ureq's overall cap of 10 idle connections still applies). With
+    /// more threads than this sending at once, some requests open a new connection. Defaults to ureq's
+    /// default, 3.
+    pub fn max_idle_connections_per_host(mut self, connections: usize) -> Self {
+        self.max_idle_connections_per_host = Some(connections);
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -463,6 +474,9 @@ impl ClientBuilder {
             .timeout_global(self.timeout);
         if let Some(ua) = self.user_agent {
             config = config.user_agent(ua);
+        }
+        if let Some(n) = self.max_idle_connections_per_host {
+            config = config.max_idle_connections_per_host(n);
         }
         let background = if self.background_refresh {
             let bg = Background::start(gate.clone()).map_err(|e| {

@@ -5,6 +5,7 @@
 mod ahead;
 mod challenges;
 mod concurrency;
+mod connections;
 mod failures;
 mod faults;
 mod middleware;

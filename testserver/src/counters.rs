@@ -41,6 +41,9 @@ pub struct Counters {
     pub api_without_auth: u64,
     /// Requests to `/redirect`.
     pub redirects: u64,
+    /// TCP connections accepted (each keep-alive connection counts once,
+    /// however many requests it carries).
+    pub connections: u64,
     /// Connections reset on purpose ([`Failure::ResetMidResponse`](crate::Failure::ResetMidResponse),
     /// [`TestServer::set_api_reset`](crate::TestServer::set_api_reset)).
     pub connections_reset: u64,
@@ -64,6 +67,7 @@ pub(crate) struct AtomicCounters {
     pub api_rejected: AtomicU64,
     pub api_without_auth: AtomicU64,
     pub redirects: AtomicU64,
+    pub connections: AtomicU64,
     pub connections_reset: AtomicU64,
     pub injected_failures: AtomicU64,
 }
@@ -74,7 +78,7 @@ pub(crate) fn bump(c: &AtomicU64) {
 }
 
 impl AtomicCounters {
-    fn all(&self) -> [&AtomicU64; 14] {
+    fn all(&self) -> [&AtomicU64; 15] {
         [
             &self.token_requests,
             &self.refreshes,
@@ -88,6 +92,7 @@ impl AtomicCounters {
             &self.api_rejected,
             &self.api_without_auth,
             &self.redirects,
+            &self.connections,
             &self.connections_reset,
             &self.injected_failures,
         ]
@@ -95,7 +100,7 @@ impl AtomicCounters {
 
     /// Copies every counter (each read is atomic; the set is not).
     pub fn snapshot(&self) -> Counters {
-        let [a, b, c, d, e, f, g, h, i, j, k, l, m, n] = self.all().map(|x| x.load(Relaxed));
+        let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o] = self.all().map(|x| x.load(Relaxed));
         Counters {
             token_requests: a,
             refreshes: b,
@@ -109,8 +114,9 @@ impl AtomicCounters {
             api_rejected: j,
             api_without_auth: k,
             redirects: l,
-            connections_reset: m,
-            injected_failures: n,
+            connections: m,
+            connections_reset: n,
+            injected_failures: o,
         }
     }
 

@@ -137,7 +137,10 @@ fn accept_loop(pool: &Arc<Pool>, listener: &TcpListener) {
             return;
         }
         match accepted {
-            Ok((stream, _)) => pool.dispatch(stream),
+            Ok((stream, _)) => {
+                bump(&pool.shared.counters.connections);
+                pool.dispatch(stream);
+            }
             Err(e) => match e.kind() {
                 io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => {}
                 // e.g. out of file descriptors: back off instead of spinning.

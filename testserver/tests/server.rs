@@ -62,6 +62,8 @@ fn password_grant_then_api_ok() {
             api_calls: 2,
             api_ok: 2,
             max_concurrent_refreshes: 1,
+            // The helpers open one connection per request.
+            connections: 3,
             ..Counters::default()
         }
     );
