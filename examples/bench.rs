@@ -5,13 +5,16 @@
 //! cargo run --release --example bench                            # the full run (about 5 minutes)
 //! TOKENGATE_BENCH_QUICK=1 cargo run --release --example bench    # a quick look (about 40 s)
 //! TOKENGATE_BENCH_ONLY=fast,request cargo run --release --example bench   # some sections only
+//! TOKENGATE_BENCH_ONLY=throughput TOKENGATE_BENCH_THREADS=8 cargo run --release --example bench
 //! ```
 //!
-//! Sections: `memory`, `fast`, `request`, `throughput`, `storm`, `short`.
+//! Sections: `memory`, `fast`, `request`, `throughput`, `storm`, `short`. `TOKENGATE_BENCH_THREADS`
+//! picks the throughput thread counts (default 1,2,8,64,256).
 //!
 //! Every figure is a ratio or a count where that is possible: the machine is small and shared, so
-//! absolute times are noisy. Throughput runs alternate tokengate and the bare agent in one process
-//! and report the median of the paired rounds.
+//! absolute times are noisy. Throughput runs alternate tokengate and the bare agent in one process,
+//! in many short paired rounds, and report the median of the per-round ratios with its 95%
+//! confidence interval.
 //!
 //! A counting global allocator (per thread, switched on only around what it measures) proves that
 //! the fast path does not allocate.
@@ -100,12 +103,16 @@ fn count_allocs<R>(f: impl FnOnce() -> R) -> (R, u64, u64) {
 
 struct Settings {
     quick: bool,
-    /// Length of one throughput run.
+    /// Length of one throughput run (one side of a paired round).
     run: Duration,
+    /// Length of the uncounted warm-up run of each side, before the rounds of a thread count.
+    warmup: Duration,
     /// Paired rounds at the two target thread counts (8 and 256).
     target_rounds: usize,
     /// Paired rounds at the other thread counts (1, 2, 64).
     other_rounds: usize,
+    /// Throughput thread counts to run (`TOKENGATE_BENCH_THREADS=8,256`; default all).
+    thread_counts: Vec<usize>,
     /// Length of each short-token run.
     short_run: Duration,
     /// Paired (1-second, 1-hour) short-token rounds.
@@ -117,12 +124,18 @@ struct Settings {
 impl Settings {
     fn from_env() -> Settings {
         let quick = std::env::var_os("TOKENGATE_BENCH_QUICK").is_some_and(|v| v != "0");
+        let thread_counts = std::env::var("TOKENGATE_BENCH_THREADS")
+            .ok()
+            .map(|v| v.split(',').filter_map(|t| t.trim().parse().ok()).collect())
+            .unwrap_or_else(|| THREAD_COUNTS.to_vec());
         if quick {
             Settings {
                 quick,
-                run: Duration::from_millis(1000),
-                target_rounds: 3,
-                other_rounds: 1,
+                run: Duration::from_millis(500),
+                warmup: Duration::from_millis(250),
+                target_rounds: 6,
+                other_rounds: 2,
+                thread_counts,
                 short_run: Duration::from_secs(2),
                 short_rounds: 1,
                 fast_ops: 2_000_000,
@@ -130,9 +143,11 @@ impl Settings {
         } else {
             Settings {
                 quick,
-                run: Duration::from_secs(5),
-                target_rounds: 5,
-                other_rounds: 3,
+                run: Duration::from_secs(1),
+                warmup: Duration::from_millis(500),
+                target_rounds: 60,
+                other_rounds: 10,
+                thread_counts,
                 short_run: Duration::from_secs(5),
                 short_rounds: 3,
                 fast_ops: 20_000_000,
@@ -143,6 +158,9 @@ impl Settings {
 
 const THREAD_COUNTS: [usize; 5] = [1, 2, 8, 64, 256];
 const TARGET_THREADS: [usize; 2] = [8, 256];
+/// Idle keep-alive connections per host that both throughput clients keep: ureq's overall cap of
+/// idle connections (10), so that up to 8 threads every request finds its connection again.
+const IDLE_PER_HOST: usize = 10;
 const STORM_THREADS: usize = 256;
 const STORM_TOKEN_LATENCY: Duration = Duration::from_millis(100);
 const SHORT_THREADS: usize = 32;
@@ -239,13 +257,15 @@ fn client_for(server: &TestServer, token: Token) -> Result<Client, tokengate::Er
 }
 
 /// A bare ureq agent configured the way `ClientBuilder::build` configures tokengate's own: statuses
-/// are not errors, no redirects, connect and response-head timeouts at tokengate's defaults.
-fn agent_like_tokengate() -> Agent {
+/// are not errors, no redirects, connect and response-head timeouts at tokengate's defaults, and
+/// `idle_per_host` idle connections per host (3 is ureq's default and tokengate's).
+fn agent_like_tokengate(idle_per_host: usize) -> Agent {
     Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
+        .max_idle_connections_per_host(idle_per_host)
         .build()
         .new_agent()
 }
@@ -334,6 +354,43 @@ fn median(v: &mut [f64]) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// The `q` quantile of `sorted` (ascending), interpolating between neighbours.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n => {
+            let at = q * (n - 1) as f64;
+            let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+            sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64)
+        }
+    }
+}
+
+/// A distribution-free 95% confidence interval of the median of `sorted` (ascending): the order
+/// statistics n/2 -/+ 0.98 sqrt(n) (the normal approximation of the binomial); the whole range for
+/// fewer than 6 values.
+fn median_ci95(sorted: &[f64]) -> (f64, f64) {
+    let n = sorted.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let k = ((n as f64 - 1.96 * (n as f64).sqrt()) / 2.0)
+        .floor()
+        .max(0.0) as usize;
+    (sorted[k], sorted[n - 1 - k])
+}
+
+/// The target column of a ratio: met or missed by the median, and whether the confidence interval
+/// settles it.
+fn verdict(median: f64, (lo, hi): (f64, f64), target: f64) -> String {
+    let settled = if lo >= target || hi < target {
+        "settled by the CI"
+    } else {
+        "the CI includes the target: not settled"
+    };
+    format!(">= {target}: {} ({settled})", pass(median >= target))
 }
 
 /// This thread's CPU time so far (`/proc/thread-self/schedstat`, nanoseconds), if Linux tells us.
@@ -489,7 +546,7 @@ fn per_request_costs() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let authorization = format!("Bearer {}", token.access_token().secret());
     let client = client_for(&server, token)?;
     let raw = Sender::Raw {
-        agent: agent_like_tokengate(),
+        agent: agent_like_tokengate(3),
         url: format!("{}/api/items", server.url()),
         authorization,
     };
@@ -580,23 +637,38 @@ fn measure(sender: &Sender, threads: usize, run: Duration) -> Result<(f64, u64),
 
 fn throughput(s: &Settings) -> Result<(), Box<dyn std::error::Error>> {
     println!(
-        "## Loopback throughput: GET /api/items, {:?} per run, requests/s",
+        "## Loopback throughput: GET /api/items, requests/s, paired rounds of {:?} per side",
         s.run
     );
     println!(
         "raw ureq = an Agent configured like tokengate's (no status errors, no redirects, connect +"
     );
     println!(
-        "response-head timeouts) sending a fixed Authorization header; ratio = tokengate / raw,"
+        "response-head timeouts) sending a fixed Authorization header; both keep {IDLE_PER_HOST} idle connections"
     );
-    println!("median of per-round ratios; runs alternate in one process.");
+    println!(
+        "per host. Each round runs both, alternating who goes first, after a {:?} warm-up of each;",
+        s.warmup
+    );
+    println!(
+        "ratio = tokengate / raw per round: the median, its 95% confidence interval (order statistics),"
+    );
+    println!(
+        "and the interquartile range of the rounds. conns = new connections per 1000 requests (tokengate / raw)."
+    );
     let server = TestServer::builder().workers(320).start();
     let token = login(&server);
     let authorization = format!("Bearer {}", token.access_token().secret());
     let url = format!("{}/api/items", server.url());
-    let tg = Sender::Tokengate(client_for(&server, token)?);
+    let tg = Sender::Tokengate(
+        Client::builder(format!("{}/api", server.url()))
+            .token(token)
+            .refresher(refresher(&server))
+            .max_idle_connections_per_host(IDLE_PER_HOST)
+            .build()?,
+    );
     let raw = Sender::Raw {
-        agent: agent_like_tokengate(),
+        agent: agent_like_tokengate(IDLE_PER_HOST),
         url: url.clone(),
         authorization: authorization.clone(),
     };
@@ -605,54 +677,61 @@ fn throughput(s: &Settings) -> Result<(), Box<dyn std::error::Error>> {
         url,
         authorization,
     };
+    // One run, with the connections the server accepted per 1000 requests during it.
+    let run = |sender: &Sender, threads: usize, run: Duration| -> Result<_, String> {
+        let c0 = server.counters();
+        let (rps, failed) = measure(sender, threads, run)?;
+        let c1 = server.counters();
+        let conns = 1000.0 * (c1.connections - c0.connections) as f64
+            / (c1.api_calls - c0.api_calls).max(1) as f64;
+        Ok((rps, failed, conns))
+    };
     println!(
-        "threads  rounds  tokengate req/s  raw req/s  ratio (min..max)  ureq-default req/s  failed  target"
+        "threads  rounds  tokengate  raw req/s  ratio  95% CI        IQR           conns/1k  ureq-default  failed  target"
     );
-    for threads in THREAD_COUNTS {
+    for &threads in &s.thread_counts {
         let target = TARGET_THREADS.contains(&threads);
         let rounds = if target {
             s.target_rounds
         } else {
             s.other_rounds
         };
+        for sender in [&tg, &raw] {
+            run(sender, threads, s.warmup)?;
+        }
         let (mut tg_rps, mut raw_rps, mut def_rps, mut ratios) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut tg_conns, mut raw_conns) = (Vec::new(), Vec::new());
         let mut failed = 0;
         for round in 0..rounds {
-            // Alternate who goes first; the default-config agent runs only at the target counts.
-            let mut order: Vec<&Sender> = if round % 2 == 0 {
-                vec![&tg, &raw]
+            let (first, second) = if round % 2 == 0 {
+                (&tg, &raw)
             } else {
-                vec![&raw, &tg]
+                (&raw, &tg)
             };
-            if target {
-                order.insert(round % 3, &default);
+            let a = run(first, threads, s.run)?;
+            let b = run(second, threads, s.run)?;
+            failed += a.1 + b.1;
+            let (t, r) = if round % 2 == 0 { (a, b) } else { (b, a) };
+            ratios.push(t.0 / r.0);
+            tg_rps.push(t.0);
+            raw_rps.push(r.0);
+            tg_conns.push(t.2);
+            raw_conns.push(r.2);
+            // For scale, at the target counts: ureq with its defaults, every third round.
+            if target && round % 3 == 2 {
+                let d = run(&default, threads, s.run)?;
+                failed += d.1;
+                def_rps.push(d.0);
             }
-            let mut this = (0.0, 0.0);
-            for (i, sender) in order.iter().enumerate() {
-                let (rps, f) = measure(sender, threads, s.run)?;
-                failed += f;
-                match (sender.name(), i == round % 3 && target) {
-                    ("raw ureq", true) => def_rps.push(rps),
-                    ("raw ureq", false) => {
-                        this.1 = rps;
-                        raw_rps.push(rps)
-                    }
-                    _ => {
-                        this.0 = rps;
-                        tg_rps.push(rps)
-                    }
-                }
-            }
-            ratios.push(this.0 / this.1);
         }
-        let (lo, hi) = ratios
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        ratios.sort_by(f64::total_cmp);
         let ratio = median(&mut ratios);
+        let (ci_lo, ci_hi) = median_ci95(&ratios);
+        let (q1, q3) = (quantile(&ratios, 0.25), quantile(&ratios, 0.75));
         let verdict = match threads {
-            8 => format!(">= 0.99: {}", pass(ratio >= 0.99)),
-            256 => format!(">= 0.97: {}", pass(ratio >= 0.97)),
+            8 => verdict(ratio, (ci_lo, ci_hi), 0.99),
+            256 => verdict(ratio, (ci_lo, ci_hi), 0.97),
             _ => String::new(),
         };
         let def = if def_rps.is_empty() {
@@ -660,16 +739,21 @@ fn throughput(s: &Settings) -> Result<(), Box<dyn std::error::Error>> {
         } else {
             format!("{:.0}", median(&mut def_rps))
         };
+        let conns = format!(
+            "{:.1} / {:.1}",
+            median(&mut tg_conns),
+            median(&mut raw_conns)
+        );
         println!(
-            "{threads:>7}  {rounds:>6}  {:>15.0}  {:>9.0}  {ratio:.3} ({lo:.3}..{hi:.3})  {def:>18}  {failed:>6}  {verdict}",
+            "{threads:>7}  {rounds:>6}  {:>9.0}  {:>9.0}  {ratio:.3}  {ci_lo:.3}..{ci_hi:.3}  {q1:.3}..{q3:.3}  {conns:>11}  {def:>12}  {failed:>6}  {verdict}",
             median(&mut tg_rps),
             median(&mut raw_rps),
         );
     }
     let c = server.counters();
     println!(
-        "(server saw {} API calls, {} rejected, {} token requests)",
-        c.api_calls, c.api_rejected, c.token_requests
+        "(server saw {} API calls on {} connections, {} rejected, {} token requests)",
+        c.api_calls, c.connections, c.api_rejected, c.token_requests
     );
     println!();
     Ok(())
