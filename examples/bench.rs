@@ -2,7 +2,7 @@
 //! agent on the embedded loopback server.
 //!
 //! ```text
-//! cargo run --release --example bench                            # the full run (about 5 minutes)
+//! cargo run --release --example bench                            # the full run (about 8 minutes)
 //! TOKENGATE_BENCH_QUICK=1 cargo run --release --example bench    # a quick look (about 40 s)
 //! TOKENGATE_BENCH_ONLY=fast,request cargo run --release --example bench   # some sections only
 //! TOKENGATE_BENCH_ONLY=throughput TOKENGATE_BENCH_THREADS=8 cargo run --release --example bench
