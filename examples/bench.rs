@@ -370,7 +370,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 /// A distribution-free 95% confidence interval of the median of `sorted` (ascending): the order
 /// statistics n/2 -/+ 0.98 sqrt(n) (the normal approximation of the binomial); the whole range for
-/// fewer than 6 values.
+/// fewer than 8 values.
 fn median_ci95(sorted: &[f64]) -> (f64, f64) {
     let n = sorted.len();
     if n == 0 {
