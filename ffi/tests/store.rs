@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tokengate_ffi::*;
-use tokengate_testserver::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Issued, TestServer};
+use tokengate_testserver::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Issued, TempDir, TestServer};
 
 mod support;
 use support::*;

@@ -51,11 +51,13 @@ mod http;
 mod router;
 mod server;
 mod state;
+mod temp_dir;
 mod token_endpoint;
 mod token_store;
 
 pub use counters::Counters;
 pub use failure::Failure;
+pub use temp_dir::TempDir;
 pub use token_endpoint::TokenRequest;
 pub use token_store::Issued;
 
