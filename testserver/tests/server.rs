@@ -13,6 +13,11 @@ use tokengate_testserver::{Counters, Failure, TestServer, closed_port_url};
 const EXPIRED_CHALLENGE: &str =
     r#"Bearer realm="api", error="invalid_token", error_description="The access token expired""#;
 
+/// A form-encoded POST to the token endpoint with no client authentication header.
+fn form_post(s: &TestServer, body: &[u8]) -> Resp {
+    send(s, "POST", "/oauth/token", &[FORM], body)
+}
+
 #[test]
 fn urls() {
     let s = TestServer::start();
@@ -114,39 +119,21 @@ fn client_authentication() {
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"], "invalid_client");
     assert_eq!(r.header("www-authenticate"), Some(r#"Basic realm="token""#));
-    let r = send(
+    let r = form_post(
         &s,
-        "POST",
-        "/oauth/token",
-        &[FORM],
         b"grant_type=password&username=u&password=p&client_id=demo-client&client_secret=x",
     );
     assert_eq!(r.status, 401);
     // No client at all.
-    let r = send(
-        &s,
-        "POST",
-        "/oauth/token",
-        &[FORM],
-        b"grant_type=password&username=u&password=p",
-    );
+    let r = form_post(&s, b"grant_type=password&username=u&password=p");
     assert_eq!(r.status, 401);
     // Public client: password ok, client_credentials not.
-    let r = send(
+    let r = form_post(
         &s,
-        "POST",
-        "/oauth/token",
-        &[FORM],
         b"grant_type=password&username=u&password=p&client_id=demo-public",
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = send(
-        &s,
-        "POST",
-        "/oauth/token",
-        &[FORM],
-        b"grant_type=client_credentials&client_id=demo-public",
-    );
+    let r = form_post(&s, b"grant_type=client_credentials&client_id=demo-public");
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"], "unauthorized_client");
     // Default client still registered; Basic + body secret is two methods.
@@ -184,7 +171,7 @@ fn bad_token_requests() {
         b"{}",
     );
     assert_eq!(r.status, 400);
-    let r = send(&s, "POST", "/oauth/token", &[FORM], b"grant_type=%zz");
+    let r = form_post(&s, b"grant_type=%zz");
     assert_eq!(r.status, 400);
     let r = token(
         &s,
