@@ -14,7 +14,7 @@ use ureq::http::Uri;
 
 use crate::error::{OAuthError, RefreshError, RefreshErrorKind};
 use crate::token::{ClientSecret, RefreshToken, Token};
-use crate::util::{Origin, base64, form_encode, form_pairs};
+use crate::util::{Origin, base64, form_encode, form_pairs, retry_after};
 
 /// Largest token endpoint answer we read. Real ones are well under 8 KiB.
 const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;
@@ -294,8 +294,7 @@ impl Refresh for OAuth2 {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v, std::time::SystemTime::now()));
         let body = resp
             .body_mut()
             .with_config()
