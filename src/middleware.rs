@@ -107,7 +107,7 @@ impl Middleware for TokenMiddleware {
         mut request: Request<SendBody>,
         next: MiddlewareNext,
     ) -> Result<Response<Body>, ureq::Error> {
-        if Origin::of(request.uri()).as_ref() != Some(&self.origin) {
+        if !self.origin.matches(request.uri()) {
             return next.handle(request);
         }
         let lease = self
