@@ -449,12 +449,7 @@ impl ClientBuilder {
     /// [`Error::InvalidToken`] when the starting token cannot be sent in a header; [`Error::Store`]
     /// when the [`store`](ClientBuilder::store) cannot be read or holds no valid token file.
     pub fn build(self) -> Result<Client, Error> {
-        let base: Uri = self
-            .base
-            .parse()
-            .map_err(|_| Error::url("the base URL does not parse"))?;
-        let base_origin = Origin::of(&base)
-            .ok_or_else(|| Error::url("the base URL needs an http(s) scheme and a host"))?;
+        let (base, base_origin) = Origin::parse(&self.base, "base URL").map_err(Error::url)?;
         // `Uri`'s Display of a bare origin ends in `/`; joining adds its own.
         let base_url = base.to_string().trim_end_matches('/').to_owned();
         let gate = match (self.gate, self.gate_options) {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use ureq::http::{self, Request, Response, Uri};
+use ureq::http::{self, Request, Response};
 use ureq::middleware::{Middleware, MiddlewareNext};
 use ureq::{Body, SendBody};
 
@@ -71,11 +71,7 @@ impl TokenMiddleware {
     ///
     /// [`Error::InvalidUrl`] when `api_url` is not an absolute http(s) URL.
     pub fn new(gate: Gate, api_url: &str) -> Result<TokenMiddleware, Error> {
-        let uri: Uri = api_url
-            .parse()
-            .map_err(|_| Error::url("the API URL does not parse"))?;
-        let origin = Origin::of(&uri)
-            .ok_or_else(|| Error::url("the API URL needs an http(s) scheme and a host"))?;
+        let (_, origin) = Origin::parse(api_url, "API URL").map_err(Error::url)?;
         Ok(TokenMiddleware { gate, origin })
     }
 

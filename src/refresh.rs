@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use ureq::http::Uri;
 
 use crate::error::{OAuthError, RefreshError, RefreshErrorKind};
 use crate::token::{ClientSecret, RefreshToken, Token};
@@ -319,12 +318,7 @@ impl Refresh for OAuth2 {
     }
 
     fn check(&self) -> Result<(), String> {
-        let uri: Uri = self
-            .token_url
-            .parse()
-            .map_err(|_| "the token URL does not parse".to_string())?;
-        let origin = Origin::of(&uri)
-            .ok_or_else(|| "the token URL needs an http(s) scheme and a host".to_string())?;
+        let (_, origin) = Origin::parse(&self.token_url, "token URL")?;
         if !origin.is_https() && !origin.is_loopback() && !self.allow_http {
             return Err(
                 "the token URL is plain http and not loopback; use https or allow_insecure_http(true)"

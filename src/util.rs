@@ -113,6 +113,17 @@ pub(crate) struct Origin {
 }
 
 impl Origin {
+    /// Parses `url` and takes its origin. The error names the URL by `what` (e.g. "base URL"), never
+    /// by its text.
+    pub(crate) fn parse(url: &str, what: &str) -> Result<(Uri, Origin), String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| format!("the {what} does not parse"))?;
+        let origin = Origin::of(&uri)
+            .ok_or_else(|| format!("the {what} needs an http(s) scheme and a host"))?;
+        Ok((uri, origin))
+    }
+
     pub(crate) fn of(uri: &Uri) -> Option<Origin> {
         let scheme = uri.scheme_str()?.to_ascii_lowercase();
         let host = uri.host()?.to_ascii_lowercase();
