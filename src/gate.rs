@@ -873,17 +873,7 @@ impl Gate {
     /// refresh is in flight and the gate is not backing off. Used by the background refresher.
     pub(crate) fn refresh_ahead(&self) {
         let mut st = self.shared.state.lock();
-        let now = Instant::now();
-        let due = st
-            .current
-            .as_ref()
-            .is_some_and(|c| c.dead || c.ahead_at.is_some_and(|at| now >= at));
-        if !due
-            || self.shared.refresher.is_none()
-            || st.refreshing
-            || st.login_required.is_some()
-            || st.backoff_until.is_some_and(|until| now < until)
-        {
+        if !st.ahead_due(Instant::now()) || self.shared.refresher.is_none() {
             return;
         }
         let ticket = self.claim(&mut st);
@@ -909,15 +899,17 @@ impl State {
         (!c.dead && c.expires_at.is_none_or(|at| now < at)).then(|| self.lease_of(c))
     }
 
-    /// Whether a fresh token has entered its advisory window and nothing stops a refresh from
-    /// starting (none in flight, no backoff).
+    /// Whether a refresh may start now without anybody waiting for it: the token has entered its
+    /// advisory window (or was rejected), and no refresh is in flight, no backoff runs and the gate
+    /// is not in the login-required state.
     fn ahead_due(&self, now: Instant) -> bool {
         !self.refreshing
+            && self.login_required.is_none()
             && self.backoff_until.is_none_or(|until| now >= until)
             && self
                 .current
                 .as_ref()
-                .is_some_and(|c| c.ahead_at.is_some_and(|at| now >= at))
+                .is_some_and(|c| c.dead || c.ahead_at.is_some_and(|at| now >= at))
     }
 
     fn lease_of(&self, c: &Current) -> Lease {
