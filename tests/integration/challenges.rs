@@ -7,7 +7,7 @@ use tokengate_testserver::TestServer;
 use crate::support::*;
 
 #[test]
-fn invalid_token_challenge_refreshes_and_is_reachable_when_returned() {
+fn an_invalid_token_challenge_is_reachable_on_the_returned_response() {
     let server = TestServer::start();
     let client = builder(&server, login(&server))
         .max_replays(0)
