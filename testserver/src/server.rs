@@ -67,7 +67,7 @@ pub(crate) struct Runtime {
 impl Runtime {
     /// Binds `127.0.0.1:0` and starts accepting.
     pub fn start(shared: Arc<Shared>, warm: usize) -> io::Result<Runtime> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let listener = listen()?;
         let addr = listener.local_addr()?;
         let pool = Arc::new(Pool {
             shared,
@@ -128,6 +128,20 @@ impl Runtime {
             } // else: detached; it holds only Arcs and exits on its own.
         }
     }
+}
+
+/// Pending connections the kernel queues for `accept`. std's `TcpListener::bind` asks for 128; a
+/// burst of 256 clients connecting at once (the refresh-storm benchmark) overflows that, and a
+/// dropped SYN is retried only after a second. The kernel caps it at `net.core.somaxconn`.
+const BACKLOG: i32 = 1024;
+
+/// A listening socket on `127.0.0.1:0` with a [`BACKLOG`]-deep accept queue.
+fn listen() -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 fn accept_loop(pool: &Arc<Pool>, listener: &TcpListener) {
