@@ -677,28 +677,24 @@ impl Client {
         // The first hop's origin was checked by the caller; each redirect checks the next one.
         let mut authed = lease.is_some();
         loop {
-            let mut builder = Request::builder()
-                .method(req.method.clone())
-                .uri(req.uri.clone());
+            // Built in place rather than with `Request::builder()`: every part is already parsed and
+            // typed, so there is nothing for the builder to check.
+            let mut request = Request::new(());
+            *request.method_mut() = req.method.clone();
+            *request.uri_mut() = req.uri.clone();
+            let headers = request.headers_mut();
             for (n, v) in &req.headers {
                 if authed && n == http::header::AUTHORIZATION {
                     continue;
                 }
-                builder = builder.header(n, v);
+                headers.append(n.clone(), v.clone());
             }
             if let (true, Some(lease)) = (authed, lease) {
-                builder =
-                    builder.header(http::header::AUTHORIZATION, lease.authorization().clone());
+                headers.insert(http::header::AUTHORIZATION, lease.authorization().clone());
             }
             let resp = match &req.body {
-                Some(b) => self
-                    .inner
-                    .agent
-                    .run(builder.body(b.as_slice()).map_err(ureq::Error::from)?),
-                None => self
-                    .inner
-                    .agent
-                    .run(builder.body(()).map_err(ureq::Error::from)?),
+                Some(b) => self.inner.agent.run(request.map(|()| b.as_slice())),
+                None => self.inner.agent.run(request),
             }?;
             let status = resp.status();
             if !status.is_redirection() || self.inner.max_redirects == 0 {
@@ -742,6 +738,11 @@ impl Client {
     /// Decides whether the response rejects the token, buffering the body for `reject_when` when
     /// needed, and attaches the parsed `WWW-Authenticate` challenge of a 401/403.
     fn classify(&self, resp: Response<Body>, authed: bool) -> (Response<Body>, bool) {
+        let judged = authed && self.inner.reject_when.is_some();
+        if !judged && !matches!(resp.status().as_u16(), 401 | 403) {
+            // The common case: nothing to parse, buffer or attach.
+            return (resp, false);
+        }
         let (mut parts, body) = resp.into_parts();
         let challenge = challenge::of_response(parts.status, &parts.headers);
         let mut rejected = authed && challenge::rejects_token(parts.status, challenge.as_ref());
