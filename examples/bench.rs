@@ -2,8 +2,8 @@
 //! agent on the embedded loopback server.
 //!
 //! ```text
-//! cargo run --release --example bench                            # the full run (about 8 minutes)
-//! TOKENGATE_BENCH_QUICK=1 cargo run --release --example bench    # a quick look (about 40 s)
+//! cargo run --release --example bench                            # the full run (about 10 minutes)
+//! TOKENGATE_BENCH_QUICK=1 cargo run --release --example bench    # a quick look (about a minute)
 //! TOKENGATE_BENCH_ONLY=fast,request cargo run --release --example bench   # some sections only
 //! TOKENGATE_BENCH_ONLY=throughput TOKENGATE_BENCH_THREADS=8 cargo run --release --example bench
 //! ```
