@@ -139,6 +139,7 @@ const BACKLOG: i32 = 1024;
 fn listen() -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?; // as std's `TcpListener::bind` does on Unix
     socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
