@@ -384,6 +384,24 @@ fn median_ci95(sorted: &[f64]) -> (f64, f64) {
     (sorted[k], sorted[n - 1 - k])
 }
 
+/// The middle of a sample: its median, the median's 95% confidence interval and the interquartile
+/// range.
+struct Spread {
+    median: f64,
+    ci: (f64, f64),
+    iqr: (f64, f64),
+}
+
+/// The [`Spread`] of `v` (sorted in place).
+fn spread(v: &mut [f64]) -> Spread {
+    let median = median(v);
+    Spread {
+        median,
+        ci: median_ci95(v),
+        iqr: (quantile(v, 0.25), quantile(v, 0.75)),
+    }
+}
+
 /// The target column of a ratio: met or missed by the median, and whether the confidence interval
 /// settles it.
 fn verdict(median: f64, (lo, hi): (f64, f64), target: f64) -> String {
@@ -620,12 +638,14 @@ fn per_request_costs() -> Result<Vec<String>, Box<dyn std::error::Error>> {
             cpu[i]
         );
     }
-    ratios.sort_by(f64::total_cmp);
-    let (lo, hi) = median_ci95(&ratios);
+    let Spread {
+        median: ratio,
+        ci: (lo, hi),
+        ..
+    } = spread(&mut ratios);
     println!(
-        "tokengate overhead: {:+.1} allocations per request; CPU per request x{:.3} of bare ureq's (median of the pairs' ratios, 95% CI {lo:.3}..{hi:.3})",
+        "tokengate overhead: {:+.1} allocations per request; CPU per request x{ratio:.3} of bare ureq's (median of the pairs' ratios, 95% CI {lo:.3}..{hi:.3})",
         allocs[0].0 - allocs[1].0,
-        median(&mut ratios)
     );
     let (_, allocs, bytes) = count_allocs(|| {
         let clones: Vec<Client> = (0..1000).map(|_| client.clone()).collect();
@@ -757,6 +777,34 @@ impl Interleaved {
             api_calls: c1.api_calls - c0.api_calls,
             connections: c1.connections - c0.connections,
         }
+    }
+
+    /// One paired round of the senders `sides`, each counted on its own server: an uncounted
+    /// warm-up slice of each (connections, server threads, caches), then `slices` pairs of slices in
+    /// ABBA order (who goes first alternates from pair to pair and, by `round`, from round to round).
+    fn paired_round(
+        &self,
+        sides: [usize; 2],
+        servers: [&TestServer; 2],
+        slicing: (Duration, Duration),
+        slices: usize,
+        round: usize,
+    ) -> [Slice; 2] {
+        for i in [0, 1] {
+            self.slice(sides[i], slicing, servers[i]);
+        }
+        let mut got = [Slice::default(); 2];
+        for k in 0..slices {
+            let order = if (k + round).is_multiple_of(2) {
+                [0, 1]
+            } else {
+                [1, 0]
+            };
+            for i in order {
+                got[i].add(self.slice(sides[i], slicing, servers[i]));
+            }
+        }
+        got
     }
 
     /// Stops every thread (each finishes its request in flight) and returns the failed requests.
@@ -897,23 +945,8 @@ fn throughput(s: &Settings) -> Result<(), Box<dyn std::error::Error>> {
         let mut failed = 0;
         for round in 0..rounds {
             let pool = Interleaved::start(&senders()?, threads)?;
-            // Warm-up, not counted: connections, server threads, caches.
-            for side in [TG, RAW] {
-                pool.slice(side, slicing, &server);
-            }
-            let (mut tg, mut raw) = (Slice::default(), Slice::default());
-            for k in 0..slices {
-                // ABBA: who goes first alternates from pair to pair and from round to round.
-                let order = if (k + round) % 2 == 0 {
-                    [TG, RAW]
-                } else {
-                    [RAW, TG]
-                };
-                for side in order {
-                    let got = pool.slice(side, slicing, &server);
-                    if side == TG { &mut tg } else { &mut raw }.add(got);
-                }
-            }
+            let [tg, raw] =
+                pool.paired_round([TG, RAW], [&server, &server], slicing, slices, round);
             ratios.push(tg.rps() / raw.rps());
             tg_rps.push(tg.rps());
             raw_rps.push(raw.rps());
@@ -933,10 +966,11 @@ fn throughput(s: &Settings) -> Result<(), Box<dyn std::error::Error>> {
         } else {
             "-".to_owned()
         };
-        ratios.sort_by(f64::total_cmp);
-        let ratio = median(&mut ratios);
-        let (ci_lo, ci_hi) = median_ci95(&ratios);
-        let (q1, q3) = (quantile(&ratios, 0.25), quantile(&ratios, 0.75));
+        let Spread {
+            median: ratio,
+            ci: (ci_lo, ci_hi),
+            iqr: (q1, q3),
+        } = spread(&mut ratios);
         let verdict = match threads {
             8 => verdict(ratio, (ci_lo, ci_hi), 0.99),
             256 => verdict(ratio, (ci_lo, ci_hi), 0.97),
@@ -997,15 +1031,14 @@ fn burst(
     Ok(times)
 }
 
-/// A burst through `client`: `GET /items`, body read to the end.
+/// A burst of `GET /api/items` through `sender`.
+fn sender_burst(sender: Sender, threads: usize) -> Result<Vec<f64>, String> {
+    burst(threads, move || sender.send().map_err(|e| e.to_string()))
+}
+
+/// A burst through `client`.
 fn client_burst(client: &Client, threads: usize) -> Result<Vec<f64>, String> {
-    let client = client.clone();
-    burst(threads, move || {
-        let resp = client.get("/items").call().map_err(|e| e.to_string())?;
-        let ok = resp.status() == 200;
-        consume(resp.into_body()).map_err(|e| e.to_string())?;
-        Ok(ok)
-    })
+    sender_burst(Sender::Tokengate(client.clone()), threads)
 }
 
 fn expired_token(server: &TestServer) -> Token {
@@ -1052,21 +1085,12 @@ fn storm(s: &Settings) -> Result<(), Box<dyn std::error::Error>> {
     let mut stats = None;
     for _ in 0..s.storms {
         // The same requests without a token layer: bare ureq with a fixed header.
-        let (agent, url) = (
-            agent_like_tokengate(3),
-            format!("{}/api/items", server.url()),
-        );
-        let authorization = format!("Bearer {}", login(&server).access_token().secret());
-        raw.push(slowest(&burst(STORM_THREADS, move || {
-            let resp = agent
-                .get(url.as_str())
-                .header("Authorization", authorization.as_str())
-                .call()
-                .map_err(|e| e.to_string())?;
-            let ok = resp.status() == 200;
-            consume(resp.into_body()).map_err(|e| e.to_string())?;
-            Ok(ok)
-        })?));
+        let bare = Sender::Raw {
+            agent: agent_like_tokengate(3),
+            url: format!("{}/api/items", server.url()),
+            authorization: format!("Bearer {}", login(&server).access_token().secret()),
+        };
+        raw.push(slowest(&sender_burst(bare, STORM_THREADS)?));
         // Through tokengate with a valid token.
         valid.push(slowest(&client_burst(
             &client_for(&server, login(&server))?,
@@ -1103,8 +1127,7 @@ fn storm(s: &Settings) -> Result<(), Box<dyn std::error::Error>> {
     );
     let ms = |v: f64| v * 1e3;
     let (raw_burst, valid_burst) = (median(&mut raw), median(&mut valid));
-    storms.sort_by(f64::total_cmp);
-    let storm = median(&mut storms);
+    let storm = median(&mut storms); // sorts them, for the range below
     println!(
         "one thread (medians of 5): expired token {:.1} ms, valid token {:.1} ms, so the refresh takes {:.1} ms",
         ms(one_expired),
@@ -1261,25 +1284,18 @@ fn short_tokens(s: &Settings) -> Result<(), Box<dyn std::error::Error>> {
             Sender::Tokengate(client_for(&long_server, login(&long_server))?),
         ];
         let pool = Interleaved::start(&senders, SHORT_THREADS)?;
-        for side in [0, 1] {
-            pool.slice(side, slicing, servers[side]);
-        }
-        let mut got = [Slice::default(); 2];
-        for k in 0..slices {
-            let order = if (k + round) % 2 == 0 { [0, 1] } else { [1, 0] };
-            for side in order {
-                got[side].add(pool.slice(side, slicing, servers[side]));
-            }
-        }
+        let got = pool.paired_round([0, 1], servers, slicing, slices, round);
         failed += pool.stop()?;
         ratios.push(got[0].rps() / got[1].rps());
         short_rps.push(got[0].rps());
         long_rps.push(got[1].rps());
     }
     let (short_c, long_c) = (short_server.counters(), long_server.counters());
-    ratios.sort_by(f64::total_cmp);
-    let ratio = median(&mut ratios);
-    let (lo, hi) = median_ci95(&ratios);
+    let Spread {
+        median: ratio,
+        ci: (lo, hi),
+        ..
+    } = spread(&mut ratios);
     println!(
         "taking turns, {} rounds of {:?} per side: 1 s tokens {:.0} req/s, 1 h tokens {:.0} req/s (medians)",
         s.short_rounds,
