@@ -7,7 +7,7 @@ use ureq::http::{HeaderMap, StatusCode, header::WWW_AUTHENTICATE};
 
 /// The `Bearer` challenge of a 401 or 403 response, if it has one.
 pub(crate) fn of_response(status: StatusCode, headers: &HeaderMap) -> Option<Challenge> {
-    if !matches!(status.as_u16(), 401 | 403) {
+    if !may_challenge(status) {
         return None;
     }
     headers
@@ -15,6 +15,11 @@ pub(crate) fn of_response(status: StatusCode, headers: &HeaderMap) -> Option<Cha
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find_map(Challenge::bearer)
+}
+
+/// Whether a response with this status can carry a challenge the client looks at: 401 or 403.
+pub(crate) fn may_challenge(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 401 | 403)
 }
 
 /// Whether a response rejects the token it carried: a 401 whose challenge (if any) asks for a new

@@ -739,7 +739,7 @@ impl Client {
     /// needed, and attaches the parsed `WWW-Authenticate` challenge of a 401/403.
     fn classify(&self, resp: Response<Body>, authed: bool) -> (Response<Body>, bool) {
         let judged = authed && self.inner.reject_when.is_some();
-        if !judged && !matches!(resp.status().as_u16(), 401 | 403) {
+        if !judged && !challenge::may_challenge(resp.status()) {
             // The common case: nothing to parse, buffer or attach.
             return (resp, false);
         }
