@@ -76,6 +76,17 @@ impl Error {
         }
     }
 
+    /// Whether the client's configuration is at fault: [`Error::Config`], or a refresh the
+    /// authorization server refused because of the client (see [`RefreshError::is_configuration`]).
+    /// An operator must fix it; logging in again would not help.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Error::Config(_) => true,
+            Error::Refresh(e) => e.is_configuration(),
+            _ => false,
+        }
+    }
+
     /// The store failure behind this error, if there is one.
     pub fn store_error(&self) -> Option<&StoreError> {
         match self {
@@ -174,20 +185,40 @@ impl OAuthError {
         })
     }
 
-    /// Whether this code means the grant itself is dead (`invalid_grant`, `invalid_client`,
-    /// `unauthorized_client`), so only a new login helps.
+    /// Whether this code means the grant itself is dead (`invalid_grant`), so only a new login
+    /// helps. `invalid_client` and `unauthorized_client` are not: they say the client's own
+    /// credentials or registration are refused, which a login cannot fix (see the table on
+    /// [`RefreshError`]).
     pub fn is_permanent(&self) -> bool {
-        matches!(
-            self.error.as_str(),
-            "invalid_grant" | "invalid_client" | "unauthorized_client"
-        )
+        self.error == "invalid_grant"
     }
 }
 
-/// Why a token refresh failed: permanent (log in again) or transient (try later).
+/// Why a token refresh failed, and what it means for the session: transient (the gate backs off
+/// and tries again; requests wait), permanent (only a new login helps) or configuration (an
+/// operator must fix the client; the session is kept).
 ///
 /// Cheap to clone; every thread that waited on the failed refresh gets a clone of the same error.
-/// Custom refreshers build one with [`RefreshError::permanent`] or [`RefreshError::transient`].
+/// Custom refreshers build one with [`RefreshError::transient`], [`RefreshError::permanent`] or
+/// [`RefreshError::configuration`].
+///
+/// # How the OAuth2 refresher classifies the token endpoint's answers
+///
+/// RFC 6749 §5.2 puts every grant error in a `400` (`401` for client authentication) with an
+/// `error` code. The code decides whenever there is one, whatever the status it came with (a `200`
+/// included); the status decides only when there is no code.
+///
+/// | the token endpoint answered | class | the gate then |
+/// |---|---|---|
+/// | `invalid_grant` (revoked, expired or already used refresh token) | permanent | login required; fails fast until `set_token` |
+/// | `invalid_client`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_request` | configuration | keeps the session; retries after its longest backoff; requests fail at once meanwhile |
+/// | `temporarily_unavailable`, `slow_down`, `server_error` (any status) | transient | backs off; requests wait for the next attempt |
+/// | any other code | by its status, as below | |
+/// | no code: `5xx`, `408`, `425`, `429` | transient | backs off, honouring `Retry-After` up to its cap |
+/// | no code: `3xx`, `400`, `401`, `403`, `404` or any other status | configuration | as configuration above: a wrong or moved endpoint is not the user's to fix |
+/// | `2xx` that is not a usable token response (truncated, not JSON, no `access_token`) | transient | backs off; a rotated refresh token it carried is kept |
+/// | connection refused, reset, timeout, DNS failure | transient | backs off |
+/// | TLS certificate or host name not trusted | configuration | retrying cannot make a certificate trusted |
 ///
 /// ```
 /// use std::time::Duration;
@@ -202,11 +233,25 @@ pub struct RefreshError {
     inner: Arc<Inner>,
 }
 
+/// What a refresh failure means for the session: see [`RefreshError`]'s table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// May pass by itself: back off and try again.
+    Transient,
+    /// The grant is dead: only a new login helps.
+    Login,
+    /// The client's own configuration is refused (credentials, trust, endpoint): an operator must
+    /// fix it. The session is kept.
+    Configuration,
+}
+
 #[derive(Clone)]
 struct Inner {
     kind: RefreshErrorKind,
-    permanent: bool,
+    class: Class,
     message: String,
+    /// When the gate will try again, set by the gate when it backs off after this failure.
+    next_attempt: Option<std::time::Instant>,
     status: Option<u16>,
     retry_after: Option<Duration>,
     oauth: Option<OAuthError>,
@@ -215,11 +260,12 @@ struct Inner {
 }
 
 impl RefreshError {
-    fn build(kind: RefreshErrorKind, permanent: bool, message: impl Into<String>) -> Inner {
+    fn build(kind: RefreshErrorKind, class: Class, message: impl Into<String>) -> Inner {
         Inner {
             kind,
-            permanent,
+            class,
             message: message.into(),
+            next_attempt: None,
             status: None,
             retry_after: None,
             oauth: None,
@@ -228,14 +274,36 @@ impl RefreshError {
         }
     }
 
-    /// A failure only a new login can fix; the client enters the login-required state.
+    /// A failure only a new login can fix (the grant is dead: revoked, expired, already used); the
+    /// client enters the login-required state.
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self::from(Self::build(RefreshErrorKind::Custom, true, message))
+        Self::from(Self::build(RefreshErrorKind::Custom, Class::Login, message))
     }
 
-    /// A failure that may pass; the gate backs off and tries again later.
+    /// A failure that may pass (network, overload, an odd answer); the gate backs off and tries
+    /// again, and requests wait for that attempt when it comes within their budget.
     pub fn transient(message: impl Into<String>) -> Self {
-        Self::from(Self::build(RefreshErrorKind::Custom, false, message))
+        Self::from(Self::build(
+            RefreshErrorKind::Custom,
+            Class::Transient,
+            message,
+        ))
+    }
+
+    /// A failure of the client's own configuration that only an operator can fix (wrong client
+    /// credentials, an untrusted certificate, a wrong endpoint). The session is kept; the gate
+    /// tries again only after its longest backoff, and requests fail at once meanwhile.
+    ///
+    /// ```
+    /// let e = tokengate::RefreshError::configuration("client certificate rejected");
+    /// assert!(e.is_configuration() && !e.is_transient() && !e.is_permanent());
+    /// ```
+    pub fn configuration(message: impl Into<String>) -> Self {
+        Self::from(Self::build(
+            RefreshErrorKind::Custom,
+            Class::Configuration,
+            message,
+        ))
     }
 
     /// Sets how long the server asked us to wait before trying again (e.g. from `Retry-After`).
@@ -244,8 +312,14 @@ impl RefreshError {
         self
     }
 
-    pub(crate) fn new(kind: RefreshErrorKind, permanent: bool, message: impl Into<String>) -> Self {
-        Self::from(Self::build(kind, permanent, message))
+    pub(crate) fn new(kind: RefreshErrorKind, class: Class, message: impl Into<String>) -> Self {
+        Self::from(Self::build(kind, class, message))
+    }
+
+    /// Notes when the gate will try again. Set once, by the gate, before the error is shared.
+    pub(crate) fn with_next_attempt(mut self, at: std::time::Instant) -> Self {
+        Arc::make_mut(&mut self.inner).next_attempt = Some(at);
+        self
     }
 
     pub(crate) fn with_status(mut self, status: u16) -> Self {
@@ -284,12 +358,26 @@ impl RefreshError {
 
     /// Whether only a new login can fix this (see [`Error::LoginRequired`]).
     pub fn is_permanent(&self) -> bool {
-        self.inner.permanent
+        self.inner.class == Class::Login
     }
 
-    /// Whether a later attempt may succeed.
+    /// Whether a later attempt may succeed by itself.
     pub fn is_transient(&self) -> bool {
-        !self.inner.permanent
+        self.inner.class == Class::Transient
+    }
+
+    /// Whether the client's configuration was refused (e.g. `invalid_client`, an untrusted
+    /// certificate): an operator must fix it; logging in again would not help.
+    pub fn is_configuration(&self) -> bool {
+        self.inner.class == Class::Configuration
+    }
+
+    /// How long until the gate tries again, when it is backing off after this failure; zero once
+    /// that time has come. `None` when no further attempt is scheduled (e.g. login required).
+    pub fn next_attempt_in(&self) -> Option<Duration> {
+        self.inner
+            .next_attempt
+            .map(|at| at.saturating_duration_since(std::time::Instant::now()))
     }
 
     /// How long the server asked us to wait (`Retry-After`), if it said.
@@ -336,6 +424,9 @@ impl fmt::Display for RefreshError {
         if let Some(status) = self.inner.status {
             write!(f, " [HTTP {status}]")?;
         }
+        if let Some(wait) = self.next_attempt_in() {
+            write!(f, "; next attempt in {} ms", wait.as_millis())?;
+        }
         Ok(())
     }
 }
@@ -344,7 +435,7 @@ impl fmt::Debug for RefreshError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RefreshError")
             .field("kind", &self.inner.kind)
-            .field("permanent", &self.inner.permanent)
+            .field("class", &self.inner.class)
             .field("message", &self.inner.message)
             .field("status", &self.inner.status)
             .field("retry_after", &self.inner.retry_after)
@@ -531,8 +622,8 @@ mod tests {
             error_uri: None,
         };
         assert!(oauth.is_permanent());
-        let e =
-            RefreshError::new(RefreshErrorKind::OAuth, true, "server refused").with_oauth(oauth);
+        let e = RefreshError::new(RefreshErrorKind::OAuth, Class::Login, "server refused")
+            .with_oauth(oauth);
         assert_eq!(
             e.to_string(),
             "token refresh failed: server refused: invalid_grant (revoked)"

@@ -2,7 +2,7 @@
 //! background refresher thread that renews the token before anybody needs it.
 
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
 use parking_lot::Mutex;
@@ -114,10 +114,6 @@ pub(crate) struct Background {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Longest sleep when nothing is scheduled (no token, or a token without expiry). The thread also
-/// wakes on every event, so this is only a safety net.
-const IDLE_WAKE: Duration = Duration::from_secs(3600);
-
 impl Background {
     pub(crate) fn start(gate: Gate) -> std::io::Result<Background> {
         let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
@@ -134,9 +130,7 @@ impl Background {
 
 fn run(gate: &Gate, shutdown: &Receiver<()>, events: &Receiver<Event>) {
     loop {
-        let wait = gate
-            .next_background_refresh()
-            .map_or(IDLE_WAKE, |at| at.saturating_duration_since(Instant::now()));
+        let wait = gate.background_nap();
         select! {
             recv(shutdown) -> _ => return,
             // Any change of token or failure moves the schedule: look again.

@@ -22,19 +22,18 @@
 //! and save before the section ends. See `store::refresh_locked`.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ureq::http::HeaderValue;
 
-use crate::error::{Error, RefreshError, RefreshErrorKind};
+use crate::error::{Class, Error, RefreshError, RefreshErrorKind};
 use crate::events::{Event, Subscribers};
 use crate::refresh::Refresh;
 use crate::store::{self, Fetched, TokenStore};
-use crate::sync::{Condvar, Mutex, MutexGuard};
+use crate::sync::{Clock, Condvar, Mutex, Now};
 use crate::token::Token;
 
 type LoginCallback = dyn Fn(&Error) + Send + Sync;
@@ -85,6 +84,7 @@ struct Shared {
     accepted: AtomicU64,
     stats: Counters,
     subscribers: Subscribers,
+    clock: Clock,
 }
 
 #[derive(Clone, Debug)]
@@ -113,32 +113,69 @@ struct State {
     /// Bumped every time a token is installed; a rejection names the generation it saw.
     generation: u64,
     refreshing: bool,
-    /// Completed refresh attempts (any outcome); waiters watch it change.
-    attempts: u64,
+    /// When the refresh in flight started (on the monotonic clock); meaningful while `refreshing`.
+    refresh_started: Instant,
     /// Outcome of the most recent attempt, when it failed.
     last_error: Option<Error>,
+    /// What the most recent failure means: a transient one is worth waiting for the next attempt.
+    last_class: Class,
     /// Set by a permanent failure; every lease fails fast with it until `set_token`.
     login_required: Option<Error>,
     backoff_until: Option<Instant>,
     consecutive_failures: u32,
 }
 
+/// A moment a token reaches, on both clocks: it has come when *either* clock says so. The
+/// monotonic clock cannot be set back, but on Linux it stops while the machine sleeps; the wall
+/// clock runs on through a sleep. A token that expired during an 8-hour suspend is thus expired on
+/// resume, and one whose wall clock was set back still expires on time.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    mono: Instant,
+    wall: Option<SystemTime>,
+}
+
+impl Deadline {
+    fn passed(&self, now: Now) -> bool {
+        now.mono >= self.mono || self.wall.is_some_and(|w| now.wall >= w)
+    }
+
+    fn earlier_by(self, d: Duration) -> Deadline {
+        Deadline {
+            mono: self.mono.checked_sub(d).unwrap_or(self.mono),
+            wall: self.wall.map(|w| w.checked_sub(d).unwrap_or(UNIX_EPOCH)),
+        }
+    }
+
+    /// When the deadline comes on the monotonic clock, as far as `now` tells: the earlier of the
+    /// monotonic deadline and the time left on the wall clock.
+    fn mono_at(&self, now: Now) -> Instant {
+        match self.wall {
+            Some(w) => {
+                let left = w.duration_since(now.wall).unwrap_or(Duration::ZERO);
+                self.mono.min(now.mono + left)
+            }
+            None => self.mono,
+        }
+    }
+}
+
 /// When a token's refresh windows open; see [`Gate::windows`].
 struct Windows {
-    expires_at: Option<Instant>,
-    refresh_at: Option<Instant>,
-    ahead_at: Option<Instant>,
+    expires: Option<Deadline>,
+    refresh_at: Option<Deadline>,
+    ahead_at: Option<Deadline>,
 }
 
 struct Current {
     token: Arc<Token>,
-    /// Effective expiry: the token's, or now + the assumed lifetime.
-    expires_at: Option<Instant>,
+    /// Effective expiry: the token's, or when it was installed + the assumed lifetime.
+    expires: Option<Deadline>,
     /// Start of the mandatory refresh window: from here on, threads wait for the refresh.
-    refresh_at: Option<Instant>,
+    refresh_at: Option<Deadline>,
     /// Start of the advisory window: from here on, a refresh runs in the background while the
     /// still-valid token keeps being used.
-    ahead_at: Option<Instant>,
+    ahead_at: Option<Deadline>,
     /// Rejected by the server.
     dead: bool,
     /// Installed by a refresh that a rejection triggered.
@@ -220,6 +257,7 @@ pub struct GateBuilder {
     on_login_required: Option<Box<LoginCallback>>,
     on_refresh: Option<Box<RefreshCallback>>,
     store: Option<Arc<dyn TokenStore>>,
+    clock: Clock,
 }
 
 impl fmt::Debug for GateBuilder {
@@ -239,16 +277,17 @@ impl Default for GateBuilder {
             token: None,
             refresher: None,
             config: Config {
-                refresh_before_expiry: Duration::from_secs(60),
-                refresh_ahead: Duration::from_secs(300),
-                refresh_timeout: Duration::from_secs(30),
+                refresh_before_expiry: policy::REFRESH_BEFORE_EXPIRY,
+                refresh_ahead: policy::REFRESH_AHEAD,
+                refresh_timeout: policy::REFRESH_TIMEOUT,
                 assumed_lifetime: None,
-                backoff_initial: Duration::from_secs(1),
-                backoff_max: Duration::from_secs(60),
+                backoff_initial: policy::BACKOFF_INITIAL,
+                backoff_max: policy::BACKOFF_MAX,
             },
             on_login_required: None,
             on_refresh: None,
             store: None,
+            clock: Clock::default(),
         }
     }
 }
@@ -289,8 +328,27 @@ impl GateBuilder {
         self
     }
 
-    /// Sets how long a thread waits for another thread's refresh before it gives up with
-    /// [`Error::RefreshTimeout`]. Defaults to 30 seconds.
+    /// Sets the budget a request may spend getting a token when the one it has will not do
+    /// (expired, inside the mandatory window, or rejected): waiting for another thread's refresh,
+    /// and waiting through the backoff after a transient failure for the next attempt, all counted
+    /// from when the request first found it needed a new token.
+    ///
+    /// - During an outage shorter than the budget, requests see latency, not errors.
+    /// - When the next attempt would start after the budget runs out, the request fails at once
+    ///   with the last refresh error, which says when the next attempt is due
+    ///   ([`RefreshError::next_attempt_in`]); one that waited for an attempt still running when the
+    ///   budget ran out gets [`Error::RefreshTimeout`].
+    /// - An attempt still running after a whole budget is stuck: new requests fail at once with
+    ///   [`Error::RefreshTimeout`] instead of waiting a budget each, and no second refresh starts
+    ///   beside it (it would spend the same refresh token).
+    /// - A still-valid old token is used instead of any error.
+    ///
+    /// With a [`store`](GateBuilder::store), the refreshing thread's wait for the store's lock
+    /// counts against its budget too. The default fits the [`OAuth2`](crate::OAuth2) refresher's
+    /// default request timeout (10 seconds), so a token endpoint that accepts and never answers
+    /// holds no caller much longer than 10 seconds. Keep the
+    /// [`refresh_backoff`](GateBuilder::refresh_backoff) maximum below it, or callers fail instead
+    /// of waiting for the next attempt. Defaults to 10 seconds.
     pub fn refresh_timeout(mut self, timeout: Duration) -> Self {
         self.config.refresh_timeout = timeout;
         self
@@ -303,9 +361,16 @@ impl GateBuilder {
         self
     }
 
-    /// Sets the backoff after a transient refresh failure: `initial` after the first failure, doubling
-    /// per consecutive failure up to `max`, each delay jittered down by up to half; a server's
-    /// `Retry-After` is honoured when it is longer. Defaults to 1 second and 60 seconds.
+    /// Sets the backoff after a failed refresh: `initial` after the first transient failure,
+    /// doubling per consecutive failure up to `max`, each delay jittered down by up to half so that
+    /// clients that failed together do not retry together. A server's `Retry-After` is honoured
+    /// when it is longer, up to `max`: one header must not lock the client out for an hour. A
+    /// configuration failure (e.g. `invalid_client`) waits `max`. Delays are never shorter than
+    /// 10 ms. Requests wait through a backoff that ends within their
+    /// [`refresh_timeout`](GateBuilder::refresh_timeout). Defaults to 250 milliseconds and
+    /// 5 seconds: a one-second hiccup of the token endpoint is over for the callers within about
+    /// half a second after it ends, and no more than a handful of token requests a second go out
+    /// however many threads wait.
     pub fn refresh_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.config.backoff_initial = initial;
         self.config.backoff_max = max.max(initial);
@@ -342,6 +407,13 @@ impl GateBuilder {
         self
     }
 
+    /// Reads the time from `clock` (a manual clock in unit tests).
+    #[cfg(test)]
+    pub(crate) fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Builds the gate. With a [`store`](GateBuilder::store) and no starting token, reads the store.
     ///
     /// # Errors
@@ -360,8 +432,9 @@ impl GateBuilder {
                 current: None,
                 generation: 0,
                 refreshing: false,
-                attempts: 0,
+                refresh_started: Instant::now(),
                 last_error: None,
+                last_class: Class::Transient,
                 login_required: None,
                 backoff_until: None,
                 consecutive_failures: 0,
@@ -375,6 +448,7 @@ impl GateBuilder {
             accepted: AtomicU64::new(0),
             stats: Counters::default(),
             subscribers: Subscribers::default(),
+            clock: self.clock,
         };
         let gate = Gate {
             shared: Arc::new(shared),
@@ -412,23 +486,34 @@ impl Gate {
     /// Gets a token that is fine to send now, refreshing first when it is inside the refresh window
     /// or was rejected.
     ///
-    /// Blocks while another thread refreshes (at most `refresh_timeout`). A request is never given a
-    /// token that is known to have expired.
+    /// When the token will not do, this waits, blocked on the condition variable, through other
+    /// threads' refreshes *and* through the backoff after a transient failure, until a token is
+    /// installed or the [`refresh_timeout`](GateBuilder::refresh_timeout) budget runs out; one
+    /// thread runs each attempt, the others wait for its outcome. A request is never given a token
+    /// that is known to have expired (on either the monotonic or the wall clock).
     ///
     /// # Errors
     ///
     /// - [`Error::LoginRequired`]: a refresh failed permanently (or earlier did, and no
-    ///   [`set_token`](Gate::set_token) came since), or there is no token and no refresher.
-    /// - [`Error::Refresh`]: a refresh failed transiently and the old token is no longer valid (during
-    ///   the backoff that follows, this error is returned at once, without network).
-    /// - [`Error::RefreshTimeout`]: another thread's refresh took longer than `refresh_timeout`.
-    /// - [`Error::RefresherPanicked`]: the refresher panicked (the next call tries again).
+    ///   [`set_token`](Gate::set_token) came since), or there is no token and no refresher. At once,
+    ///   without network.
+    /// - [`Error::Refresh`]: the refresh failed and the old token is no longer valid. A transient
+    ///   failure is returned only when the next attempt would start after the budget; a
+    ///   configuration failure ([`RefreshError::is_configuration`]) at once. The error says when the
+    ///   next attempt is due ([`RefreshError::next_attempt_in`]).
+    /// - [`Error::RefreshTimeout`]: the budget ran out while an attempt was still running, or an
+    ///   attempt has been running for longer than a whole budget (then at once).
+    /// - [`Error::RefresherPanicked`], [`Error::Store`]: the last attempt failed that way and the
+    ///   next one would start after the budget.
     pub fn lease(&self) -> Result<Lease, Error> {
         // The clock is read before the lock is taken: it is most of the fast path's work, and other
         // threads need not wait for it.
-        let mut now = Instant::now();
+        let mut now = self.shared.clock.now();
         let mut st = self.shared.state.lock();
+        let budget = self.shared.config.refresh_timeout;
+        // Set when this call first finds it needs a new token: the budget counts from there.
         let mut deadline = None;
+        let mut waited = false;
         loop {
             if let Some(e) = &st.login_required {
                 return Err(e.clone());
@@ -436,71 +521,62 @@ impl Gate {
             if let Some(lease) = st.fresh_lease(now) {
                 if st.ahead_due(now) && self.shared.refresher.is_some() {
                     // Advisory window: refresh on another thread, keep using this token.
-                    let ticket = self.claim(&mut st);
+                    let ticket = self.claim(&mut st, now);
                     drop(st);
                     self.refresh_in_background(ticket);
                 }
                 return Ok(lease);
             }
-            if st.refreshing {
-                let deadline =
-                    *deadline.get_or_insert_with(|| now + self.shared.config.refresh_timeout);
-                if let Some(outcome) = self.wait_for_attempt(&mut st, deadline) {
-                    return outcome;
+            let deadline = *deadline.get_or_insert(now.mono + budget);
+            let until = if st.refreshing {
+                // Wait for the attempt in flight; not past our budget, nor past the attempt's own:
+                // an attempt running for longer than a budget is stuck, and waiting for it again and
+                // again would hold every new caller a whole budget.
+                let until = deadline.min(st.refresh_started + budget);
+                if now.mono >= until {
+                    return st.valid_lease(now).ok_or(Error::RefreshTimeout(budget));
                 }
-                now = Instant::now();
-                continue;
-            }
-            if st.backoff_until.is_some_and(|until| now < until) {
-                return st.valid_lease(now).ok_or_else(|| st.failure());
-            }
-            if self.shared.refresher.is_none() {
+                until
+            } else if let Some(next) = st.backoff_until.filter(|&next| now.mono < next) {
+                if let Some(lease) = st.valid_lease(now) {
+                    return Ok(lease);
+                }
+                if st.last_class != Class::Transient || next > deadline {
+                    return Err(st.failure());
+                }
+                // The next attempt comes within our budget: wait for it.
+                next
+            } else if self.shared.refresher.is_none() {
                 return st.valid_lease(now).ok_or(Error::LoginRequired(None));
+            } else {
+                let ticket = self.claim(&mut st, now);
+                drop(st);
+                if let Some(lease) = self.run_refresh(ticket, Some(deadline)) {
+                    return Ok(lease);
+                }
+                // Failed (or overtaken by set_token): the state says what to do, as for any waiter.
+                now = self.shared.clock.now();
+                st = self.shared.state.lock();
+                continue;
+            };
+            if !waited {
+                waited = true;
+                self.shared.stats.waits.fetch_add(1, Relaxed);
             }
-            let ticket = self.claim(&mut st);
-            drop(st);
-            return self.run_refresh(ticket);
-        }
-    }
-
-    /// Blocks until the refresh in flight completes or `deadline` passes. `Some` is the answer for
-    /// the waiting thread; `None` means look at the state again.
-    fn wait_for_attempt(
-        &self,
-        st: &mut MutexGuard<'_, State>,
-        deadline: Instant,
-    ) -> Option<Result<Lease, Error>> {
-        let (attempt, generation) = (st.attempts, st.generation);
-        self.shared.stats.waits.fetch_add(1, Relaxed);
-        while st.refreshing && st.attempts == attempt && st.generation == generation {
-            if self.shared.cond.wait_until(st, deadline).timed_out()
-                && st.refreshing
-                && st.attempts == attempt
-                && st.generation == generation
-            {
-                return Some(Err(Error::RefreshTimeout(
-                    self.shared.config.refresh_timeout,
-                )));
+            let timed_out = self.shared.cond.wait_until(&mut st, until).timed_out();
+            now = self.shared.clock.now();
+            if timed_out {
+                // The wait ran to its end, so that moment has come (whatever a test clock says).
+                now.mono = now.mono.max(until);
             }
         }
-        if st.attempts != attempt && st.generation == generation {
-            // The attempt we waited for failed: share its error, unless the old token is still valid
-            // and the failure was not permanent.
-            if let Some(err) = st.login_required.clone() {
-                return Some(Err(err));
-            }
-            let now = Instant::now();
-            if let Some(err) = st.last_error.clone() {
-                return Some(st.valid_lease(now).ok_or(err));
-            }
-        }
-        None
     }
 
     /// Marks a refresh as in flight and captures what it needs. The caller holds the lock and has
     /// checked that nobody else is refreshing and that there is a refresher.
-    fn claim(&self, st: &mut State) -> Ticket {
+    fn claim(&self, st: &mut State, now: Now) -> Ticket {
         st.refreshing = true;
+        st.refresh_started = now.mono;
         Ticket {
             gate: self.clone(),
             armed: true,
@@ -515,36 +591,42 @@ impl Gate {
     fn refresh_in_background(&self, ticket: Ticket) {
         let gate = self.clone();
         let _ = crate::sync::spawn("tokengate-ahead", move || {
-            let _ = gate.run_refresh(ticket);
+            let _ = gate.run_refresh(ticket, None);
         });
     }
 
     /// Runs a claimed refresh with no lock held and installs the outcome: the new token, a
-    /// login-required state, or a backoff. Wakes every waiter, emits the event, and returns the answer
-    /// for the calling thread.
-    fn run_refresh(&self, mut ticket: Ticket) -> Result<Lease, Error> {
+    /// login-required state, or a backoff. Wakes every waiter, emits the event, and returns the new
+    /// token's lease; `None` when the attempt failed or its outcome was discarded because
+    /// [`set_token`](Gate::set_token) installed a token meanwhile (the state then says what to do).
+    /// `deadline` bounds the wait for a store's lock (the calling request's budget); `None` gives
+    /// it a whole budget.
+    fn run_refresh(&self, mut ticket: Ticket, deadline: Option<Instant>) -> Option<Lease> {
         let Some(refresher) = self.shared.refresher.as_deref() else {
             // Not reached: tickets are only claimed when there is a refresher. Release the claim.
             ticket.armed = false;
             self.shared.state.lock().refreshing = false;
             self.shared.cond.notify_all();
-            return Err(Error::LoginRequired(None));
+            return None;
         };
         let started = Instant::now();
+        let lock_timeout = match deadline {
+            Some(d) => d.saturating_duration_since(self.shared.clock.now().mono),
+            None => self.shared.config.refresh_timeout,
+        };
         let current = ticket.current.take();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            self.fetch(current.as_deref(), refresher)
+            self.fetch(current.as_deref(), refresher, lock_timeout)
         }))
         .unwrap_or(Err(Error::RefresherPanicked));
         ticket.armed = false;
+        let now = self.shared.clock.now();
         let mut st = self.shared.state.lock();
         st.refreshing = false;
-        st.attempts += 1;
         if st.generation != ticket.started_generation {
             // set_token installed a token while we were refreshing: it wins, our outcome is stale.
             self.shared.cond.notify_all();
-            let now = Instant::now();
-            return st.valid_lease(now).ok_or_else(|| st.failure());
+            return None;
         }
         let mut save_failed = None;
         let (result, event) = match outcome {
@@ -565,7 +647,7 @@ impl Gate {
                 st.last_error = None;
                 st.backoff_until = None;
                 st.consecutive_failures = 0;
-                let lease = self.install(&mut st, fetched.token, ticket.reactive);
+                let lease = self.install(&mut st, fetched.token, ticket.reactive, now);
                 let expires_in = lease.token.lifetime().or_else(|| lease.token.remaining());
                 let event = if fetched.adopted {
                     Event::Adopted {
@@ -584,35 +666,11 @@ impl Gate {
             }
             Err(err) => {
                 self.shared.stats.refresh_failures.fetch_add(1, Relaxed);
-                st.last_error = Some(err.clone());
-                let mut retry_in = None;
-                match &err {
-                    Error::LoginRequired(_) => st.login_required = Some(err.clone()),
-                    Error::Refresh(e) => {
-                        st.consecutive_failures = st.consecutive_failures.saturating_add(1);
-                        let delay = self.backoff(st.consecutive_failures, e.retry_after());
-                        st.backoff_until = Some(Instant::now() + delay);
-                        retry_in = Some(delay);
-                    }
-                    _ => {}
-                }
-                let event = if err.is_login_required() {
-                    Event::LoginRequired { error: err.clone() }
-                } else {
-                    Event::RefreshFailed {
-                        error: err.clone(),
-                        retry_in,
-                    }
-                };
+                let (err, event) = self.fail(&mut st, err, now);
                 (Err(err), event)
             }
         };
         self.shared.cond.notify_all();
-        let now = Instant::now();
-        let result = match result {
-            Err(err) if !err.is_login_required() => st.valid_lease(now).ok_or(err),
-            other => other,
-        };
         drop(st);
         self.emit(event);
         if let Some(event) = save_failed {
@@ -623,7 +681,51 @@ impl Gate {
         {
             let _ = catch_unwind(AssertUnwindSafe(|| cb(err)));
         }
-        result
+        result.ok()
+    }
+
+    /// Records a failed attempt: a login-required state for a permanent failure, otherwise a
+    /// backoff (exponential for a transient failure, the longest one for anything else). Returns
+    /// the error as waiters will see it (saying when the next attempt is due) and its event.
+    fn fail(&self, st: &mut State, err: Error, now: Now) -> (Error, Event) {
+        if err.is_login_required() {
+            st.login_required = Some(err.clone());
+            st.last_error = Some(err.clone());
+            return (err.clone(), Event::LoginRequired { error: err });
+        }
+        let cfg = &self.shared.config;
+        let class = if err.is_transient() {
+            Class::Transient
+        } else {
+            Class::Configuration
+        };
+        let delay = match class {
+            Class::Transient => {
+                st.consecutive_failures = st.consecutive_failures.saturating_add(1);
+                let retry_after = err.refresh_error().and_then(RefreshError::retry_after);
+                policy::backoff(
+                    cfg.backoff_initial,
+                    cfg.backoff_max,
+                    st.consecutive_failures,
+                    retry_after,
+                    policy::random(),
+                )
+            }
+            _ => cfg.backoff_max.max(policy::MIN_BACKOFF),
+        };
+        let next = now.mono + delay;
+        let err = match err {
+            Error::Refresh(e) => Error::Refresh(e.with_next_attempt(next)),
+            other => other,
+        };
+        st.backoff_until = Some(next);
+        st.last_class = class;
+        st.last_error = Some(err.clone());
+        let event = Event::RefreshFailed {
+            error: err.clone(),
+            retry_in: Some(delay),
+        };
+        (err, event)
     }
 
     fn emit(&self, event: Event) {
@@ -637,17 +739,22 @@ impl Gate {
     ///
     /// Without a store this is the refresher. With one, it is the cross-process single flight of
     /// `store::refresh_locked`: inside the store's exclusive section (entered within
-    /// `refresh_timeout`, else [`Error::RefreshTimeout`]), a token another process saved meanwhile is
+    /// `lock_timeout`, else [`Error::RefreshTimeout`]), a token another process saved meanwhile is
     /// adopted without calling the refresher; otherwise the refresher runs and its token is saved
     /// before the section ends. Either way this returns before any waiter is woken. Only this thread
     /// of the process contends for the store's lock; the others wait on the condition variable.
-    fn fetch(&self, current: Option<&Token>, refresher: &dyn Refresh) -> Result<Fetched, Error> {
+    fn fetch(
+        &self,
+        current: Option<&Token>,
+        refresher: &dyn Refresh,
+        lock_timeout: Duration,
+    ) -> Result<Fetched, Error> {
         let refresh = |base: Option<&Token>| -> Result<Token, Error> {
             let token = match refresher.refresh(base) {
                 Ok(token) if token.authorization().is_none() => {
                     return Err(Error::Refresh(RefreshError::new(
                         RefreshErrorKind::InvalidResponse,
-                        false,
+                        Class::Transient,
                         "the new access token cannot be sent in an HTTP header",
                     )));
                 }
@@ -665,12 +772,14 @@ impl Gate {
             Some(store) => store::refresh_locked(
                 &**store,
                 current,
-                self.shared.config.refresh_timeout,
+                lock_timeout,
                 |stored| {
                     // Adopt a stored token that is not yet in its advisory window: adopting one that
                     // is would only start another refresh at once.
-                    let now = Instant::now();
-                    self.windows(stored, now).ahead_at.is_none_or(|at| now < at)
+                    let now = self.shared.clock.now();
+                    self.windows(stored, now)
+                        .ahead_at
+                        .is_none_or(|at| !at.passed(now))
                 },
                 refresh,
             ),
@@ -678,40 +787,48 @@ impl Gate {
     }
 
     /// The effective expiry of `token` (its own, or `now` + the assumed lifetime) and the starts of
-    /// its mandatory and advisory refresh windows.
-    fn windows(&self, token: &Token, now: Instant) -> Windows {
+    /// its mandatory and advisory refresh windows, on both clocks.
+    fn windows(&self, token: &Token, now: Now) -> Windows {
         let cfg = &self.shared.config;
-        let (expires_at, lifetime) = match (token.expires_at(), cfg.assumed_lifetime) {
-            (Some(at), _) => (Some(at), token.lifetime()),
-            (None, Some(assumed)) => (Some(now + assumed), Some(assumed)),
+        let (expires, lifetime) = match (token.expires_at(), cfg.assumed_lifetime) {
+            // The wall-clock deadline is taken from the time left on the monotonic one, as this
+            // gate reads its clocks: a token is judged on the clocks that judge it.
+            (Some(mono), _) => {
+                let wall = match mono.checked_duration_since(now.mono) {
+                    Some(left) => now.wall.checked_add(left),
+                    None => now.wall.checked_sub(now.mono - mono),
+                };
+                (Some(Deadline { mono, wall }), token.lifetime())
+            }
+            (None, Some(assumed)) => (
+                Some(Deadline {
+                    mono: now.mono + assumed,
+                    wall: now.wall.checked_add(assumed),
+                }),
+                Some(assumed),
+            ),
             (None, None) => (None, None),
         };
-        let (window, ahead) = match lifetime {
-            Some(l) => (
-                cfg.refresh_before_expiry.min(l / 10),
-                cfg.refresh_ahead.min(l / 5),
-            ),
-            None => (cfg.refresh_before_expiry, cfg.refresh_ahead),
-        };
-        let ahead = ahead.max(window);
+        let (window, ahead) =
+            policy::windows(cfg.refresh_before_expiry, cfg.refresh_ahead, lifetime);
         Windows {
-            expires_at,
-            refresh_at: expires_at.map(|at| at.checked_sub(window).unwrap_or(at)),
-            ahead_at: expires_at.map(|at| at.checked_sub(ahead).unwrap_or(at)),
+            expires,
+            refresh_at: expires.map(|at| at.earlier_by(window)),
+            ahead_at: expires.map(|at| at.earlier_by(ahead)),
         }
     }
 
-    fn install(&self, st: &mut State, token: Token, reactive: bool) -> Lease {
+    fn install(&self, st: &mut State, token: Token, reactive: bool, now: Now) -> Lease {
         let Windows {
-            expires_at,
+            expires,
             refresh_at,
             ahead_at,
-        } = self.windows(&token, Instant::now());
+        } = self.windows(&token, now);
         let token = Arc::new(token);
         st.generation += 1;
         st.current = Some(Current {
             token: Arc::clone(&token),
-            expires_at,
+            expires,
             refresh_at,
             ahead_at,
             dead: false,
@@ -720,23 +837,6 @@ impl Gate {
         Lease {
             token,
             generation: st.generation,
-        }
-    }
-
-    fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
-        let cfg = &self.shared.config;
-        let exp = cfg
-            .backoff_initial
-            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
-            .min(cfg.backoff_max);
-        // Jitter down by up to half, so clients that failed together do not retry together.
-        let random = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        let jittered = exp.mul_f64(0.5 + (random % 1000) as f64 / 2000.0);
-        match retry_after {
-            Some(after) => jittered.max(after.min(Duration::from_secs(3600))),
-            None => jittered,
         }
     }
 
@@ -797,8 +897,9 @@ impl Gate {
         if token.authorization().is_none() {
             return Err(Error::InvalidToken);
         }
+        let now = self.shared.clock.now();
         let mut st = self.shared.state.lock();
-        let lease = self.install(&mut st, token, false);
+        let lease = self.install(&mut st, token, false, now);
         st.login_required = None;
         st.last_error = None;
         st.backoff_until = None;
@@ -849,36 +950,40 @@ impl Gate {
         self.shared.subscribers.subscribe()
     }
 
-    /// When the background refresher should next look at the token: when the advisory window opens,
-    /// or the backoff ends, whichever is later. `None` when there is nothing to schedule (no token, no
-    /// expiry, no refresher, a refresh in flight, or login required).
-    pub(crate) fn next_background_refresh(&self) -> Option<Instant> {
+    /// How long the background refresher may sleep before it looks at the token again: until the
+    /// advisory window opens or the backoff ends, whichever is later, but never longer than the
+    /// clock's longest nap (the monotonic clock its sleep runs on stops while the machine is
+    /// suspended; waking now and then notices, on the wall clock, a token that expired meanwhile).
+    pub(crate) fn background_nap(&self) -> Duration {
+        let clock = &self.shared.clock;
+        let now = clock.now();
         let st = self.shared.state.lock();
         if self.shared.refresher.is_none() || st.refreshing || st.login_required.is_some() {
-            return None;
+            return clock.max_nap();
         }
-        let c = st.current.as_ref()?;
-        let at = if c.dead {
-            Some(Instant::now())
-        } else {
-            c.ahead_at
-        }?;
-        Some(match st.backoff_until {
-            Some(until) => at.max(until),
-            None => at,
-        })
+        let Some(c) = st.current.as_ref() else {
+            return clock.max_nap();
+        };
+        let at = match (c.dead, c.ahead_at) {
+            (true, _) => now.mono,
+            (false, Some(ahead)) => ahead.mono_at(now),
+            (false, None) => return clock.max_nap(),
+        };
+        let at = st.backoff_until.map_or(at, |until| at.max(until));
+        at.saturating_duration_since(now.mono).min(clock.max_nap())
     }
 
     /// Refreshes on the calling thread if the token is in its advisory window (or was rejected), no
     /// refresh is in flight and the gate is not backing off. Used by the background refresher.
     pub(crate) fn refresh_ahead(&self) {
+        let now = self.shared.clock.now();
         let mut st = self.shared.state.lock();
-        if !st.ahead_due(Instant::now()) || self.shared.refresher.is_none() {
+        if !st.ahead_due(now) || self.shared.refresher.is_none() {
             return;
         }
-        let ticket = self.claim(&mut st);
+        let ticket = self.claim(&mut st, now);
         drop(st);
-        let _ = self.run_refresh(ticket);
+        let _ = self.run_refresh(ticket, None);
     }
 
     pub(crate) fn count_replay(&self) {
@@ -888,28 +993,28 @@ impl Gate {
 
 impl State {
     /// A lease when the token is outside the refresh window and not rejected.
-    fn fresh_lease(&self, now: Instant) -> Option<Lease> {
+    fn fresh_lease(&self, now: Now) -> Option<Lease> {
         let c = self.current.as_ref()?;
-        (!c.dead && c.refresh_at.is_none_or(|at| now < at)).then(|| self.lease_of(c))
+        (!c.dead && c.refresh_at.is_none_or(|at| !at.passed(now))).then(|| self.lease_of(c))
     }
 
     /// A lease when the token may still be sent (inside the window but not expired, not rejected).
-    fn valid_lease(&self, now: Instant) -> Option<Lease> {
+    fn valid_lease(&self, now: Now) -> Option<Lease> {
         let c = self.current.as_ref()?;
-        (!c.dead && c.expires_at.is_none_or(|at| now < at)).then(|| self.lease_of(c))
+        (!c.dead && c.expires.is_none_or(|at| !at.passed(now))).then(|| self.lease_of(c))
     }
 
     /// Whether a refresh may start now without anybody waiting for it: the token has entered its
     /// advisory window (or was rejected), and no refresh is in flight, no backoff runs and the gate
     /// is not in the login-required state.
-    fn ahead_due(&self, now: Instant) -> bool {
+    fn ahead_due(&self, now: Now) -> bool {
         !self.refreshing
             && self.login_required.is_none()
-            && self.backoff_until.is_none_or(|until| now >= until)
+            && self.backoff_until.is_none_or(|until| now.mono >= until)
             && self
                 .current
                 .as_ref()
-                .is_some_and(|c| c.dead || c.ahead_at.is_some_and(|at| now >= at))
+                .is_some_and(|c| c.dead || c.ahead_at.is_some_and(|at| at.passed(now)))
     }
 
     fn lease_of(&self, c: &Current) -> Lease {
@@ -945,10 +1050,145 @@ impl Drop for Ticket {
             let shared = &self.gate.shared;
             let mut st = shared.state.lock();
             st.refreshing = false;
-            st.attempts += 1;
             st.last_error = Some(Error::RefresherPanicked);
             shared.stats.refresh_failures.fetch_add(1, Relaxed);
             shared.cond.notify_all();
+        }
+    }
+}
+
+/// The gate's timing policy as plain functions of their inputs: refresh windows and backoff.
+mod policy {
+    use std::hash::{BuildHasher, Hasher};
+    use std::time::Duration;
+
+    /// Default mandatory window: a token this close to its expiry is refreshed before it is used.
+    pub(super) const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(60);
+    /// Default advisory window: from here on a refresh runs in the background.
+    pub(super) const REFRESH_AHEAD: Duration = Duration::from_secs(300);
+    /// Default budget of a request for getting a token (see `GateBuilder::refresh_timeout`).
+    pub(super) const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default first backoff after a transient failure.
+    pub(super) const BACKOFF_INITIAL: Duration = Duration::from_millis(250);
+    /// Default longest backoff, and the cap on a server's `Retry-After`.
+    pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(5);
+    /// No backoff is shorter: a zero one would retry in a tight loop.
+    pub(super) const MIN_BACKOFF: Duration = Duration::from_millis(10);
+
+    /// The mandatory and advisory windows for a token of `lifetime` (when known): the configured
+    /// ones, shortened to a tenth and a fifth of the lifetime, the advisory never shorter than the
+    /// mandatory one.
+    pub(super) fn windows(
+        before_expiry: Duration,
+        ahead: Duration,
+        lifetime: Option<Duration>,
+    ) -> (Duration, Duration) {
+        let (window, ahead) = match lifetime {
+            Some(l) => (before_expiry.min(l / 10), ahead.min(l / 5)),
+            None => (before_expiry, ahead),
+        };
+        (window, ahead.max(window))
+    }
+
+    /// The backoff after the `failures`-th transient failure in a row: `initial` doubled per
+    /// failure up to `max`, jittered down by up to half (`random` picks where), then at least the
+    /// server's `retry_after` capped at `max`, and never under [`MIN_BACKOFF`].
+    pub(super) fn backoff(
+        initial: Duration,
+        max: Duration,
+        failures: u32,
+        retry_after: Option<Duration>,
+        random: u64,
+    ) -> Duration {
+        let exp = initial
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+            .min(max);
+        let jittered = exp.mul_f64(0.5 + (random % 1000) as f64 / 2000.0);
+        let delay = match retry_after {
+            Some(after) => jittered.max(after.min(max)),
+            None => jittered,
+        };
+        delay.max(MIN_BACKOFF)
+    }
+
+    /// A random number for the jitter (std's hasher keys are random per process and per call).
+    pub(super) fn random() -> u64 {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        const MS: fn(u64) -> Duration = Duration::from_millis;
+
+        #[test]
+        fn windows_shrink_with_short_lifetimes() {
+            let (w, a) = windows(REFRESH_BEFORE_EXPIRY, REFRESH_AHEAD, None);
+            assert_eq!((w, a), (REFRESH_BEFORE_EXPIRY, REFRESH_AHEAD));
+            let hour = Some(Duration::from_secs(3600));
+            assert_eq!(
+                windows(REFRESH_BEFORE_EXPIRY, REFRESH_AHEAD, hour),
+                (REFRESH_BEFORE_EXPIRY, REFRESH_AHEAD)
+            );
+            let second = Some(Duration::from_secs(1));
+            assert_eq!(
+                windows(REFRESH_BEFORE_EXPIRY, REFRESH_AHEAD, second),
+                (MS(100), MS(200))
+            );
+            // The advisory window turned off never ends before the mandatory one starts.
+            assert_eq!(
+                windows(MS(60_000), Duration::ZERO, None),
+                (MS(60_000), MS(60_000))
+            );
+        }
+
+        #[test]
+        fn backoff_doubles_jitters_down_and_caps() {
+            let b = |n, ra, r| backoff(MS(250), MS(5000), n, ra, r);
+            assert_eq!(b(1, None, 999), MS(250) - Duration::from_micros(125));
+            assert_eq!(b(1, None, 0), MS(125));
+            assert_eq!(b(2, None, 0), MS(250));
+            assert_eq!(b(3, None, 0), MS(500));
+            assert_eq!(b(6, None, 0), MS(2500), "capped at 5 s before the jitter");
+            assert_eq!(b(u32::MAX, None, 0), MS(2500));
+            for r in [0, 1, 500, 999, u64::MAX] {
+                let d = b(30, None, r);
+                assert!(d >= MS(2500) && d <= MS(5000), "{d:?}");
+            }
+        }
+
+        #[test]
+        fn retry_after_is_honoured_up_to_the_cap() {
+            let b = |ra| backoff(MS(250), MS(5000), 1, Some(ra), 0);
+            assert_eq!(b(Duration::from_secs(1)), Duration::from_secs(1));
+            assert_eq!(
+                b(Duration::ZERO),
+                MS(125),
+                "a shorter Retry-After does not hurry us"
+            );
+            assert_eq!(b(Duration::from_secs(3600)), MS(5000), "an hour is capped");
+            assert_eq!(b(Duration::MAX), MS(5000));
+        }
+
+        #[test]
+        fn no_backoff_is_a_tight_loop() {
+            assert_eq!(
+                backoff(Duration::ZERO, Duration::ZERO, 1, None, 0),
+                MIN_BACKOFF
+            );
+            assert_eq!(
+                backoff(
+                    Duration::ZERO,
+                    Duration::ZERO,
+                    1,
+                    Some(Duration::from_secs(9)),
+                    0
+                ),
+                MIN_BACKOFF
+            );
         }
     }
 }

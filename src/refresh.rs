@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::error::{OAuthError, RefreshError, RefreshErrorKind};
+use crate::error::{Class, OAuthError, RefreshError, RefreshErrorKind};
 use crate::token::{ClientSecret, RefreshToken, Token};
 use crate::util::{Origin, base64, form_encode, form_pairs, retry_after};
 
@@ -69,7 +69,7 @@ where
             Some(token) => self(token),
             None => Err(RefreshError::new(
                 RefreshErrorKind::NoRefreshToken,
-                true,
+                Class::Login,
                 "there is no token to refresh",
             )),
         }
@@ -95,7 +95,7 @@ enum Grant {
 /// The built-in OAuth2 refresher: the refresh_token grant (RFC 6749 §6) or the client_credentials
 /// grant (§4.4), against a token endpoint, with its own HTTP agent.
 ///
-/// The agent follows no redirects and has explicit timeouts (connect 10 s, whole call 30 s by
+/// The agent follows no redirects and has explicit timeouts (connect 5 s, whole call 10 s by
 /// default). A token endpoint that is not `https` is refused unless it is on loopback or
 /// [`allow_insecure_http`](OAuth2::allow_insecure_http) says so.
 ///
@@ -134,8 +134,8 @@ impl OAuth2 {
             auth: None,
             scope: None,
             extra: Vec::new(),
-            connect_timeout: Duration::from_secs(10),
-            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
             allow_http: false,
             agent: Arc::default(),
         }
@@ -186,13 +186,16 @@ impl OAuth2 {
         self
     }
 
-    /// Sets the timeout for the whole token request, connect to last byte. Defaults to 30 seconds.
+    /// Sets the timeout for the whole token request, connect to last byte. It bounds how long the
+    /// refreshing thread is held by a token endpoint that accepts and never answers; keep it within
+    /// the gate's [`refresh_timeout`](crate::GateBuilder::refresh_timeout) budget, which bounds the
+    /// threads waiting for it. Defaults to 10 seconds.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Sets the connect timeout of the token request. Defaults to 10 seconds.
+    /// Sets the connect timeout of the token request. Defaults to 5 seconds.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -224,7 +227,7 @@ impl OAuth2 {
                 let refresh = current.and_then(Token::get_refresh_token).ok_or_else(|| {
                     RefreshError::new(
                         RefreshErrorKind::NoRefreshToken,
-                        true,
+                        Class::Login,
                         "the token has no refresh token",
                     )
                 })?;
@@ -302,18 +305,19 @@ impl Refresh for OAuth2 {
             .map_err(|e| match e {
                 ureq::Error::BodyExceedsLimit(_) => RefreshError::new(
                     RefreshErrorKind::InvalidResponse,
-                    false,
+                    Class::Transient,
                     format!("token response larger than {MAX_TOKEN_RESPONSE} bytes"),
                 )
                 .with_status(status),
                 other => transport_error(other).with_status(status),
             })?;
         let previous = current.and_then(Token::get_refresh_token);
-        if (200..300).contains(&status) {
+        if (200..300).contains(&status) && OAuthError::parse(&body).is_none() {
             return TokenResponse::parse(&body)
                 .map(|r| r.into_token(previous))
                 .map_err(|e| e.with_status(status));
         }
+        // An error response, or a 2xx carrying an RFC 6749 §5.2 error object instead of a token.
         Err(error_response(status, &body, retry_after))
     }
 
@@ -330,23 +334,82 @@ impl Refresh for OAuth2 {
 }
 
 fn transport_error(e: ureq::Error) -> RefreshError {
-    let msg = format!("could not reach the token endpoint: {e}");
-    RefreshError::new(RefreshErrorKind::Transport, false, msg).with_source(e)
+    let class = if is_tls_trust_failure(&e) {
+        Class::Configuration
+    } else {
+        Class::Transient
+    };
+    RefreshError::new(
+        RefreshErrorKind::Transport,
+        class,
+        "could not reach the token endpoint",
+    )
+    .with_source(e)
 }
 
-/// Classifies a non-2xx token endpoint answer. 400 and 401 are permanent (RFC 6749 §5.2 puts every
-/// grant error there); 408, 425, 429 and 5xx are transient; any other status (3xx, 403, 404, ...) means
-/// a misconfigured endpoint that retrying will not fix, so it is permanent too.
+/// Whether a transport failure is one that trying again cannot fix: the server's certificate or
+/// name is not trusted, or the TLS set-up itself is unusable.
+fn is_tls_trust_failure(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Tls(_)
+        | ureq::Error::Pem(_)
+        | ureq::Error::Rustls(_)
+        | ureq::Error::TlsRequired
+        | ureq::Error::RequireHttpsOnly(_) => true,
+        // rustls reports a failed handshake through the stream, as an I/O error that wraps its own.
+        ureq::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::InvalidData
+                && io.get_ref().is_some_and(|inner| {
+                    let text = inner.to_string();
+                    text.starts_with("invalid peer certificate")
+                        || text.starts_with("received fatal alert: BadCertificate")
+                        || text.starts_with("received fatal alert: UnknownCA")
+                        || text.starts_with("received fatal alert: CertificateRequired")
+                })
+        }
+        _ => false,
+    }
+}
+
+/// What an RFC 6749 §5.2 error code says about the failure, when the code is one we know.
+fn class_of_code(code: &str) -> Option<Class> {
+    match code {
+        "invalid_grant" => Some(Class::Login),
+        "invalid_client"
+        | "unauthorized_client"
+        | "unsupported_grant_type"
+        | "invalid_scope"
+        | "invalid_request" => Some(Class::Configuration),
+        "temporarily_unavailable" | "slow_down" | "server_error" => Some(Class::Transient),
+        _ => None,
+    }
+}
+
+/// What a status without a known error code says: 5xx, 408, 425 and 429 may pass; anything else
+/// (a 3xx, 400, 401, 403, 404, even a 2xx) means an endpoint that retrying will not fix. Never
+/// login required: only `invalid_grant` says the grant is dead.
+fn class_of_status(status: u16) -> Class {
+    if matches!(status, 408 | 425 | 429) || status >= 500 {
+        Class::Transient
+    } else {
+        Class::Configuration
+    }
+}
+
+/// Classifies a token endpoint answer that is not a token: an error status, or a 2xx carrying an
+/// error object. See the table on [`RefreshError`].
 fn error_response(status: u16, body: &[u8], retry_after: Option<Duration>) -> RefreshError {
-    let transient = matches!(status, 408 | 425 | 429) || status >= 500;
     let oauth = OAuthError::parse(body);
     let mut err = match oauth {
-        Some(oauth) => RefreshError::new(RefreshErrorKind::OAuth, !transient, "the server refused")
-            .with_oauth(oauth),
+        Some(oauth) => {
+            let class = class_of_code(&oauth.error).unwrap_or_else(|| class_of_status(status));
+            RefreshError::new(RefreshErrorKind::OAuth, class, "the server refused")
+                .with_oauth(oauth)
+        }
         None => {
             let mut e = RefreshError::new(
                 RefreshErrorKind::Status,
-                !transient,
+                class_of_status(status),
                 "unexpected answer from the token endpoint",
             );
             if serde_json::from_slice::<Value>(body).is_err() {
@@ -420,7 +483,7 @@ impl TokenResponse {
         let invalid = |msg: &str| {
             RefreshError::new(
                 RefreshErrorKind::InvalidResponse,
-                false,
+                Class::Transient,
                 format!("invalid token response: {msg}"),
             )
         };
@@ -600,18 +663,81 @@ mod tests {
         assert_eq!(rotated.get_refresh_token().unwrap().secret(), "new");
     }
 
+    /// The class the table on `RefreshError` gives an answer.
+    fn class(status: u16, body: &str) -> Class {
+        let e = error_response(status, body.as_bytes(), None);
+        match (e.is_transient(), e.is_permanent(), e.is_configuration()) {
+            (true, false, false) => Class::Transient,
+            (false, true, false) => Class::Login,
+            (false, false, true) => Class::Configuration,
+            other => panic!("not exactly one class: {other:?}"),
+        }
+    }
+
     #[test]
-    fn error_classification() {
+    fn invalid_grant_is_login_required_whatever_the_status() {
+        for status in [400, 401, 200, 403, 500] {
+            assert_eq!(
+                class(status, r#"{"error":"invalid_grant"}"#),
+                Class::Login,
+                "{status}"
+            );
+        }
         let e = error_response(400, br#"{"error":"invalid_grant"}"#, None);
-        assert!(e.is_permanent());
         assert_eq!(e.oauth_error().unwrap().error, "invalid_grant");
+    }
+
+    #[test]
+    fn client_errors_are_configuration_not_login() {
+        for code in [
+            "invalid_client",
+            "unauthorized_client",
+            "unsupported_grant_type",
+            "invalid_scope",
+            "invalid_request",
+        ] {
+            for status in [400, 401, 200] {
+                let body = format!(r#"{{"error":"{code}"}}"#);
+                assert_eq!(
+                    class(status, &body),
+                    Class::Configuration,
+                    "{code} {status}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unavailable_and_slow_down_are_transient_even_in_a_400() {
+        for code in ["temporarily_unavailable", "slow_down", "server_error"] {
+            for status in [400, 401, 200, 503] {
+                let body = format!(r#"{{"error":"{code}"}}"#);
+                assert_eq!(class(status, &body), Class::Transient, "{code} {status}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_codes_and_bare_statuses_are_judged_by_status() {
+        for status in [500, 502, 503, 504, 408, 425, 429] {
+            assert_eq!(class(status, ""), Class::Transient, "{status}");
+            assert_eq!(
+                class(status, r#"{"error":"weird"}"#),
+                Class::Transient,
+                "{status}"
+            );
+        }
+        for status in [301, 302, 400, 401, 403, 404, 405, 200] {
+            assert_eq!(class(status, ""), Class::Configuration, "{status}");
+            assert_eq!(
+                class(status, r#"{"error":"weird"}"#),
+                Class::Configuration,
+                "{status}"
+            );
+        }
         let e = error_response(503, b"<html>down</html>", Some(Duration::from_secs(7)));
-        assert!(e.is_transient());
         assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
         assert_eq!(e.body_excerpt(), Some("<html>down</html>"));
-        assert!(error_response(429, b"", None).is_transient());
-        assert!(error_response(404, b"", None).is_permanent());
-        assert!(error_response(401, br#"{"error":"invalid_client"}"#, None).is_permanent());
     }
 
     #[test]

@@ -10,10 +10,17 @@
 //! of the interleaving, fired by a timer thread. Either way a thread that waits forever for a
 //! wake-up that never comes is reported by loom as a deadlock.
 //!
+//! Time goes through the same seam: [`Clock`] is where the gate (and the background refresher) read
+//! the monotonic and the wall clock. Unit tests give a gate a manual clock and move each clock on
+//! its own, to play a laptop's suspend (the monotonic clock stops, the wall clock runs on) or a wall
+//! clock set back or forth, without sleeping.
+//!
 //! [loom]: https://docs.rs/loom
 
+use std::time::{Duration, Instant, SystemTime};
+
 #[cfg(not(loom))]
-pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
+pub(crate) use parking_lot::{Condvar, Mutex};
 
 /// Starts a detached thread named `name`.
 #[cfg(not(loom))]
@@ -27,7 +34,7 @@ pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::R
 #[cfg(all(loom, test))]
 pub(crate) use model::allow_timeouts;
 #[cfg(loom)]
-pub(crate) use model::{Condvar, Mutex, MutexGuard, spawn};
+pub(crate) use model::{Condvar, Mutex, spawn};
 
 #[cfg(loom)]
 mod model {
@@ -165,5 +172,109 @@ mod model {
             );
             WaitTimeoutResult(passed())
         }
+    }
+}
+
+/// A reading of both clocks, taken together.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Now {
+    /// The monotonic clock: never goes back, but on Linux stops while the machine sleeps.
+    pub(crate) mono: Instant,
+    /// The wall clock: runs on through a sleep, but can be set back or forth.
+    pub(crate) wall: SystemTime,
+}
+
+/// Where the gate reads the time. The real clocks, or, in unit tests, a [`ManualClock`].
+#[derive(Clone, Default)]
+pub(crate) struct Clock {
+    #[cfg(test)]
+    manual: Option<std::sync::Arc<ManualClock>>,
+}
+
+/// The longest the background refresher sleeps before it looks at the clocks again. The monotonic
+/// clock its sleep is measured on stops while the machine is suspended, so after a resume it wakes
+/// within this long and notices (on the wall clock) a token that expired meanwhile.
+pub(crate) const MAX_NAP: Duration = Duration::from_secs(15);
+
+impl Clock {
+    /// Both clocks, now.
+    pub(crate) fn now(&self) -> Now {
+        #[cfg(test)]
+        if let Some(m) = &self.manual {
+            return m.now();
+        }
+        Now {
+            mono: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    /// The longest nap of the background refresher (see [`MAX_NAP`]); a manual clock's is short, so
+    /// tests see it notice a moved clock at once.
+    pub(crate) fn max_nap(&self) -> Duration {
+        #[cfg(test)]
+        if self.manual.is_some() {
+            return Duration::from_millis(5);
+        }
+        MAX_NAP
+    }
+
+    /// A clock that only moves when the test moves it.
+    #[cfg(test)]
+    pub(crate) fn manual() -> (Clock, std::sync::Arc<ManualClock>) {
+        let m = std::sync::Arc::new(ManualClock {
+            start: Now {
+                mono: Instant::now(),
+                wall: SystemTime::now(),
+            },
+            offsets: std::sync::Mutex::new((Duration::ZERO, 0)),
+        });
+        (
+            Clock {
+                manual: Some(std::sync::Arc::clone(&m)),
+            },
+            m,
+        )
+    }
+}
+
+/// A test clock: the reading taken when it was made, plus offsets the test sets.
+#[cfg(test)]
+pub(crate) struct ManualClock {
+    start: Now,
+    /// How far the monotonic clock has moved, and how far (in signed milliseconds) the wall clock.
+    offsets: std::sync::Mutex<(Duration, i64)>,
+}
+
+#[cfg(test)]
+impl ManualClock {
+    fn now(&self) -> Now {
+        let (mono, wall_ms) = *self.offsets.lock().unwrap();
+        let wall = if wall_ms >= 0 {
+            self.start.wall + Duration::from_millis(wall_ms.unsigned_abs())
+        } else {
+            self.start.wall - Duration::from_millis(wall_ms.unsigned_abs())
+        };
+        Now {
+            mono: self.start.mono + mono,
+            wall,
+        }
+    }
+
+    /// Time passes normally: both clocks move on by `d`.
+    pub(crate) fn advance(&self, d: Duration) {
+        let mut o = self.offsets.lock().unwrap();
+        o.0 += d;
+        o.1 += i64::try_from(d.as_millis()).unwrap();
+    }
+
+    /// The machine sleeps for `d`: the wall clock moves on, the monotonic one does not.
+    pub(crate) fn suspend(&self, d: Duration) {
+        self.offsets.lock().unwrap().1 += i64::try_from(d.as_millis()).unwrap();
+    }
+
+    /// The wall clock is set back (negative) or forth by `ms` milliseconds.
+    pub(crate) fn set_wall_by(&self, ms: i64) {
+        self.offsets.lock().unwrap().1 += ms;
     }
 }

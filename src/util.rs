@@ -87,9 +87,18 @@ pub(crate) fn retry_after(value: &str, now: std::time::SystemTime) -> Option<std
     if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
+    // An IMF-fixdate has a four-digit year; anything else is not a date (and would overflow).
+    if !(0..=9999).contains(&year) || year_digits(value) != Some(4) {
+        return None;
+    }
     let unix = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec;
     let at = UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(unix).ok()?))?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// How many characters the year field of an IMF-fixdate has (the fourth space-separated field).
+fn year_digits(value: &str) -> Option<usize> {
+    value.split(' ').nth(3).map(str::len)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
@@ -189,6 +198,30 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_never_panics_or_wraps() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let nows = [
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)),
+        ];
+        for value in [
+            "18446744073709551615",
+            "99999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:60 GMT",
+            "Mon, 01 Jan 0000 00:00:00 GMT",
+            "Sun, 06 Nov 300000000000 08:49:37 GMT",
+        ] {
+            for now in nows {
+                let _ = retry_after(value, now);
+            }
+        }
+        assert_eq!(
+            retry_after("18446744073709551615", UNIX_EPOCH),
+            Some(Duration::from_secs(u64::MAX))
+        );
+    }
+
+    #[test]
     fn retry_after_seconds_and_http_dates() {
         use std::time::{Duration, UNIX_EPOCH};
         let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
@@ -226,6 +259,11 @@ mod tests {
             "Sun, 06 Nov 1994 08:49 GMT",
             "Sun, 06 Nov -1994 08:49:37 GMT",
             "Sün, 06 Nov 1994 08:49:37 GMT",
+            // Absurd years: once an overflow (a panic in debug builds).
+            "Sun, 06 Nov 300000000000 08:49:37 GMT",
+            "Sun, 06 Nov 9223372036854775807 08:49:37 GMT",
+            "Sun, 06 Nov 99999 08:49:37 GMT",
+            "Sun, 06 Nov 94 08:49:37 GMT",
         ] {
             assert_eq!(retry_after(bad, now), None, "{bad:?}");
         }

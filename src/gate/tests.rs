@@ -119,7 +119,13 @@ fn one_refresh_for_many_threads() {
 #[test]
 fn failed_refresh_wakes_every_waiter_with_the_same_error() {
     let (h, refresher) = held(|_| Err(RefreshError::transient("token service down")));
-    let gate = expired_gate(refresher);
+    // The next attempt would come after every waiter's budget: they fail at once, together.
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        .refresh_backoff(Duration::from_secs(3600), Duration::from_secs(3600))
+        .build()
+        .unwrap();
     let results = storm(&gate, &h);
     let first = results[0]
         .as_ref()
@@ -132,9 +138,15 @@ fn failed_refresh_wakes_every_waiter_with_the_same_error() {
         assert!(e.shares_with(&first), "error not shared");
     }
     assert_eq!(h.calls.load(SeqCst), 1);
+    // The error says when the next attempt is due.
+    let next = first.next_attempt_in().expect("a backoff is scheduled");
+    assert!(next > Duration::from_secs(1000), "{next:?}");
+    assert!(first.to_string().contains("next attempt in"), "{first}");
     // Backing off now: the next lease fails fast without calling the refresher.
+    let waits = gate.stats().waits;
     assert!(matches!(gate.lease(), Err(Error::Refresh(_))));
     assert_eq!(h.calls.load(SeqCst), 1);
+    assert_eq!(gate.stats().waits, waits, "failed without blocking");
 }
 
 #[test]
@@ -175,13 +187,15 @@ fn panicking_refresher_does_not_wedge_the_gate() {
         Ok(Token::new("recovered").expires_in(Duration::from_secs(60)))
     });
     let gate = expired_gate(refresher);
+    // Released twice: the first call panics, every thread waits through the short backoff, and
+    // one of them runs the second call.
+    h.release.send(()).unwrap();
     let results = storm(&gate, &h);
     for r in results {
-        assert!(matches!(r, Err(Error::RefresherPanicked)), "{r:?}");
+        assert_eq!(secret(&r.unwrap()), "recovered");
     }
-    h.release.send(()).unwrap();
-    assert_eq!(secret(&gate.lease().unwrap()), "recovered");
     assert_eq!(h.calls.load(SeqCst), 2);
+    assert_eq!(gate.stats().refresh_failures, 1);
 }
 
 #[test]
@@ -232,30 +246,6 @@ fn transient_failure_keeps_serving_a_still_valid_token() {
     }
     assert_eq!(calls.load(SeqCst), 1, "one attempt, then backoff");
     assert_eq!(gate.stats().refresh_failures, 1);
-}
-
-#[test]
-fn backoff_grows_honours_retry_after_and_is_bounded() {
-    let gate = Gate::builder()
-        .refresh_backoff(Duration::from_millis(100), Duration::from_millis(800))
-        .build()
-        .unwrap();
-    for _ in 0..50 {
-        let d1 = gate.backoff(1, None);
-        assert!(
-            d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
-            "{d1:?}"
-        );
-        let d10 = gate.backoff(10, None);
-        assert!(
-            d10 >= Duration::from_millis(400) && d10 <= Duration::from_millis(800),
-            "{d10:?}"
-        );
-        assert_eq!(
-            gate.backoff(1, Some(Duration::from_secs(5))),
-            Duration::from_secs(5)
-        );
-    }
 }
 
 #[test]
@@ -349,6 +339,7 @@ fn invalid_tokens_are_refused() {
     let gate = Gate::builder()
         .token(expired())
         .refresher(|_: &Token| Ok(Token::new("bad\r\nheader")))
+        .refresh_timeout(Duration::from_millis(100))
         .build()
         .unwrap();
     let e = gate.lease().unwrap_err();
@@ -457,6 +448,7 @@ fn store_lock_timeout_is_a_refresh_timeout_and_nothing_is_wedged() {
         .store(store.clone())
         .refresher(refresher)
         .refresh_timeout(Duration::from_millis(30))
+        .refresh_backoff(Duration::from_millis(10), Duration::from_millis(10))
         .build()
         .unwrap();
     let section = store.lock(PATIENCE).unwrap();
@@ -480,6 +472,8 @@ fn panicking_refresher_leaves_the_store_section() {
         .token(expired())
         .store(store.clone())
         .refresher(|_: &Token| -> Result<Token, RefreshError> { panic!("boom") })
+        // The next attempt would come after the budget: one attempt, then the error.
+        .refresh_timeout(Duration::from_millis(100))
         .build()
         .unwrap();
     assert!(matches!(gate.lease(), Err(Error::RefresherPanicked)));
@@ -585,9 +579,11 @@ fn store_failures_are_typed_and_a_refreshed_token_is_used_even_if_unsaved() {
         "unchanged when the save failed"
     );
 
-    // An unreadable store stops the refresh: what other processes did cannot be seen.
+    // An unreadable store stops the refresh: what other processes did cannot be seen. It may pass:
+    // the gate backs off like after any transient failure (here past the 100 ms budget).
     let gate = Gate::builder()
         .token(expired())
+        .refresh_timeout(Duration::from_millis(100))
         .store(Broken(StoreErrorKind::Io))
         .refresher(move |_: &Token| -> Result<Token, RefreshError> {
             calls.fetch_add(1, SeqCst);
@@ -596,4 +592,278 @@ fn store_failures_are_typed_and_a_refreshed_token_is_used_even_if_unsaved() {
         .build()
         .unwrap();
     assert!(matches!(gate.lease(), Err(Error::Store(_))));
+}
+
+// ---- outages: requests wait through backoffs within their budget (issue: outages cost a wait) ----
+
+#[test]
+fn waiters_sleep_through_a_backoff_and_get_the_next_attempt() {
+    // Two failures, then the endpoint is back: every thread ends with the new token, none with an
+    // error, and the refresher ran once per attempt, never beside itself.
+    let (calls, refresher) = counted(|n| match n {
+        1 | 2 => Err(RefreshError::transient("503")),
+        _ => Ok(Token::new("back").expires_in(Duration::from_secs(3600))),
+    });
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        .refresh_backoff(Duration::from_millis(20), Duration::from_millis(40))
+        .refresh_timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let (tx, rx) = bounded(THREADS);
+    let barrier = Arc::new(Barrier::new(THREADS));
+    for _ in 0..THREADS {
+        let (gate, tx, barrier) = (gate.clone(), tx.clone(), Arc::clone(&barrier));
+        thread::spawn(move || {
+            barrier.wait();
+            tx.send(gate.lease()).unwrap();
+        });
+    }
+    for _ in 0..THREADS {
+        let lease = rx.recv_timeout(PATIENCE).expect("a thread hung").unwrap();
+        assert_eq!(secret(&lease), "back");
+    }
+    assert_eq!(calls.load(SeqCst), 3);
+    assert_eq!(gate.stats().refresh_failures, 2);
+    assert_eq!(gate.stats().refreshes, 1);
+}
+
+#[test]
+fn an_attempt_after_the_budget_fails_at_once_and_says_when() {
+    let (calls, refresher) = counted(|_| {
+        Err(RefreshError::transient("overloaded").with_retry_after(Duration::from_secs(600)))
+    });
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        // Retry-After is honoured up to the backoff maximum: 30 s here, past the 1 s budget.
+        .refresh_backoff(Duration::from_millis(10), Duration::from_secs(30))
+        .refresh_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let e = gate.lease().unwrap_err();
+    let next = e.refresh_error().unwrap().next_attempt_in().unwrap();
+    assert!(
+        next > Duration::from_secs(25) && next <= Duration::from_secs(30),
+        "{next:?}"
+    );
+    for _ in 0..100 {
+        assert!(matches!(gate.lease(), Err(Error::Refresh(_))));
+    }
+    assert_eq!(calls.load(SeqCst), 1, "no attempt before the backoff ends");
+    assert_eq!(
+        gate.stats().waits,
+        0,
+        "nobody blocked for an attempt they could not see"
+    );
+}
+
+#[test]
+fn a_stuck_attempt_makes_new_callers_fail_fast_and_never_runs_twice() {
+    let (h, refresher) = held(|_| Ok(Token::new("late").expires_in(Duration::from_secs(60))));
+    let (clock, time) = Clock::manual();
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        .refresh_timeout(Duration::from_secs(10))
+        .clock(clock)
+        .build()
+        .unwrap();
+    let g = gate.clone();
+    let stuck = thread::spawn(move || g.lease());
+    eventually("refresher called", || h.calls.load(SeqCst) == 1);
+    // A whole budget later the attempt is still running: it is stuck.
+    time.advance(Duration::from_secs(11));
+    for _ in 0..10 {
+        match gate.lease() {
+            Err(Error::RefreshTimeout(t)) => assert_eq!(t, Duration::from_secs(10)),
+            other => panic!("expected a timeout at once, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        gate.stats().waits,
+        0,
+        "new callers did not wait a budget each"
+    );
+    assert_eq!(
+        h.calls.load(SeqCst),
+        1,
+        "no second refresh beside the stuck one"
+    );
+    h.release.send(()).unwrap();
+    let lease = stuck.join().unwrap().unwrap();
+    assert_eq!(secret(&lease), "late");
+    assert_eq!(secret(&gate.lease().unwrap()), "late");
+}
+
+#[test]
+fn a_waiter_gives_up_at_its_budget_with_a_timeout() {
+    let (h, refresher) = held(|_| Ok(Token::new("late").expires_in(Duration::from_secs(60))));
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        .refresh_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let g = gate.clone();
+    let refreshing = thread::spawn(move || g.lease());
+    eventually("refresher called", || h.calls.load(SeqCst) == 1);
+    assert!(matches!(gate.lease(), Err(Error::RefreshTimeout(_))));
+    h.release.send(()).unwrap();
+    refreshing.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_configuration_failure_keeps_the_session_and_fails_fast() {
+    let (calls, refresher) = counted(|_| Err(RefreshError::configuration("invalid_client")));
+    let logins = Arc::new(AtomicUsize::new(0));
+    let l = Arc::clone(&logins);
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        .refresh_timeout(PATIENCE)
+        .on_login_required(move |_| {
+            l.fetch_add(1, SeqCst);
+        })
+        .build()
+        .unwrap();
+    for _ in 0..20 {
+        let e = gate.lease().unwrap_err();
+        assert!(
+            e.is_configuration() && !e.is_login_required() && !e.is_transient(),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        calls.load(SeqCst),
+        1,
+        "retried only after the longest backoff"
+    );
+    assert_eq!(
+        gate.stats().waits,
+        0,
+        "no waiting for an attempt that cannot help"
+    );
+    assert!(!gate.is_login_required());
+    assert_eq!(logins.load(SeqCst), 0);
+    let kept = gate.token().unwrap();
+    assert_eq!(
+        kept.get_refresh_token().unwrap().secret(),
+        "r0",
+        "session kept"
+    );
+}
+
+#[test]
+fn an_outage_inside_the_budget_costs_the_caller_latency_not_errors() {
+    // Five failures asking for a 1 s Retry-After, capped at the 40 ms backoff maximum: one call
+    // waits through all of them and gets the token; the refresher counts the attempts.
+    let (calls, refresher) = counted(|n| {
+        if n <= 5 {
+            Err(RefreshError::transient("503").with_retry_after(Duration::from_secs(1)))
+        } else {
+            Ok(Token::new("back").expires_in(Duration::from_secs(3600)))
+        }
+    });
+    let gate = Gate::builder()
+        .token(expired())
+        .refresher(refresher)
+        .refresh_backoff(Duration::from_millis(10), Duration::from_millis(40))
+        .build()
+        .unwrap();
+    assert_eq!(secret(&gate.lease().unwrap()), "back");
+    assert_eq!(calls.load(SeqCst), 6);
+    assert_eq!(gate.stats().refresh_failures, 5);
+}
+
+// ---- time: both clocks, through the seam ----
+
+fn hour_token() -> Token {
+    Token::new("hour")
+        .refresh_token("r0")
+        .expires_in(Duration::from_secs(3600))
+}
+
+fn manual_gate() -> (Gate, Arc<crate::sync::ManualClock>, Arc<AtomicUsize>) {
+    let (calls, refresher) =
+        counted(|n| Ok(Token::new(format!("new{n}")).expires_in(Duration::from_secs(3600))));
+    let (clock, time) = Clock::manual();
+    let gate = Gate::builder()
+        .token(hour_token())
+        .refresher(refresher)
+        .refresh_ahead(Duration::ZERO)
+        .clock(clock)
+        .build()
+        .unwrap();
+    (gate, time, calls)
+}
+
+#[test]
+fn a_token_that_expired_during_a_suspend_is_refreshed_on_resume() {
+    let (gate, time, calls) = manual_gate();
+    assert_eq!(secret(&gate.lease().unwrap()), "hour");
+    // An 8-hour sleep: the monotonic clock stood still, the wall clock did not.
+    time.suspend(Duration::from_secs(8 * 3600));
+    assert_eq!(secret(&gate.lease().unwrap()), "new1");
+    assert_eq!(calls.load(SeqCst), 1);
+}
+
+#[test]
+fn a_wall_clock_set_back_does_not_keep_an_expired_token() {
+    let (gate, time, calls) = manual_gate();
+    time.set_wall_by(-24 * 3600 * 1000);
+    time.advance(Duration::from_secs(3600));
+    assert_eq!(
+        secret(&gate.lease().unwrap()),
+        "new1",
+        "the monotonic clock says expired"
+    );
+    assert_eq!(calls.load(SeqCst), 1);
+}
+
+#[test]
+fn a_wall_clock_set_forth_refreshes_early_and_only_once() {
+    let (gate, time, calls) = manual_gate();
+    time.set_wall_by(2 * 3600 * 1000);
+    assert_eq!(secret(&gate.lease().unwrap()), "new1");
+    // The new token was issued on the jumped wall clock: it is fresh on both.
+    for _ in 0..10 {
+        assert_eq!(secret(&gate.lease().unwrap()), "new1");
+    }
+    assert_eq!(calls.load(SeqCst), 1);
+}
+
+#[test]
+fn within_the_window_on_either_clock_means_refresh() {
+    let (gate, time, calls) = manual_gate();
+    // 59 minutes 30 s of suspend: inside the 60 s mandatory window on the wall clock only.
+    time.suspend(Duration::from_secs(3570));
+    assert_eq!(secret(&gate.lease().unwrap()), "new1");
+    assert_eq!(calls.load(SeqCst), 1);
+}
+
+#[test]
+fn the_background_refresher_notices_a_resume() {
+    let (calls, refresher) =
+        counted(|n| Ok(Token::new(format!("new{n}")).expires_in(Duration::from_secs(3600))));
+    let (clock, time) = Clock::manual();
+    let gate = Gate::builder()
+        .token(hour_token())
+        .refresher(refresher)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let client = crate::Client::builder("http://127.0.0.1:9")
+        .gate(gate.clone())
+        .background_refresh(true)
+        .build()
+        .unwrap();
+    // Asleep for 8 hours: no request comes, the background thread must notice by itself.
+    time.suspend(Duration::from_secs(8 * 3600));
+    eventually("the background refresher refreshed", || {
+        calls.load(SeqCst) == 1
+    });
+    assert_eq!(secret(&gate.lease().unwrap()), "new1");
+    drop(client);
 }

@@ -227,11 +227,21 @@ fn events_describe_each_outcome_without_secrets() {
     server.revoke_all();
     assert_eq!(get_status(&client, "/x"), 200);
     server.revoke_all();
-    server.set_failure(Failure::Status500);
-    assert!(client.get("/x").call().unwrap_err().is_transient());
+    // A 404 from the token endpoint: a configuration failure, returned at once.
+    server.set_failure(Failure::Answer {
+        status: 404,
+        headers: Vec::new(),
+        body: String::new(),
+    });
+    assert!(client.get("/x").call().unwrap_err().is_configuration());
     server.set_failure(Failure::InvalidGrant);
-    std::thread::sleep(Duration::from_millis(5));
-    assert!(client.get("/x").call().unwrap_err().is_login_required());
+    // Calls during the (10 ms) backoff fail at once, with no attempt and no event.
+    eventually("the next attempt", || {
+        client
+            .get("/x")
+            .call()
+            .is_err_and(|e| e.is_login_required())
+    });
     client.set_token(login(&server)).unwrap();
     let got: Vec<Event> = events.try_iter().collect();
     let kinds: Vec<&str> = got

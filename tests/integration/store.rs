@@ -318,6 +318,7 @@ fn a_held_file_lock_gives_refresh_timeout_without_calling_the_server() {
         .store(FileStore::new(&file))
         .refresher(oauth(&server))
         .refresh_timeout(Duration::from_millis(200))
+        .refresh_backoff(Duration::from_millis(10), Duration::from_millis(10))
         .build()
         .unwrap();
     // "Another process" (another handle, another open file description) holds the lock.

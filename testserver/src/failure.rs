@@ -57,6 +57,16 @@ pub enum Failure {
     ExpiresIn(Value),
     /// `200 {"access_token":"","token_type":"Bearer","expires_in":3600}`.
     EmptyAccessToken,
+    /// Any answer: this status, `Content-Type: application/json`, these
+    /// extra headers and this body, sent as given.
+    Answer {
+        /// The status code.
+        status: u16,
+        /// Extra headers, e.g. `("Location", "/login")` or `("Retry-After", "1")`.
+        headers: Vec<(&'static str, String)>,
+        /// The body, sent as it is.
+        body: String,
+    },
 }
 
 impl Failure {
@@ -97,6 +107,14 @@ impl Failure {
                     r#"{"access_token":"cut-short","token_type":"Bearer","expires_in":3600}"#;
                 Response::json(200, body).reset(Reset::AfterBody(body.len() / 2))
             }
+            Failure::Answer {
+                status,
+                headers,
+                body,
+            } => headers.iter().fold(
+                Response::json(*status, body.clone().into_bytes()),
+                |r, (name, value)| r.header(name, value.clone()),
+            ),
             Failure::EmptyAccessToken => no_store(Response::json_value(
                 200,
                 &json!({"access_token": "", "token_type": "Bearer", "expires_in": 3600}),

@@ -102,6 +102,7 @@ pub struct ServerBuilder {
     token_latency: Duration,
     token_latency_jitter: Duration,
     transient_failure_rate: f64,
+    transient_failure_retry_after: Option<u64>,
     rotate_refresh_tokens: bool,
     body_mode: bool,
     clients: Vec<(String, String)>,
@@ -116,6 +117,7 @@ impl Default for ServerBuilder {
             token_latency: Duration::ZERO,
             token_latency_jitter: Duration::ZERO,
             transient_failure_rate: 0.0,
+            transient_failure_retry_after: None,
             rotate_refresh_tokens: true,
             body_mode: false,
             clients: vec![(DEMO_CLIENT_ID.into(), DEMO_CLIENT_SECRET.into())],
@@ -154,6 +156,14 @@ impl ServerBuilder {
     /// [`Counters::injected_failures`].
     pub fn transient_failure_rate(mut self, p: f64) -> Self {
         self.transient_failure_rate = clamp_rate(p);
+        self
+    }
+
+    /// Sends `Retry-After: <secs>` with the `503`s of
+    /// [`transient_failure_rate`](ServerBuilder::transient_failure_rate)
+    /// (default: no `Retry-After`).
+    pub fn transient_failure_retry_after(mut self, secs: u64) -> Self {
+        self.transient_failure_retry_after = Some(secs);
         self
     }
 
@@ -220,6 +230,8 @@ impl ServerBuilder {
             token_latency_jitter: self.token_latency_jitter,
             token_lifetime: self.token_lifetime,
             transient_failure_rate: self.transient_failure_rate,
+            transient_failure_retry_after: self.transient_failure_retry_after,
+            failure_until: None,
         };
         let shared = Arc::new(Shared::new(config, knobs));
         let runtime = Runtime::start(Arc::clone(&shared), self.workers)?;
@@ -296,7 +308,17 @@ impl TestServer {
 
     /// Sets the token endpoint's failure mode ([`Failure::None`] = healthy).
     pub fn set_failure(&self, f: Failure) {
-        self.shared.knobs.lock().failure = f;
+        let mut k = self.shared.knobs.lock();
+        k.failure = f;
+        k.failure_until = None;
+    }
+
+    /// Sets the token endpoint's failure mode for `d` from now; an answer
+    /// computed after that is healthy again (an outage of known length).
+    pub fn set_failure_for(&self, f: Failure, d: Duration) {
+        let mut k = self.shared.knobs.lock();
+        k.failure = f;
+        k.failure_until = Some(std::time::Instant::now() + d);
     }
 
     /// The token endpoint sleeps this long before answering (every grant).

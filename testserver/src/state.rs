@@ -34,6 +34,10 @@ pub(crate) struct Knobs {
     pub token_lifetime: Duration,
     /// Probability (0.0..=1.0) that a token-endpoint answer is a `503`.
     pub transient_failure_rate: f64,
+    /// `Retry-After` seconds sent with the injected `503`s, if any.
+    pub transient_failure_retry_after: Option<u64>,
+    /// When the failure mode heals by itself (see `TestServer::set_failure_for`).
+    pub failure_until: Option<Instant>,
 }
 
 /// State shared by the accept loop, connection threads and the

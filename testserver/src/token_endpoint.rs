@@ -11,7 +11,7 @@ use crate::state::Shared;
 use crate::token_store::{RefreshOutcome, ceil_secs};
 use serde_json::{Map, Value, json};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the client sent in its latest `POST /oauth/token`, as seen by
 /// [`TestServer::last_token_request`](crate::TestServer::last_token_request).
@@ -100,14 +100,26 @@ fn delay_and_fail(shared: &Shared, failure_applies: bool, custom: bool) -> Optio
     }
     // Read after the delay: the answer reflects the failure mode in force
     // when it is computed.
-    let (failure, rate) = {
-        let k = shared.knobs.lock();
-        (k.failure.clone(), k.transient_failure_rate)
+    let (failure, rate, retry_after) = {
+        let mut k = shared.knobs.lock();
+        if k.failure_until.is_some_and(|until| Instant::now() >= until) {
+            k.failure = Failure::None;
+            k.failure_until = None;
+        }
+        (
+            k.failure.clone(),
+            k.transient_failure_rate,
+            k.transient_failure_retry_after,
+        )
     };
     if rate > 0.0 && shared.random() < rate {
         bump(&shared.counters.injected_failures);
+        let mut response = Response::json(503, r#"{"error":"temporarily_unavailable"}"#);
+        if let Some(secs) = retry_after {
+            response = response.header("Retry-After", secs.to_string());
+        }
         return Some(Failed {
-            response: Response::json(503, r#"{"error":"temporarily_unavailable"}"#),
+            response,
             invalid_grant: false,
         });
     }
