@@ -305,7 +305,8 @@ impl GateBuilder {
 
     /// Sets the backoff after a transient refresh failure: `initial` after the first failure, doubling
     /// per consecutive failure up to `max`, each delay jittered down by up to half; a server's
-    /// `Retry-After` is honoured when it is longer. Defaults to 1 second and 60 seconds.
+    /// `Retry-After` (delay-seconds or HTTP-date) is honoured when it is longer, up to one hour.
+    /// Defaults to 1 second and 60 seconds.
     pub fn refresh_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.config.backoff_initial = initial;
         self.config.backoff_max = max.max(initial);
