@@ -1,4 +1,4 @@
-//! The performance table of the README: what the token layer costs, measured against a bare ureq
+//! The performance table of PERFORMANCE.md: what the token layer costs, measured against a bare ureq
 //! agent on the embedded loopback server.
 //!
 //! ```text
@@ -176,7 +176,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "tokengate bench{}",
         if s.quick {
-            " (QUICK mode: not for the README)"
+            " (QUICK mode: not for PERFORMANCE.md)"
         } else {
             ""
         }

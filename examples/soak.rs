@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --example soak                 # 64 threads, 5 s (CI runs this in debug)
-//! cargo run --release --example soak -- --seconds 30 # the long run in the README
+//! cargo run --release --example soak -- --seconds 30 # the long run in TESTING.md
 //! ```
 //!
 //! Server: tokens live 200 ms (reported exactly, as `expires_in: 0.2`), the token endpoint takes

@@ -10,8 +10,8 @@
  * line printed is "RESULT ok=N failed=N refreshes=N waits=N login_required=N"; the exit code is 0
  * when every request succeeded.
  *
- * ffi/tests/c_example.rs compiles and runs this against the loopback test server; the README's
- * "Using tokengate from C" shows the build lines.
+ * ffi/tests/examples.rs compiles and runs this against the loopback test server; ffi/README.md
+ * shows the build lines.
  */
 #define _POSIX_C_SOURCE 200809L
 
