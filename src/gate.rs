@@ -346,9 +346,8 @@ impl GateBuilder {
     /// With a [`store`](GateBuilder::store), the refreshing thread's wait for the store's lock
     /// counts against its budget too. The default fits the [`OAuth2`](crate::OAuth2) refresher's
     /// default request timeout (10 seconds), so a token endpoint that accepts and never answers
-    /// holds no caller much longer than 10 seconds. Keep the
-    /// [`refresh_backoff`](GateBuilder::refresh_backoff) maximum below it, or callers fail instead
-    /// of waiting for the next attempt. Defaults to 10 seconds.
+    /// holds no caller much longer than 10 seconds. It also caps the
+    /// [`refresh_backoff`](GateBuilder::refresh_backoff). Defaults to 10 seconds.
     pub fn refresh_timeout(mut self, timeout: Duration) -> Self {
         self.config.refresh_timeout = timeout;
         self
@@ -362,8 +361,10 @@ impl GateBuilder {
     }
 
     /// Sets the backoff after a failed refresh: `initial` after the first transient failure,
-    /// doubling per consecutive failure up to `max`, each delay jittered down by up to half so that
-    /// clients that failed together do not retry together. A server's `Retry-After` is honoured
+    /// growing by half per consecutive failure up to `max`, each delay jittered down by up to half
+    /// so that clients that failed together do not retry together. No delay is longer than the
+    /// [`refresh_timeout`](GateBuilder::refresh_timeout) budget, so a request that starts waiting
+    /// right after a failure always sees the next attempt. A server's `Retry-After` is honoured
     /// when it is longer, up to `max`: one header must not lock the client out for an hour. A
     /// configuration failure (e.g. `invalid_client`) waits `max`. Delays are never shorter than
     /// 10 ms. Requests wait through a backoff that ends within their
@@ -699,6 +700,9 @@ impl Gate {
         } else {
             Class::Configuration
         };
+        // Never past a whole budget: a request that starts waiting just after a failure then
+        // always sees the next attempt, so a long outage costs each caller one error per budget,
+        // never a flood of instant ones.
         let delay = match class {
             Class::Transient => {
                 st.consecutive_failures = st.consecutive_failures.saturating_add(1);
@@ -712,7 +716,8 @@ impl Gate {
                 )
             }
             _ => cfg.backoff_max.max(policy::MIN_BACKOFF),
-        };
+        }
+        .min(cfg.refresh_timeout.max(policy::MIN_BACKOFF));
         let next = now.mono + delay;
         let err = match err {
             Error::Refresh(e) => Error::Refresh(e.with_next_attempt(next)),
@@ -1090,9 +1095,15 @@ mod policy {
         (window, ahead.max(window))
     }
 
-    /// The backoff after the `failures`-th transient failure in a row: `initial` doubled per
-    /// failure up to `max`, jittered down by up to half (`random` picks where), then at least the
-    /// server's `retry_after` capped at `max`, and never under [`MIN_BACKOFF`].
+    /// How much each consecutive failure lengthens the backoff. Gentler than doubling, so a short
+    /// outage is noticed soon after it ends: with the default 250 ms start, an endpoint that was
+    /// down for a second is tried again at most 0.85 s after it is back (doubling: up to 2 s).
+    pub(super) const BACKOFF_GROWTH: f64 = 1.5;
+
+    /// The backoff after the `failures`-th transient failure in a row: `initial` grown by
+    /// [`BACKOFF_GROWTH`] per failure up to `max`, jittered down by up to half (`random` picks
+    /// where), then at least the server's `retry_after` capped at `max`, and never under
+    /// [`MIN_BACKOFF`].
     pub(super) fn backoff(
         initial: Duration,
         max: Duration,
@@ -1100,8 +1111,9 @@ mod policy {
         retry_after: Option<Duration>,
         random: u64,
     ) -> Duration {
-        let exp = initial
-            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+        let growth = BACKOFF_GROWTH.powi(failures.saturating_sub(1).min(64) as i32);
+        let exp = Duration::try_from_secs_f64(initial.as_secs_f64() * growth)
+            .unwrap_or(max)
             .min(max);
         let jittered = exp.mul_f64(0.5 + (random % 1000) as f64 / 2000.0);
         let delay = match retry_after {
@@ -1146,17 +1158,35 @@ mod policy {
         }
 
         #[test]
-        fn backoff_doubles_jitters_down_and_caps() {
+        fn backoff_grows_jitters_down_and_caps() {
             let b = |n, ra, r| backoff(MS(250), MS(5000), n, ra, r);
             assert_eq!(b(1, None, 999), MS(250) - Duration::from_micros(125));
             assert_eq!(b(1, None, 0), MS(125));
-            assert_eq!(b(2, None, 0), MS(250));
-            assert_eq!(b(3, None, 0), MS(500));
-            assert_eq!(b(6, None, 0), MS(2500), "capped at 5 s before the jitter");
+            assert_eq!(b(2, None, 0), Duration::from_micros(187_500));
+            assert_eq!(b(3, None, 0), Duration::from_micros(281_250));
+            assert_eq!(b(10, None, 0), MS(2500), "capped at 5 s before the jitter");
             assert_eq!(b(u32::MAX, None, 0), MS(2500));
             for r in [0, 1, 500, 999, u64::MAX] {
                 let d = b(30, None, r);
                 assert!(d >= MS(2500) && d <= MS(5000), "{d:?}");
+            }
+        }
+
+        #[test]
+        fn a_one_second_outage_is_retried_within_a_second_of_its_end() {
+            // Every jitter from the lowest to the highest: the first attempt after a one-second
+            // outage (attempts from t = 0) comes at most 0.85 s after it ended.
+            for r in (0..1000).step_by(7) {
+                for low in [0, r] {
+                    let (mut t, mut n) = (Duration::ZERO, 1);
+                    while t < Duration::from_secs(1) {
+                        // Alternate the jitter to mix early and late attempts.
+                        let pick = if n % 2 == 0 { low } else { r };
+                        t += backoff(BACKOFF_INITIAL, BACKOFF_MAX, n, None, pick);
+                        n += 1;
+                    }
+                    assert!(t - Duration::from_secs(1) < MS(850), "{t:?} (r {r})");
+                }
             }
         }
 

@@ -164,7 +164,9 @@ typedef struct tokengate_config {
   // Refresh a token this many milliseconds before it expires. 0 = the default: 60 s, or a tenth of
   // the token's lifetime when that is shorter.
   uint64_t refresh_before_expiry_ms;
-  // Longest wait for another thread's refresh, in milliseconds. 0 = the default, 30 s.
+  // Budget of a request for getting a token, in milliseconds: waiting for another thread's
+  // refresh and through the backoff after a transient failure for the next attempt. 0 = the
+  // default, 10 s.
   uint64_t refresh_timeout_ms;
   // Connect timeout of API requests, in milliseconds. 0 = the default, 10 s.
   uint64_t connect_timeout_ms;

@@ -42,7 +42,9 @@ pub struct tokengate_config {
     /// Refresh a token this many milliseconds before it expires. 0 = the default: 60 s, or a tenth of
     /// the token's lifetime when that is shorter.
     pub refresh_before_expiry_ms: u64,
-    /// Longest wait for another thread's refresh, in milliseconds. 0 = the default, 30 s.
+    /// Budget of a request for getting a token, in milliseconds: waiting for another thread's
+    /// refresh and through the backoff after a transient failure for the next attempt. 0 = the
+    /// default, 10 s.
     pub refresh_timeout_ms: u64,
     /// Connect timeout of API requests, in milliseconds. 0 = the default, 10 s.
     pub connect_timeout_ms: u64,

@@ -17,8 +17,13 @@ use support::*;
 /// A client of `server`'s API holding a token the server never issued (so the first request is
 /// rejected), with no OAuth2 token URL: only a refresh callback can get a new token.
 fn client_with_stale_token(server: &TestServer) -> *mut tokengate_client {
+    client_with_stale_token_and_budget(server, 20_000)
+}
+
+/// As [`client_with_stale_token`], with a budget of `ms` for getting a token.
+fn client_with_stale_token_and_budget(server: &TestServer, ms: u64) -> *mut tokengate_client {
     client_from_json(&format!(
-        r#"{{"base_url":"{}/api","access_token":"stale","refresh_token":"rt-old","refresh_timeout_ms":20000}}"#,
+        r#"{{"base_url":"{}/api","access_token":"stale","refresh_token":"rt-old","refresh_timeout_ms":{ms}}}"#,
         server.url()
     ))
 }
@@ -429,7 +434,8 @@ fn permanent_refusal_calls_login_required_once_then_set_token_recovers() {
 fn transient_failure_and_a_missing_token_are_reported_distinctly() {
     let server = Arc::new(TestServer::start());
 
-    let client = client_with_stale_token(&server);
+    // A transient failure is retried within the budget (300 ms here), then reported.
+    let client = client_with_stale_token_and_budget(&server, 300);
     let recorder = Arc::new(Recorder::default());
     recorder
         .answer

@@ -9,6 +9,7 @@ mod connections;
 mod failures;
 mod faults;
 mod middleware;
+mod outages;
 mod refreshers;
 mod security;
 mod store;

@@ -50,6 +50,9 @@ pub struct Counters {
     /// Token-endpoint answers turned into a `503` by
     /// [`TestServer::set_transient_failure_rate`](crate::TestServer::set_transient_failure_rate).
     pub injected_failures: u64,
+    /// Token-endpoint answers given by the failure mode
+    /// ([`TestServer::set_failure`](crate::TestServer::set_failure)) instead of a token.
+    pub failure_answers: u64,
 }
 
 /// The live counters, bumped with relaxed atomics from any thread.
@@ -70,6 +73,7 @@ pub(crate) struct AtomicCounters {
     pub connections: AtomicU64,
     pub connections_reset: AtomicU64,
     pub injected_failures: AtomicU64,
+    pub failure_answers: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -78,7 +82,7 @@ pub(crate) fn bump(c: &AtomicU64) {
 }
 
 impl AtomicCounters {
-    fn all(&self) -> [&AtomicU64; 15] {
+    fn all(&self) -> [&AtomicU64; 16] {
         [
             &self.token_requests,
             &self.refreshes,
@@ -95,12 +99,13 @@ impl AtomicCounters {
             &self.connections,
             &self.connections_reset,
             &self.injected_failures,
+            &self.failure_answers,
         ]
     }
 
     /// Copies every counter (each read is atomic; the set is not).
     pub fn snapshot(&self) -> Counters {
-        let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o] = self.all().map(|x| x.load(Relaxed));
+        let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p] = self.all().map(|x| x.load(Relaxed));
         Counters {
             token_requests: a,
             refreshes: b,
@@ -117,6 +122,7 @@ impl AtomicCounters {
             connections: m,
             connections_reset: n,
             injected_failures: o,
+            failure_answers: p,
         }
     }
 

@@ -149,10 +149,13 @@ impl ServerBuilder {
         self
     }
 
-    /// Probability (clamped to `0.0..=1.0`) that a `refresh_token` or
-    /// `client_credentials` grant (or `/custom/refresh`) is answered
-    /// `503 {"error":"temporarily_unavailable"}` (no `Retry-After`) instead of
-    /// normally, decided per request after the latency (default 0). Counted in
+    /// Share (clamped to `0.0..=1.0`) of `refresh_token` and
+    /// `client_credentials` grants (and `/custom/refresh` calls) answered
+    /// `503 {"error":"temporarily_unavailable"}` (no `Retry-After` unless
+    /// [`transient_failure_retry_after`](ServerBuilder::transient_failure_retry_after))
+    /// instead of normally, decided per request after the latency (default 0).
+    /// The share holds exactly and evenly (0.2: one answer in five, from a
+    /// random start), so a short test still sees its failures. Counted in
     /// [`Counters::injected_failures`].
     pub fn transient_failure_rate(mut self, p: f64) -> Self {
         self.transient_failure_rate = clamp_rate(p);

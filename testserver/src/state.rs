@@ -57,8 +57,11 @@ pub(crate) struct Shared {
     /// Token-endpoint requests currently being handled.
     pub token_in_flight: AtomicU64,
     pub shutdown: ShutdownSignal,
-    /// State of the random numbers behind latency jitter and injected failures.
+    /// State of the random numbers behind latency jitter.
     rng: AtomicU64,
+    /// Injected failures owed, in millionths: each answer adds the failure rate, and an answer
+    /// is a failure whenever a whole one is owed (so the rate holds exactly, spread evenly).
+    owed_failures: Mutex<u64>,
 }
 
 impl Shared {
@@ -76,6 +79,28 @@ impl Shared {
             token_in_flight: AtomicU64::new(0),
             shutdown: ShutdownSignal::default(),
             rng: AtomicU64::new(RandomState::new().build_hasher().finish()),
+            owed_failures: Mutex::new(0),
+        }
+    }
+
+    /// Whether this answer is an injected failure at `rate`: exactly one answer in `1 / rate`,
+    /// spread evenly, starting at a random phase.
+    pub fn inject_failure(&self, rate: f64) -> bool {
+        const WHOLE: u64 = 1_000_000;
+        if rate <= 0.0 {
+            return false;
+        }
+        let mut owed = self.owed_failures.lock();
+        if *owed == 0 {
+            // First use: a random phase, so servers started together do not fail in step.
+            *owed = 1 + (self.random() * WHOLE as f64) as u64;
+        }
+        *owed += (rate * WHOLE as f64) as u64;
+        if *owed > WHOLE {
+            *owed -= WHOLE;
+            true
+        } else {
+            false
         }
     }
 

@@ -112,7 +112,7 @@ fn delay_and_fail(shared: &Shared, failure_applies: bool, custom: bool) -> Optio
             k.transient_failure_retry_after,
         )
     };
-    if rate > 0.0 && shared.random() < rate {
+    if shared.inject_failure(rate) {
         bump(&shared.counters.injected_failures);
         let mut response = Response::json(503, r#"{"error":"temporarily_unavailable"}"#);
         if let Some(secs) = retry_after {
@@ -126,8 +126,10 @@ fn delay_and_fail(shared: &Shared, failure_applies: bool, custom: bool) -> Optio
     if let Failure::Hang(d) = failure {
         shared.shutdown.sleep(d);
     }
+    let response = failure.response(custom)?;
+    bump(&shared.counters.failure_answers);
     Some(Failed {
-        response: failure.response(custom)?,
+        response,
         invalid_grant: failure == Failure::InvalidGrant,
     })
 }
