@@ -639,10 +639,9 @@ impl RequestBuilder<'_> {
                 }
                 (None, _) => return Ok(resp),
             };
-            if replays >= inner.max_replays {
-                return Ok(resp);
-            }
-            if inner.gate.reject(lease_now) == Rejection::Final {
+            // The gate hears of every rejection, replayed or not: the next request must not send
+            // a token the server has refused.
+            if inner.gate.reject(lease_now) == Rejection::Final || replays >= inner.max_replays {
                 return Ok(resp);
             }
             drain(resp);

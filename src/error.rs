@@ -140,6 +140,9 @@ pub enum RefreshErrorKind {
     NoRefreshToken,
     /// A custom refresher reported the failure.
     Custom,
+    /// The API rejected the token a refresh had just produced, before it ever accepted it; the
+    /// next refresh waits a growing backoff (see [`Gate::reject`](crate::Gate::reject)).
+    Rejected,
 }
 
 /// An OAuth2 error response from the token endpoint (RFC 6749 §5.2).

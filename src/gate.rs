@@ -123,6 +123,9 @@ struct State {
     login_required: Option<Error>,
     backoff_until: Option<Instant>,
     consecutive_failures: u32,
+    /// Tokens in a row the server rejected before it ever accepted them (see [`Gate::reject`]);
+    /// it grows the backoff before the next such refresh. Reset when a token had been accepted.
+    rejected_unconfirmed: u32,
 }
 
 /// A moment a token reaches, on both clocks: it has come when *either* clock says so. The
@@ -220,9 +223,10 @@ pub enum Rejection {
     Replaced,
     /// The token is marked dead; the next [`Gate::lease`] refreshes it. Replay.
     Invalidated,
-    /// The token came from a refresh that a rejection triggered and the server has never accepted it:
-    /// the server rejects even fresh tokens, so refreshing again would loop. Do not replay; hand the
-    /// rejection to the caller.
+    /// The token came from a refresh that a rejection triggered and the server has never accepted
+    /// it: either it rejects even fresh tokens (replaying at once could loop) or it revoked this one
+    /// right away. Do not replay; hand the rejection to the caller. The token is marked dead: the
+    /// next [`Gate::lease`] refreshes after a backoff that grows while such rejections go on.
     Final,
 }
 
@@ -439,6 +443,7 @@ impl GateBuilder {
                 login_required: None,
                 backoff_until: None,
                 consecutive_failures: 0,
+                rejected_unconfirmed: 0,
             }),
             cond: Condvar::new(),
             refresher: self.refresher,
@@ -846,7 +851,15 @@ impl Gate {
     }
 
     /// Tells the gate the server rejected the leased token. See [`Rejection`] for what to do next.
+    ///
+    /// The current token is marked dead either way, so the next [`lease`](Gate::lease) gets a new
+    /// one. When the server rejects a token that a rejection had just produced and never accepted
+    /// ([`Rejection::Final`]), the request is not replayed (it could loop against a server that
+    /// rejects every token), and the next refresh waits a backoff that grows while this goes on;
+    /// a token revoked right after it was issued is thus replaced after a short wait, never used
+    /// until it expires.
     pub fn reject(&self, lease: &Lease) -> Rejection {
+        let now = self.shared.clock.now();
         let mut st = self.shared.state.lock();
         let generation = st.generation;
         let Some(current) = st.current.as_mut() else {
@@ -855,11 +868,35 @@ impl Gate {
         if generation != lease.generation {
             return Rejection::Replaced;
         }
-        if current.reactive && self.shared.accepted.load(Relaxed) < lease.generation {
-            return Rejection::Final;
-        }
         current.dead = true;
-        Rejection::Invalidated
+        if !(current.reactive && self.shared.accepted.load(Relaxed) < lease.generation) {
+            st.rejected_unconfirmed = 0;
+            return Rejection::Invalidated;
+        }
+        st.rejected_unconfirmed = st.rejected_unconfirmed.saturating_add(1);
+        let cfg = &self.shared.config;
+        let delay = policy::backoff(
+            cfg.backoff_initial,
+            cfg.backoff_max,
+            st.rejected_unconfirmed,
+            None,
+            policy::random(),
+        )
+        .min(cfg.refresh_timeout.max(policy::MIN_BACKOFF));
+        let next = now.mono + delay;
+        if st.backoff_until.is_none_or(|until| until < next) {
+            st.backoff_until = Some(next);
+            st.last_class = Class::Transient;
+            st.last_error = Some(Error::Refresh(
+                RefreshError::new(
+                    RefreshErrorKind::Rejected,
+                    Class::Transient,
+                    "the server rejected the token a refresh had just produced",
+                )
+                .with_next_attempt(next),
+            ));
+        }
+        Rejection::Final
     }
 
     /// Tells the gate the server accepted the leased token. Cheap (one atomic load on the common

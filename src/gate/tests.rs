@@ -271,14 +271,18 @@ fn rejection_generations() {
         Rejection::Replaced,
         "b's token was already replaced"
     );
-    // The reactive token is rejected before the server ever accepted it: no second refresh.
+    // The reactive token is rejected before the server ever accepted it: no replay, and the next
+    // refresh only after a backoff (the next lease waits for it).
     assert_eq!(gate.reject(&fresh), Rejection::Final);
-    assert_eq!(secret(&gate.lease().unwrap()), "t1");
-    // Once accepted, a later rejection (revocation) refreshes again.
-    gate.confirm(&fresh);
-    assert_eq!(gate.reject(&fresh), Rejection::Invalidated);
-    assert_eq!(secret(&gate.lease().unwrap()), "t2");
-    assert_eq!(n.load(SeqCst), 2);
+    assert_eq!(n.load(SeqCst), 1);
+    let after_final = gate.lease().unwrap();
+    assert_eq!(secret(&after_final), "t2");
+    assert!(gate.stats().waits >= 1, "waited for the backoff");
+    // Once accepted, a later rejection (revocation) refreshes again at once.
+    gate.confirm(&after_final);
+    assert_eq!(gate.reject(&after_final), Rejection::Invalidated);
+    assert_eq!(secret(&gate.lease().unwrap()), "t3");
+    assert_eq!(n.load(SeqCst), 3);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Proactive and reactive refresh under many threads: single flight, no duplicate sends, bounded
 //! replay, short tokens, shared gates (issue behaviours 1-4, 11, 12, 14).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokengate::{Client, Gate};
 use tokengate_testserver::TestServer;
@@ -79,7 +79,10 @@ fn reactive_refresh_after_revoke_all_64_threads_one_refresh() {
 }
 
 #[test]
-fn a_server_that_rejects_fresh_tokens_gets_one_refresh_and_one_replay_not_a_loop() {
+fn a_server_that_rejects_fresh_tokens_gets_one_replay_per_request_and_spaced_refreshes_not_a_loop()
+{
+    /// Requests made while the server rejects every token.
+    const REQUESTS: u64 = 5;
     let server = TestServer::start();
     let client = builder(&server, login(&server)).build().unwrap();
     server.set_reject_all(true);
@@ -87,10 +90,30 @@ fn a_server_that_rejects_fresh_tokens_gets_one_refresh_and_one_replay_not_a_loop
     let c = server.counters();
     assert_eq!(c.refresh_attempts, 1);
     assert_eq!(c.api_calls, 2, "original + one replay");
-    // The next request does not refresh the just-issued, never-accepted token again.
-    assert_eq!(get_status(&client, "/x"), 401);
+    // Each later request waits for the next refresh (after a growing backoff) and is sent once.
+    let started = Instant::now();
+    for _ in 1..REQUESTS {
+        assert_eq!(get_status(&client, "/x"), 401);
+    }
     let c = server.counters();
-    assert_eq!((c.refresh_attempts, c.api_calls), (1, 3));
+    assert_eq!(
+        c.refresh_attempts, REQUESTS,
+        "one refresh per request, never more: {c:?}"
+    );
+    assert_eq!(
+        c.api_calls,
+        REQUESTS + 1,
+        "no replay of a rejected fresh token"
+    );
+    // Backoffs of at least 125, 187, 281 and 421 ms (jittered down from 250 ms x 1.5^n).
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+    // Once the server accepts tokens again, the next request gets one at once.
+    server.set_reject_all(false);
+    assert_eq!(get_status(&client, "/x"), 200);
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use tokengate::{Client, ClientBuilder, Error, Token};
+use tokengate_testserver::load::{self, Call, Seen};
 use tokengate_testserver::{Failure, TestServer};
 
 use crate::support::*;
@@ -21,60 +22,18 @@ fn defaults(server: &TestServer, token: Token) -> ClientBuilder {
         .refresher(oauth(server))
 }
 
-/// What one calling thread saw.
-#[derive(Debug, Default, Clone, Copy)]
-struct Seen {
-    ok: u64,
-    errors: u64,
-    /// Responses other than 200 (e.g. a rejection handed back).
-    other: u64,
-    /// CPU time this thread used, from the kernel's accounting of it.
-    cpu: Duration,
-}
-
-/// CPU time (user + system) of the calling thread so far: the kernel's per-thread accounting,
-/// the same counters `getrusage(RUSAGE_THREAD)` reads, from `/proc/thread-self/stat`.
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("Linux /proc");
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // The kernel reports in USER_HZ, 100 on every Linux platform Rust supports.
-    Duration::from_millis(ticks * 10)
-}
-
-/// Runs `THREADS` threads that call `GET /x` without pause until `run_for` has passed (each loop
-/// bounded by time and by a call count), and returns what each saw.
+/// Calls `GET /x` from `threads` threads without pause for `run_for`; what each thread saw.
 fn hammer(client: &Client, threads: usize, run_for: Duration) -> Vec<Seen> {
     let client = client.clone();
-    let until = Instant::now() + run_for;
-    on_threads(threads, move |_| {
-        let start_cpu = thread_cpu();
-        let mut seen = Seen::default();
-        for _ in 0..1_000_000 {
-            if Instant::now() >= until {
-                break;
-            }
-            match client.get("/x").call() {
-                Ok(r) if r.status() == 200 => seen.ok += 1,
-                Ok(_) => seen.other += 1,
-                Err(_) => seen.errors += 1,
-            }
-        }
-        seen.cpu = thread_cpu() - start_cpu;
-        seen
+    load::callers(threads, run_for, move || match client.get("/x").call() {
+        Ok(r) if r.status() == 200 => Call::Ok,
+        Ok(_) => Call::Status,
+        Err(_) => Call::Error,
     })
 }
 
 fn total(seen: &[Seen]) -> Seen {
-    seen.iter().fold(Seen::default(), |a, s| Seen {
-        ok: a.ok + s.ok,
-        errors: a.errors + s.errors,
-        other: a.other + s.other,
-        cpu: a.cpu + s.cpu,
-    })
+    Seen::total(seen)
 }
 
 #[test]
@@ -91,7 +50,7 @@ fn a_two_second_503_outage_costs_latency_not_errors() {
     );
     let seen = total(&hammer(&client, THREADS, Duration::from_millis(3500)));
     let c = server.counters();
-    assert_eq!(seen.errors + seen.other, 0, "{seen:?} {c:?}");
+    assert_eq!(seen.errors + seen.status, 0, "{seen:?} {c:?}");
     assert!(seen.ok > 0);
     assert!(
         c.failure_answers <= 4,
@@ -131,7 +90,7 @@ fn twenty_percent_503s_with_rotation_and_revocations_cost_almost_no_errors() {
     revoker.join().unwrap();
     let c = server.counters();
     assert!(
-        (seen.errors + seen.other) * 100 <= seen.ok,
+        (seen.errors + seen.status) * 100 <= seen.ok,
         "errors over 1% of successes: {seen:?} {c:?}"
     );
     assert!(c.injected_failures >= 1, "no 503 was injected: {c:?}");
@@ -153,7 +112,7 @@ fn an_outage_longer_than_the_budget_costs_each_thread_one_error_per_budget_and_n
     let run_for = Duration::from_millis(3200);
     let seen = hammer(&client, CALLERS, run_for);
     for s in &seen {
-        assert_eq!(s.ok + s.other, 0);
+        assert_eq!(s.ok + s.status, 0);
         // 3.2 s of one-second budgets: 3 or 4 errors, never a flood.
         assert!((2..=5).contains(&s.errors), "{s:?}");
         assert!(

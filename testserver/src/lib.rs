@@ -48,6 +48,7 @@ mod counters;
 mod encoding;
 mod failure;
 mod http;
+pub mod load;
 mod router;
 mod server;
 mod state;
