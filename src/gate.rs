@@ -62,10 +62,12 @@ type RefreshCallback = dyn Fn(&Token) + Send + Sync;
 /// # Thread safety
 ///
 /// [`lease`](Gate::lease) takes the mutex for a few instructions when the token is fresh. When the token
-/// must be refreshed, the first thread to notice runs the refresher with the mutex *released*; every
-/// other thread that needs a token blocks on the condition variable until that refresh completes
-/// (success, failure or panic all wake them) or until `refresh_timeout` passes, whichever is first.
-/// Nothing spins and nothing sleeps.
+/// must be refreshed, the first thread to notice claims the refresh and starts it on a short-lived
+/// refresher thread, which runs the refresher with the mutex *released*; that thread and every
+/// other one that needs a token block on the condition variable until a token is installed
+/// (through backoffs, as [`refresh_timeout`](GateBuilder::refresh_timeout) describes) or their
+/// budget runs out, whichever is first: a token endpoint that hangs holds no caller past its
+/// budget. Nothing spins; nothing sleeps but the timed waits on the condition variable.
 #[derive(Clone)]
 pub struct Gate {
     shared: Arc<Shared>,
@@ -238,7 +240,7 @@ pub struct Stats {
     pub refreshes: u64,
     /// Refresh attempts that failed (any kind, including a panicking refresher).
     pub refresh_failures: u64,
-    /// Times a thread blocked on the condition variable waiting for another thread's refresh.
+    /// Requests that blocked on the condition variable for a refresh (or the end of a backoff).
     pub waits: u64,
     /// Requests replayed with a new token after a rejection.
     pub replays: u64,
@@ -349,8 +351,9 @@ impl GateBuilder {
     ///
     /// With a [`store`](GateBuilder::store), the refreshing thread's wait for the store's lock
     /// counts against its budget too. The default fits the [`OAuth2`](crate::OAuth2) refresher's
-    /// default request timeout (10 seconds), so a token endpoint that accepts and never answers
-    /// holds no caller much longer than 10 seconds. It also caps the
+    /// default request timeout (8 seconds): every attempt ends within its budget, so a token
+    /// endpoint that accepts and never answers holds no caller longer than 10 seconds, and each
+    /// calling thread sees about one error per 10 seconds while it lasts. It also caps the
     /// [`refresh_backoff`](GateBuilder::refresh_backoff). Defaults to 10 seconds.
     pub fn refresh_timeout(mut self, timeout: Duration) -> Self {
         self.config.refresh_timeout = timeout;
@@ -555,12 +558,12 @@ impl Gate {
             } else if self.shared.refresher.is_none() {
                 return st.valid_lease(now).ok_or(Error::LoginRequired(None));
             } else {
+                // This thread claims the attempt and waits for it like any other: the attempt
+                // runs on a refresher thread, so a slow token endpoint holds no caller (this one
+                // included) past its budget.
                 let ticket = self.claim(&mut st, now);
                 drop(st);
-                if let Some(lease) = self.run_refresh(ticket, Some(deadline)) {
-                    return Ok(lease);
-                }
-                // Failed (or overtaken by set_token): the state says what to do, as for any waiter.
+                self.spawn_refresh(ticket);
                 now = self.shared.clock.now();
                 st = self.shared.state.lock();
                 continue;
@@ -597,29 +600,44 @@ impl Gate {
     fn refresh_in_background(&self, ticket: Ticket) {
         let gate = self.clone();
         let _ = crate::sync::spawn("tokengate-ahead", move || {
-            let _ = gate.run_refresh(ticket, None);
+            gate.run_refresh(ticket);
         });
     }
 
+    /// Runs a claimed refresh that requests wait for on a refresher thread of its own; when no
+    /// thread can be started, on the calling thread.
+    fn spawn_refresh(&self, ticket: Ticket) {
+        let slot = Arc::new(std::sync::Mutex::new(Some(ticket)));
+        let (gate, theirs) = (self.clone(), Arc::clone(&slot));
+        let spawned = crate::sync::spawn("tokengate-refresh", move || {
+            let ticket = theirs.lock().map(|mut t| t.take()).unwrap_or(None);
+            if let Some(ticket) = ticket {
+                gate.run_refresh(ticket);
+            }
+        });
+        if spawned.is_err() {
+            // The closure, and its handle on the slot, are gone: the ticket is ours again.
+            let ticket = slot.lock().map(|mut t| t.take()).unwrap_or(None);
+            if let Some(ticket) = ticket {
+                self.run_refresh(ticket);
+            }
+        }
+    }
+
     /// Runs a claimed refresh with no lock held and installs the outcome: the new token, a
-    /// login-required state, or a backoff. Wakes every waiter, emits the event, and returns the new
-    /// token's lease; `None` when the attempt failed or its outcome was discarded because
-    /// [`set_token`](Gate::set_token) installed a token meanwhile (the state then says what to do).
-    /// `deadline` bounds the wait for a store's lock (the calling request's budget); `None` gives
-    /// it a whole budget.
-    fn run_refresh(&self, mut ticket: Ticket, deadline: Option<Instant>) -> Option<Lease> {
+    /// login-required state, or a backoff; or nothing, when [`set_token`](Gate::set_token)
+    /// installed a token meanwhile. Wakes every waiter and emits the event. A store's lock is
+    /// waited for at most a budget.
+    fn run_refresh(&self, mut ticket: Ticket) {
         let Some(refresher) = self.shared.refresher.as_deref() else {
             // Not reached: tickets are only claimed when there is a refresher. Release the claim.
             ticket.armed = false;
             self.shared.state.lock().refreshing = false;
             self.shared.cond.notify_all();
-            return None;
+            return;
         };
         let started = Instant::now();
-        let lock_timeout = match deadline {
-            Some(d) => d.saturating_duration_since(self.shared.clock.now().mono),
-            None => self.shared.config.refresh_timeout,
-        };
+        let lock_timeout = self.shared.config.refresh_timeout;
         let current = ticket.current.take();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             self.fetch(current.as_deref(), refresher, lock_timeout)
@@ -632,7 +650,7 @@ impl Gate {
         if st.generation != ticket.started_generation {
             // set_token installed a token while we were refreshing: it wins, our outcome is stale.
             self.shared.cond.notify_all();
-            return None;
+            return;
         }
         let mut save_failed = None;
         let (result, event) = match outcome {
@@ -676,18 +694,19 @@ impl Gate {
                 (Err(err), event)
             }
         };
-        self.shared.cond.notify_all();
-        drop(st);
+        // Events go out before any waiter wakes (sending never blocks: full channels drop), so a
+        // request that returns with the outcome finds its event already delivered.
         self.emit(event);
         if let Some(event) = save_failed {
             self.emit(event);
         }
+        self.shared.cond.notify_all();
+        drop(st);
         if let (Err(err @ Error::LoginRequired(_)), Some(cb)) =
             (&result, &self.shared.on_login_required)
         {
             let _ = catch_unwind(AssertUnwindSafe(|| cb(err)));
         }
-        result.ok()
     }
 
     /// Records a failed attempt: a login-required state for a permanent failure, otherwise a
@@ -801,12 +820,19 @@ impl Gate {
     fn windows(&self, token: &Token, now: Now) -> Windows {
         let cfg = &self.shared.config;
         let (expires, lifetime) = match (token.expires_at(), cfg.assumed_lifetime) {
-            // The wall-clock deadline is taken from the time left on the monotonic one, as this
-            // gate reads its clocks: a token is judged on the clocks that judge it.
-            (Some(mono), _) => {
-                let wall = match mono.checked_duration_since(now.mono) {
-                    Some(left) => now.wall.checked_add(left),
-                    None => now.wall.checked_sub(now.mono - mono),
+            // The time the token has left, measured on the clock it was made with, is carried over
+            // to this gate's clocks, both of them: a token is judged on the clocks that judge it.
+            (Some(at), _) => {
+                let made_with = Instant::now();
+                let (mono, wall) = match at.checked_duration_since(made_with) {
+                    Some(left) => (now.mono + left, now.wall.checked_add(left)),
+                    None => {
+                        let ago = made_with - at;
+                        (
+                            now.mono.checked_sub(ago).unwrap_or(now.mono),
+                            now.wall.checked_sub(ago),
+                        )
+                    }
                 };
                 (Some(Deadline { mono, wall }), token.lifetime())
             }
@@ -1025,7 +1051,7 @@ impl Gate {
         }
         let ticket = self.claim(&mut st, now);
         drop(st);
-        let _ = self.run_refresh(ticket, None);
+        self.run_refresh(ticket);
     }
 
     pub(crate) fn count_replay(&self) {

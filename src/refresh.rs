@@ -95,7 +95,7 @@ enum Grant {
 /// The built-in OAuth2 refresher: the refresh_token grant (RFC 6749 §6) or the client_credentials
 /// grant (§4.4), against a token endpoint, with its own HTTP agent.
 ///
-/// The agent follows no redirects and has explicit timeouts (connect 5 s, whole call 10 s by
+/// The agent follows no redirects and has explicit timeouts (connect 5 s, whole call 8 s by
 /// default). A token endpoint that is not `https` is refused unless it is on loopback or
 /// [`allow_insecure_http`](OAuth2::allow_insecure_http) says so.
 ///
@@ -135,7 +135,7 @@ impl OAuth2 {
             scope: None,
             extra: Vec::new(),
             connect_timeout: Duration::from_secs(5),
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(8),
             allow_http: false,
             agent: Arc::default(),
         }
@@ -187,9 +187,10 @@ impl OAuth2 {
     }
 
     /// Sets the timeout for the whole token request, connect to last byte. It bounds how long the
-    /// refreshing thread is held by a token endpoint that accepts and never answers; keep it within
-    /// the gate's [`refresh_timeout`](crate::GateBuilder::refresh_timeout) budget, which bounds the
-    /// threads waiting for it. Defaults to 10 seconds.
+    /// refreshing thread is held by a token endpoint that accepts and never answers. Keep it below
+    /// the gate's [`refresh_timeout`](crate::GateBuilder::refresh_timeout) budget (10 s by
+    /// default), which bounds the threads waiting for it: an attempt that outlives a whole budget
+    /// counts as stuck, and new requests then fail at once until it ends. Defaults to 8 seconds.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

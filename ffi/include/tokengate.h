@@ -214,10 +214,10 @@ typedef struct tokengate_header {
 // Called once each time the client enters the login-required state (a refresh was refused
 // permanently, e.g. `invalid_grant`).
 //
-// It runs on the thread whose refresh failed, after every other waiting thread has been woken and
-// with no lock held: one of the threads calling `tokengate_client_request()`, or a tokengate thread
-// (the short-lived one that refreshes ahead of expiry, see `refresh_ahead_ms`, or the
-// `background_refresh` thread). `error` is borrowed: valid only until the callback returns. The
+// It runs on the tokengate thread whose refresh failed, after every waiting thread has been woken
+// and with no lock held: the short-lived refresher thread a request that needed a new token
+// started, the one that refreshes ahead of expiry (see `refresh_ahead_ms`), or the
+// `background_refresh` thread. `error` is borrowed: valid only until the callback returns. The
 // callback may call `tokengate_client_set_token()`. It must not register or unregister callbacks
 // (of any client: that fails with `TOKENGATE_RESULT_IN_CALLBACK`).
 typedef void (*tokengate_login_required_callback)(void *user_data,
@@ -227,9 +227,10 @@ typedef void (*tokengate_login_required_callback)(void *user_data,
 // the new token with `tokengate_refresh_out_set_token(out, ...)`, or `TOKENGATE_REFRESH_TRANSIENT`
 // / `TOKENGATE_REFRESH_PERMANENT` (optionally after `tokengate_refresh_out_set_message()`).
 //
-// It runs on the thread that needed the new token because the old one expired or was rejected
-// (one of the threads calling `tokengate_client_request()`) or on a tokengate thread refreshing
-// ahead of expiry (see `refresh_ahead_ms` and `background_refresh`), one call at a time per client
+// It runs on a tokengate thread: a short-lived refresher thread started by the request that needed
+// the new token (that request waits for it like the others, so a callback that hangs holds no
+// request past its refresh timeout), or a thread refreshing ahead of expiry (see
+// `refresh_ahead_ms` and `background_refresh`); one call at a time per client
 // (with a `token_file`: one at a time across every client and process sharing it), with the
 // client's token lock released; the other threads that need a token wait for it (bounded by the
 // refresh timeout). `current` (the token being replaced, NULL when there is none) and `out` are

@@ -336,7 +336,7 @@ fn register(client: *mut tokengate_client, recorder: &Arc<Recorder>) {
 }
 
 #[test]
-fn refresh_callback_runs_once_for_many_threads_on_one_of_them() {
+fn refresh_callback_runs_once_for_many_threads_on_a_refresher_thread() {
     let server = Arc::new(TestServer::start());
     let client = client_with_stale_token(&server);
     let recorder = Arc::new(Recorder::default());
@@ -356,8 +356,8 @@ fn refresh_callback_runs_once_for_many_threads_on_one_of_them() {
     );
     let refresher = recorder.refresh_threads.lock().unwrap()[0];
     assert!(
-        results.iter().any(|(id, _)| *id == refresher),
-        "the callback ran on a requesting thread"
+        results.iter().all(|(id, _)| *id != refresher),
+        "the callback ran on a refresher thread, not on a request's"
     );
     assert_eq!(
         recorder.seen_current.lock().unwrap()[0],
@@ -409,7 +409,7 @@ fn permanent_refusal_calls_login_required_once_then_set_token_recovers() {
         recorder.refresh_threads.lock().unwrap()[0],
         "on the refreshing thread"
     );
-    assert!(results.iter().any(|(id, ..)| *id == login_thread));
+    assert!(results.iter().all(|(id, ..)| *id != login_thread));
     assert!(recorder.login_messages.lock().unwrap()[0].starts_with("login required"));
     assert_eq!(
         *recorder.reentry.lock().unwrap(),

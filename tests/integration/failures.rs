@@ -74,9 +74,12 @@ fn a_failure_is_shared_by_every_waiter_and_retries_are_capped_at_the_budget() {
         assert!(re.next_attempt_in().unwrap() <= Duration::from_secs(1));
     }
     assert_eq!(server.counters().refresh_attempts, 1);
-    // A later call waits for the next attempt (a second after the first), which fails too.
+    // A later call waits for the next attempt (a second after the first), which fails too (or
+    // is still running when its budget runs out).
     assert!(client.get("/x").call().is_err());
-    assert_eq!(server.counters().refresh_attempts, 2);
+    eventually("the next attempt", || {
+        server.counters().refresh_attempts == 2
+    });
     assert_eq!(server.counters().api_calls, 0);
 }
 
@@ -201,10 +204,13 @@ fn waiters_give_up_after_refresh_timeout() {
         .iter()
         .filter(|r| matches!(r, Err(Error::RefreshTimeout(_))))
         .count();
-    let ok = results.iter().filter(|r| matches!(r, Ok(200))).count();
-    assert_eq!(ok, 1, "the refreshing thread itself succeeds: {results:?}");
-    assert_eq!(timeouts, 7, "{results:?}");
+    // Every caller, the one that claimed the refresh included, gives up at its 200 ms budget: the
+    // attempt runs on a refresher thread of its own and lands later.
+    assert_eq!(timeouts, 8, "{results:?}");
     assert_eq!(server.counters().refresh_attempts, 1);
+    eventually("the slow refresh lands", || client.stats().refreshes == 1);
+    assert_eq!(get_status(&client, "/x"), 200);
+    assert_eq!(server.counters().refresh_attempts, 1, "no second attempt");
 }
 
 #[test]

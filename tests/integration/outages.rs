@@ -113,8 +113,10 @@ fn an_outage_longer_than_the_budget_costs_each_thread_one_error_per_budget_and_n
     let seen = hammer(&client, CALLERS, run_for);
     for s in &seen {
         assert_eq!(s.ok + s.status, 0);
-        // 3.2 s of one-second budgets: 3 or 4 errors, never a flood.
-        assert!((2..=5).contains(&s.errors), "{s:?}");
+        // 3.2 s of one-second budgets: about one error per budget (a call that already waited
+        // part of its budget fails as soon as the next attempt is known to come too late), never
+        // a flood.
+        assert!((2..=7).contains(&s.errors), "{s:?}");
         assert!(
             s.cpu * 10 < run_for,
             "a waiting thread used {:?} of CPU in {run_for:?}",
@@ -148,9 +150,15 @@ fn a_token_endpoint_that_never_answers_holds_no_caller_past_the_documented_bound
     for (took, outcome) in &results {
         let e = outcome.as_ref().unwrap_err();
         assert!(e.is_transient(), "{e}");
-        assert!(*took <= Duration::from_secs(12), "held {took:?}: {e}");
+        assert!(*took <= Duration::from_secs(11), "held {took:?}: {e}");
     }
-    assert_eq!(server.counters().max_concurrent_refreshes, 1);
+    // The first attempt gave up after the 8 s request timeout and a second one started; the
+    // server, which never answers, still holds the first (so its in-flight count says 2).
+    assert!(
+        server.counters().token_requests <= 2,
+        "{:?}",
+        server.counters()
+    );
 }
 
 #[test]
@@ -195,6 +203,10 @@ fn refused_with(failure: Failure) -> (Error, bool, TestServer) {
         .build()
         .unwrap();
     let e = client.get("/x").call().unwrap_err();
+    // The callback runs on the refresher thread once the waiters are woken: give it that moment.
+    if e.is_login_required() {
+        eventually("the login-required callback", || logins.load(SeqCst));
+    }
     (e, logins.load(SeqCst), server)
 }
 
