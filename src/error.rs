@@ -550,6 +550,7 @@ impl StoreError {
     }
 
     /// The message without the cause, for stores that wrap another store's error.
+    #[cfg_attr(not(any(feature = "keyring", feature = "redis")), allow(dead_code))]
     pub(crate) fn message(&self) -> &str {
         &self.inner.message
     }

@@ -60,10 +60,10 @@
 //!
 //! Both off by default; the default build has six dependencies.
 //!
-//! - `keyring`: [`KeyringStore`](crate::KeyringStore), the token in the OS credential store
+//! - `keyring`: `KeyringStore`, the token in the OS credential store
 //!   (macOS Keychain, Windows Credential Manager, the Secret Service or the kernel keyring on
 //!   Linux), for desktop apps.
-//! - `redis`: [`RedisStore`](crate::RedisStore), the token in Redis with a lease around each
+//! - `redis`: `RedisStore`, the token in Redis with a lease around each
 //!   refresh, for fleets of workers on many machines.
 //!
 //! `tokengate::ureq` and `tokengate::http` re-export the versions this crate uses, so you need no

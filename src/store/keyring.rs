@@ -239,6 +239,20 @@ impl KeyringStore {
         &self.lock_path
     }
 
+    /// Removes the token (and its parts) from the credential store, e.g. when the user logs out.
+    /// Removing what is not there is not an error.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreErrorKind::Unavailable`] or [`StoreErrorKind::Denied`] when the credential store
+    /// cannot be used.
+    pub fn clear(&self) -> Result<(), StoreError> {
+        self.delete(&self.account)?;
+        self.sweep('a', 0);
+        self.sweep('b', 0);
+        Ok(())
+    }
+
     fn entry(&self, user: &str) -> Result<Entry, StoreError> {
         Entry::new_in_store(&self.credentials, &self.service, user)
             .map_err(|e| self.error("cannot name the entry", user, e))

@@ -142,10 +142,8 @@ return 0",
 /// let store = RedisStore::builder("redis://worker:s3cret@redis.internal:6379/0")
 ///     .key_prefix("billing-sync:")
 ///     .build()?;
-/// # let seed = Token::new("ACCESS").refresh_token("REFRESH");
-/// # if false {
-/// store.save(&seed)?; // once, after the login
-/// # }
+/// # let login = Token::new("ACCESS").refresh_token("REFRESH");
+/// store.save(&login)?; // once, after the operator's login
 ///
 /// // in every worker:
 /// let client = Client::builder("https://api.example.com")

@@ -3,6 +3,9 @@
 //! The parent passes everything in the environment and reads `KEY=value` lines from the child's
 //! stdout. Every child is killed if it outlives its bound.
 
+// Some helpers serve only the Redis or keyring tests, which are built with their features.
+#![cfg_attr(not(all(feature = "redis", feature = "keyring")), allow(dead_code))]
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -54,8 +57,8 @@ impl ChildSpec {
 
     /// Worker threads and the wall-clock end of their run.
     pub fn workers(self, threads: usize, until: SystemTime) -> ChildSpec {
-        self.env(CHILD_THREADS, &threads.to_string())
-            .env(CHILD_UNTIL_MS, &unix_ms(until).to_string())
+        self.env(CHILD_THREADS, threads.to_string())
+            .env(CHILD_UNTIL_MS, unix_ms(until).to_string())
     }
 
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> ChildSpec {

@@ -367,4 +367,6 @@ fn kernel_keyring_keeps_small_and_chunked_tokens() {
         client.token().unwrap().access_token()
     );
     assert_eq!(server.counters().refreshes, 1);
+    store.clear().unwrap();
+    assert!(store.load().unwrap().is_none());
 }

@@ -25,7 +25,7 @@ fn wait_until(what: &str, within: Duration, ready: impl Fn() -> bool) {
 }
 
 /// A `redis-server` of our own on a free loopback port, without persistence except the snapshot
-/// written by a graceful [`restart`](RedisServer::restart).
+/// written by a graceful [`stop`](RedisServer::stop).
 pub struct RedisServer {
     port: u16,
     dir: TempDir,
@@ -136,11 +136,6 @@ impl RedisServer {
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "still running");
         self.launch();
-    }
-
-    pub fn restart(&mut self, keep_data: bool) {
-        self.stop(keep_data);
-        self.start_again();
     }
 }
 
