@@ -66,12 +66,13 @@ impl Error {
     }
 
     /// Whether trying again later may succeed: a transient refresh failure, a refresh wait that timed
-    /// out, a panicked refresher, or a transport failure of the request.
+    /// out, a panicked refresher, a transport failure of the request, or a store that could not be
+    /// read or reached ([`StoreErrorKind::Io`], [`StoreErrorKind::Unavailable`]).
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Refresh(e) => e.is_transient(),
             Error::RefreshTimeout(_) | Error::RefresherPanicked | Error::Transport(_) => true,
-            Error::Store(e) => e.kind() == StoreErrorKind::Io,
+            Error::Store(e) => matches!(e.kind(), StoreErrorKind::Io | StoreErrorKind::Unavailable),
             _ => false,
         }
     }
@@ -472,6 +473,18 @@ pub enum StoreErrorKind {
     Io,
     /// The store's exclusive lock could not be taken in time (another process holds it).
     LockTimeout,
+    /// The store cannot be reached: no credential store on this system (e.g. no Secret Service on
+    /// the session bus of a headless Linux), or a Redis server that refuses or drops connections
+    /// or does not answer in time. Transient: it may be back later. The token is never kept
+    /// anywhere else instead.
+    Unavailable,
+    /// The store refused access: wrong Redis credentials or an ACL that forbids a command, a locked
+    /// keychain or a credential prompt the user declined.
+    Denied,
+    /// A save was refused because this process no longer held the store's exclusive section and
+    /// another process has saved since (a `RedisStore` lease that expired
+    /// during a slow refresh). The newer stored token was kept.
+    LeaseLost,
     /// A custom store reported the failure.
     Custom,
 }
@@ -534,6 +547,12 @@ impl StoreError {
         StoreError::new(StoreErrorKind::Io, what)
             .with_path(path)
             .with_source(e)
+    }
+
+    /// The message without the cause, for stores that wrap another store's error.
+    #[cfg_attr(not(any(feature = "keyring", feature = "redis")), allow(dead_code))]
+    pub(crate) fn message(&self) -> &str {
+        &self.inner.message
     }
 
     /// The broad class of the failure.

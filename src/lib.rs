@@ -58,8 +58,16 @@
 //!
 //! # Crate features
 //!
-//! None yet. `tokengate::ureq` and `tokengate::http` re-export the versions this crate uses, so you
-//! need no version-matched dependency of your own.
+//! Both off by default; the default build has six dependencies.
+//!
+//! - `keyring`: `KeyringStore`, the token in the OS credential store
+//!   (macOS Keychain, Windows Credential Manager, the Secret Service or the kernel keyring on
+//!   Linux), for desktop apps.
+//! - `redis`: `RedisStore`, the token in Redis with a lease around each
+//!   refresh, for fleets of workers on many machines.
+//!
+//! `tokengate::ureq` and `tokengate::http` re-export the versions this crate uses, so you need no
+//! version-matched dependency of your own.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -83,6 +91,10 @@ pub use gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 pub use middleware::TokenMiddleware;
 pub use refresh::{ClientAuth, OAuth2, Refresh, TokenResponse};
 pub use store::{FileStore, MemoryStore, StoreLock, TokenStore};
+#[cfg(feature = "keyring")]
+pub use store::{KeyringBackend, KeyringStore, KeyringStoreBuilder};
+#[cfg(feature = "redis")]
+pub use store::{RedisStore, RedisStoreBuilder};
 pub use token::{AccessToken, ClientSecret, RefreshToken, Token};
 
 /// The ureq version this crate is built on (its `Body`, `Error` and `Agent` appear in this API).
@@ -108,4 +120,8 @@ fn _assert_send_sync() {
     is::<FileStore>();
     is::<MemoryStore>();
     is::<StoreError>();
+    #[cfg(feature = "keyring")]
+    is::<KeyringStore>();
+    #[cfg(feature = "redis")]
+    is::<RedisStore>();
 }

@@ -459,16 +459,7 @@ impl FileStore {
     }
 
     fn create_parent(&self) -> Result<(), StoreError> {
-        let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) else {
-            return Ok(());
-        };
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(dir)
-            .map_err(|e| StoreError::io("cannot create the directory", dir, e))
+        create_parent_dir(&self.path)
     }
 
     /// Renames an unusable token file to `<path>.corrupt-<unix seconds>` so a save does not
@@ -585,34 +576,56 @@ impl TokenStore for FileStore {
     /// process dies.
     fn lock(&self, timeout: Duration) -> Result<StoreLock<'_>, StoreError> {
         self.create_parent()?;
-        let file = private_options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.lock_path)
-            .map_err(|e| StoreError::io("cannot open the lock file", &self.lock_path, e))?;
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(StoreLock::new(file)),
-                Err(fs::TryLockError::WouldBlock) => {}
-                Err(fs::TryLockError::Error(e)) => {
-                    return Err(StoreError::io("cannot lock", &self.lock_path, e));
-                }
+        lock_file(&self.lock_path, timeout).map(StoreLock::new)
+    }
+}
+
+/// Creates the missing parent directories of `path`, with mode `0700` on Unix.
+pub(crate) fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| StoreError::io("cannot create the directory", dir, e))
+}
+
+/// Takes an exclusive [`File::lock`] on `path` (created with mode `0600` when missing, never
+/// deleted), polling at most every 10 ms until `timeout`. The lock lasts as long as the returned
+/// file is open, and the OS releases it when the process dies. Every store with a lock file
+/// ([`FileStore`], the keyring store) locks through here.
+pub(crate) fn lock_file(path: &Path, timeout: Duration) -> Result<File, StoreError> {
+    let file = private_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| StoreError::io("cannot open the lock file", path, e))?;
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(StoreError::io("cannot lock", path, e));
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(StoreError::new(
-                    StoreErrorKind::LockTimeout,
-                    format!("another process held the lock for more than {timeout:?}"),
-                )
-                .with_path(&self.lock_path));
-            }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(LOCK_POLL_MAX);
         }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(StoreError::new(
+                StoreErrorKind::LockTimeout,
+                format!("another process held the lock for more than {timeout:?}"),
+            )
+            .with_path(path));
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(LOCK_POLL_MAX);
     }
 }
 
@@ -689,6 +702,16 @@ pub(crate) fn refresh_locked(
         save_error,
     })
 }
+
+#[cfg(feature = "keyring")]
+mod keyring;
+#[cfg(feature = "redis")]
+mod redis;
+
+#[cfg(feature = "keyring")]
+pub use self::keyring::{KeyringBackend, KeyringStore, KeyringStoreBuilder};
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 
 #[cfg(test)]
 mod tests;

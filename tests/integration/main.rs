@@ -4,13 +4,20 @@
 
 mod ahead;
 mod challenges;
+mod children;
 mod concurrency;
 mod connections;
 mod failures;
 mod faults;
+#[cfg(feature = "keyring")]
+mod keyring_store;
 mod middleware;
 mod outages;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod refreshers;
 mod security;
+#[cfg(any(feature = "redis", feature = "keyring"))]
+mod services;
 mod store;
 mod support;

@@ -1,38 +1,26 @@
 //! Token persistence and cross-process single flight (issue 3): `FileStore` against the real server
 //! with rotating, reuse-detecting refresh tokens, in this process and in child processes.
 //!
-//! Child processes are this test binary run again with `CHILD_MODE` set, filtered to
-//! [`child_process_entry_point`]; the parent passes the server URL and file path in the environment
-//! and reads one result line from the child's stdout. Every child is killed if it outlives its bound.
+//! Child processes are this test binary run again (see `children.rs`), filtered to
+//! [`child_process_entry_point`], which also runs the children of the Redis and keyring tests.
 
-use std::io::Read;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokengate::{Client, Error, FileStore, StoreErrorKind, Token, TokenStore};
+use tokengate::{Client, Error, FileStore, OAuth2, Refresh, StoreErrorKind, Token, TokenStore};
 use tokengate_testserver::TestServer;
 
+use crate::children::*;
 use crate::support::*;
 
-/// Selects what a child process does: `worker` or `saver`.
-const CHILD_MODE: &str = "TOKENGATE_TEST_CHILD";
-const CHILD_URL: &str = "TOKENGATE_TEST_URL";
-const CHILD_FILE: &str = "TOKENGATE_TEST_FILE";
-const CHILD_THREADS: &str = "TOKENGATE_TEST_THREADS";
-/// Wall-clock end of the child's run, in Unix milliseconds.
-const CHILD_UNTIL_MS: &str = "TOKENGATE_TEST_UNTIL_MS";
-
-/// Processes and threads per process of the multi-process test.
-const PROCESSES: usize = 4;
-const THREADS_PER_PROCESS: usize = 8;
+/// Processes and threads per process of the multi-process tests.
+pub const PROCESSES: usize = 4;
+pub const THREADS_PER_PROCESS: usize = 8;
 const RUN_FOR: Duration = Duration::from_secs(3);
-const TOKEN_LIFETIME: Duration = Duration::from_secs(1);
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(1);
 
 fn client_on(server: &TestServer, store: FileStore) -> Result<Client, Error> {
     Client::builder(format!("{}/api", server.url()))
@@ -42,153 +30,166 @@ fn client_on(server: &TestServer, store: FileStore) -> Result<Client, Error> {
         .build()
 }
 
-/// Not a test: the body of the child processes the tests below start (run with `--ignored`).
+fn file_spec(file: &Path) -> String {
+    format!("file:{}", file.display())
+}
+
+/// Not a test: the body of the child processes the tests start (run with `--ignored`).
 #[test]
 #[ignore = "child process of the store tests"]
 fn child_process_entry_point() {
     let Ok(mode) = std::env::var(CHILD_MODE) else {
         panic!("{CHILD_MODE} not set: this runs only as a child of the store tests");
     };
-    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} not set"));
-    let store = FileStore::new(env(CHILD_FILE));
-    let until = UNIX_EPOCH + Duration::from_millis(env(CHILD_UNTIL_MS).parse().unwrap());
-    match mode.as_str() {
-        "worker" => {
-            // Calls the API from N threads until `until` (at least once each), sharing the token
-            // file with the other processes.
-            let threads: usize = env(CHILD_THREADS).parse().unwrap();
-            let client = Client::builder(format!("{}/api", env(CHILD_URL)))
-                .store(store)
-                .refresher(
-                    tokengate::OAuth2::refresh_token_grant(format!(
-                        "{}/oauth/token",
-                        env(CHILD_URL)
-                    ))
-                    .client_id("demo-client")
-                    .client_secret("demo-secret"),
-                )
-                .refresh_timeout(PATIENCE)
-                .build()
-                .expect("child: cannot build the client");
-            let c = client.clone();
-            let counts = on_threads(threads, move |i| {
-                let (mut ok, mut failed) = (0u64, 0u64);
-                loop {
-                    let what = match c.get(&format!("/p{}/t{i}", std::process::id())).call() {
-                        Ok(r) if r.status() == 200 => None,
-                        Ok(r) => Some(format!("HTTP {}", r.status())),
-                        Err(e) => Some(e.to_string()),
-                    };
-                    match what {
-                        None => ok += 1,
-                        Some(what) => {
-                            if failed == 0 {
-                                eprintln!("child {} thread {i}: {what}", std::process::id());
-                            }
-                            failed += 1;
-                        }
-                    }
-                    if SystemTime::now() >= until {
-                        return (ok, failed);
-                    }
-                }
-            });
-            let (ok, failed) = counts.iter().fold((0, 0), |(o, f), (a, b)| (o + a, f + b));
-            let s = client.stats();
-            println!(
-                "RESULT ok={ok} failed={failed} refreshes={} adopted={} store_errors={}",
-                s.refreshes, s.adopted, s.store_errors
-            );
-        }
-        "saver" => {
-            // Saves two alternating tokens as fast as it can until killed (or `until`).
-            let tokens = [
-                Token::new("A".repeat(2000)).refresh_token("ra"),
-                Token::new("B".repeat(3000)).refresh_token("rb"),
-            ];
-            for i in 0..1_000_000usize {
-                store.save(&tokens[i % 2]).expect("child: save failed");
-                if SystemTime::now() >= until {
-                    break;
-                }
-            }
-        }
+    let spec = child_env(CHILD_STORE);
+    let (kind, rest) = spec.split_once(':').expect("a store spec");
+    match kind {
+        "file" => run_child(&mode, FileStore::new(rest)),
+        #[cfg(feature = "redis")]
+        "redis" => run_child(&mode, crate::redis_store::store_from_spec(rest)),
+        #[cfg(feature = "keyring")]
+        "keyring" => crate::keyring_store::child(&mode, rest),
+        other => panic!("unknown store kind {other}"),
+    }
+}
+
+pub fn child_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} not set"))
+}
+
+/// The refresh_token grant against the server at `url` (in a child: `CHILD_URL`).
+fn oauth_at(url: &str) -> OAuth2 {
+    OAuth2::refresh_token_grant(format!("{url}/oauth/token"))
+        .client_id("demo-client")
+        .client_secret("demo-secret")
+}
+
+/// The modes every store's children share.
+pub fn run_child<S: TokenStore + Clone>(mode: &str, store: S) {
+    match mode {
+        "worker" => worker(store),
+        "saver" => saver(store),
+        "hold-before-redeem" | "hold-after-redeem" => hold(store, mode == "hold-after-redeem"),
         other => panic!("unknown {CHILD_MODE}={other}"),
     }
 }
 
-/// Starts this test binary as a child in `mode`.
-fn spawn_child(mode: &str, url: &str, file: &Path, threads: usize, until: SystemTime) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "store::child_process_entry_point",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_MODE, mode)
-        .env(CHILD_URL, url)
-        .env(CHILD_FILE, file)
-        .env(CHILD_THREADS, threads.to_string())
-        .env(CHILD_UNTIL_MS, unix_ms(until).to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("cannot start a child process")
-}
-
-/// What a worker child reported.
-#[derive(Debug, Default)]
-struct WorkerResult {
-    ok: u64,
-    failed: u64,
-    refreshes: u64,
-    adopted: u64,
-    store_errors: u64,
-}
-
-/// Waits for `child` until `deadline` (killing it and failing the test after that) and parses its
-/// result line.
-fn finish(mut child: Child, deadline: Instant) -> WorkerResult {
-    loop {
-        match child.try_wait().unwrap() {
-            Some(status) => {
-                let mut out = String::new();
-                child
-                    .stdout
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut out)
-                    .unwrap();
-                assert!(status.success(), "child failed ({status}):\n{out}");
-                let line = out
-                    .lines()
-                    .find_map(|l| Some(&l[l.find("RESULT ")? + "RESULT ".len()..]))
-                    .unwrap_or_else(|| panic!("no result line in:\n{out}"));
-                let mut r = WorkerResult::default();
-                for field in line.split_whitespace() {
-                    let (k, v) = field.split_once('=').unwrap();
-                    let v = v.parse().unwrap();
-                    match k {
-                        "ok" => r.ok = v,
-                        "failed" => r.failed = v,
-                        "refreshes" => r.refreshes = v,
-                        "adopted" => r.adopted = v,
-                        "store_errors" => r.store_errors = v,
-                        _ => panic!("unknown field {k}"),
+/// Calls the API from N threads until `until` (at least once each), sharing the store with the
+/// other processes, and reports what it saw.
+fn worker<S: TokenStore>(store: S) {
+    let url = child_env(CHILD_URL);
+    let threads: usize = child_env(CHILD_THREADS).parse().unwrap();
+    let until = UNIX_EPOCH + Duration::from_millis(child_env(CHILD_UNTIL_MS).parse().unwrap());
+    let client = Client::builder(format!("{url}/api"))
+        .store(store)
+        .refresher(oauth_at(&url))
+        .refresh_timeout(PATIENCE)
+        .build()
+        .expect("child: cannot build the client");
+    let c = client.clone();
+    let counts = on_threads(threads, move |i| {
+        // ok, failed; of the failures: 401 returned, store errors, login required
+        let mut n = [0u64; 5];
+        loop {
+            let what = match c.get(&format!("/p{}/t{i}", std::process::id())).call() {
+                Ok(r) if r.status() == 200 => None,
+                Ok(r) => {
+                    if r.status() == 401 {
+                        n[2] += 1;
                     }
+                    Some(format!("HTTP {}", r.status()))
                 }
-                return r;
+                Err(e) => {
+                    if e.store_error().is_some() {
+                        n[3] += 1;
+                    }
+                    if e.is_login_required() {
+                        n[4] += 1;
+                    }
+                    Some(e.to_string())
+                }
+            };
+            match what {
+                None => n[0] += 1,
+                Some(what) => {
+                    if n[1] == 0 {
+                        eprintln!("child {} thread {i}: {what}", std::process::id());
+                    }
+                    n[1] += 1;
+                }
             }
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("a child process hung; killed it");
+            if SystemTime::now() >= until {
+                return n;
             }
-            None => thread::sleep(Duration::from_millis(10)),
+            if n[4] > 0 {
+                // Logged out: nothing more to learn from this thread.
+                return n;
+            }
+        }
+    });
+    let sum = |k: usize| counts.iter().map(|n| n[k]).sum::<u64>();
+    let s = client.stats();
+    println!(
+        "RESULT ok={} failed={} rejected={} store_failed={} login_required={} refreshes={} adopted={} store_errors={}",
+        sum(0),
+        sum(1),
+        sum(2),
+        sum(3),
+        sum(4),
+        s.refreshes,
+        s.adopted,
+        s.store_errors
+    );
+}
+
+/// Saves two alternating tokens as fast as it can until killed (or `until`).
+fn saver<S: TokenStore>(store: S) {
+    let until = UNIX_EPOCH + Duration::from_millis(child_env(CHILD_UNTIL_MS).parse().unwrap());
+    let tokens = [
+        Token::new("A".repeat(2000)).refresh_token("ra"),
+        Token::new("B".repeat(3000)).refresh_token("rb"),
+    ];
+    for i in 0..1_000_000usize {
+        store.save(&tokens[i % 2]).expect("child: save failed");
+        if SystemTime::now() >= until {
+            break;
         }
     }
+    println!("RESULT saved=1");
+}
+
+/// Refreshes the stored (expired) token inside the store's exclusive section, and stops there
+/// until killed: before calling the token endpoint, or after it answered (the rotated refresh
+/// token then exists only in this process). Prints `HOLDING` when it is there.
+fn hold<S: TokenStore>(store: S, redeem_first: bool) {
+    let url = child_env(CHILD_URL);
+    let oauth = oauth_at(&url);
+    let refresher = move |current: &Token| {
+        let redeemed = if redeem_first {
+            Some(oauth.refresh(Some(current))?)
+        } else {
+            None
+        };
+        println!("HOLDING");
+        std::io::stdout().flush().unwrap();
+        thread::sleep(PATIENCE);
+        panic!("child: not killed while holding ({})", redeemed.is_some());
+    };
+    let client = Client::builder(format!("{url}/api"))
+        .store(store)
+        .refresher(refresher)
+        .refresh_timeout(PATIENCE)
+        .build()
+        .expect("child: cannot build the client");
+    let _ = client.get("/me").call();
+}
+
+/// Starts this test binary as a worker child sharing `file`.
+fn spawn_child(mode: &str, url: &str, file: &Path, threads: usize, until: SystemTime) -> Child {
+    ChildSpec::new(mode, &file_spec(file))
+        .url(url)
+        .workers(threads, until)
+        .spawn()
 }
 
 #[test]
@@ -203,19 +204,22 @@ fn four_processes_share_one_token_file_with_one_refresh_per_expiry() {
         .map(|_| spawn_child("worker", &server.url(), &file, THREADS_PER_PROCESS, until))
         .collect();
     let deadline = Instant::now() + RUN_FOR + PATIENCE;
-    let results: Vec<WorkerResult> = children.into_iter().map(|c| finish(c, deadline)).collect();
+    let results: Vec<ChildResult> = children.into_iter().map(|c| finish(c, deadline)).collect();
     let elapsed = started.elapsed();
     let c = server.counters();
 
     assert!(
-        results.iter().all(|r| r.failed == 0 && r.ok > 0),
+        results.iter().all(|r| r.n("failed") == 0 && r.n("ok") > 0),
         "every request must succeed: {results:?}"
     );
     assert_eq!(c.invalid_grant, 0, "{c:?}");
     assert_eq!(c.reuse_detected, 0, "{c:?}");
-    assert!(results.iter().all(|r| r.store_errors == 0), "{results:?}");
+    assert!(
+        results.iter().all(|r| r.n("store_errors") == 0),
+        "{results:?}"
+    );
     assert_eq!(
-        results.iter().map(|r| r.refreshes).sum::<u64>(),
+        results.iter().map(|r| r.n("refreshes")).sum::<u64>(),
         c.refreshes,
         "every server refresh was done by exactly one process"
     );
@@ -228,7 +232,7 @@ fn four_processes_share_one_token_file_with_one_refresh_per_expiry() {
         c.refreshes
     );
     assert!(
-        results.iter().map(|r| r.adopted).sum::<u64>() >= 1,
+        results.iter().map(|r| r.n("adopted")).sum::<u64>() >= 1,
         "the processes took each other's tokens: {results:?}"
     );
     assert_eq!(c.max_concurrent_refreshes, 1, "{c:?}");
@@ -253,7 +257,7 @@ fn a_restarted_process_uses_the_saved_token_without_refreshing() {
     let child = spawn_child("worker", &server.url(), &file, 2, SystemTime::now());
     let r = finish(child, Instant::now() + PATIENCE);
     assert_eq!(
-        (r.ok, r.failed, r.refreshes, r.adopted),
+        (r.n("ok"), r.n("failed"), r.n("refreshes"), r.n("adopted")),
         (2, 0, 0, 0),
         "{r:?}"
     );
@@ -403,16 +407,6 @@ fn a_writer_killed_mid_save_leaves_a_whole_file() {
         store.load().unwrap().unwrap().access_token().secret(),
         "after"
     );
-}
-
-/// Kills the child if the test fails before it does.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A file that cannot be used and what loading it must say.
