@@ -19,7 +19,7 @@ use crate::errors::{self, py_err};
 use crate::events::{PyEvents, PyStats};
 use crate::gate::{self, GateSettings, PyGate};
 use crate::response::{PyResponse, RawResponse};
-use crate::token::{PyToken, opt_seconds, seconds};
+use crate::token::{PyToken, opt_seconds, quoted, seconds};
 
 /// Largest response body read, unless `max_response_body` says otherwise.
 const DEFAULT_MAX_RESPONSE_BODY: u64 = 10 * 1024 * 1024;
@@ -450,7 +450,7 @@ impl PyClient {
     }
 
     fn __repr__(&self) -> String {
-        format!("Client({:?})", self.recipe.base_url)
+        format!("Client({})", quoted(&self.recipe.base_url))
     }
 }
 

@@ -11,7 +11,7 @@ use pyo3::types::PyDict;
 use tokengate::Event;
 
 use crate::errors;
-use crate::token::seconds;
+use crate::token::{quoted, seconds};
 
 /// How often a blocked iterator wakes to let Python handle signals (Ctrl-C).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
@@ -180,7 +180,7 @@ impl PyEvent {
 #[pymethods]
 impl PyEvent {
     fn __repr__(&self, py: Python<'_>) -> String {
-        let mut parts = vec![format!("kind={:?}", self.kind)];
+        let mut parts = vec![format!("kind={}", quoted(self.kind))];
         if let Some(g) = self.generation {
             parts.push(format!("generation={g}"));
         }

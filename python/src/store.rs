@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use tokengate::TokenStore;
 
 use crate::errors;
-use crate::token::PyToken;
+use crate::token::{PyToken, quoted};
 
 /// The token in a JSON file, shared safely by several threads and processes.
 ///
@@ -71,7 +71,10 @@ impl PyFileStore {
     }
 
     fn __repr__(&self) -> String {
-        format!("FileStore({:?})", self.inner.path())
+        format!(
+            "FileStore({})",
+            quoted(&self.inner.path().to_string_lossy())
+        )
     }
 }
 

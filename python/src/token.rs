@@ -135,8 +135,8 @@ impl PyToken {
 /// `Token(access_token=[redacted], ...)`: everything but the secrets.
 pub(crate) fn token_repr(token: &tokengate::Token) -> String {
     let mut out = format!(
-        "Token(access_token=[redacted], token_type={:?}",
-        token.get_token_type()
+        "Token(access_token=[redacted], token_type={}",
+        quoted(token.get_token_type())
     );
     match token.remaining() {
         Some(left) => out.push_str(&format!(", expires_in={:.1}", left.as_secs_f64())),
@@ -147,9 +147,27 @@ pub(crate) fn token_repr(token: &tokengate::Token) -> String {
         None => ", refresh_token=None",
     });
     if let Some(scope) = token.get_scope() {
-        out.push_str(&format!(", scope={scope:?}"));
+        out.push_str(&format!(", scope={}", quoted(scope)));
     }
     out.push(')');
+    out
+}
+
+/// `text` as a Python string literal in single quotes, as `repr()` writes it.
+pub(crate) fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\\' | '\'' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&c.escape_default().to_string()),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
     out
 }
 

@@ -142,3 +142,18 @@ class TransportError(TokengateError):
 class ConfigError(TokengateError, ValueError):
     """An argument tokengate cannot work with: a bad URL, method or header, both a gate and token
     settings, an unusable refresher configuration."""
+
+
+# Shown (and pickled) as `tokengate.X`, where users import them from.
+for _cls in (
+    TokengateError,
+    LoginRequired,
+    RefreshFailed,
+    RefreshTimeout,
+    InvalidToken,
+    StoreError,
+    TransportError,
+    ConfigError,
+):
+    _cls.__module__ = "tokengate"
+del _cls
