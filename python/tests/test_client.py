@@ -3,9 +3,11 @@ the ``token()`` snapshot."""
 
 from __future__ import annotations
 
+import http.server
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -210,3 +212,47 @@ def test_dropping_a_client_whose_background_refresher_runs_python_does_not_deadl
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "dropped"
     assert server.counters()["refreshes"] == 1
+
+
+class _RepeatedHeaders(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with two Set-Cookie headers, a Latin-1 header value and a Latin-1 body."""
+
+    def do_GET(self):
+        body = "café".encode("latin-1")
+        self.send_response(200)
+        self.send_header("Set-Cookie", "a=1")
+        self.send_header("Set-Cookie", "b=2")
+        self.send_header("X-Seen-Auth", self.headers.get("Authorization", ""))
+        self.send_header("Content-Type", "text/plain; charset=latin-1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_every_header_value_and_the_charset_of_the_body():
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RepeatedHeaders) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            client = tokengate.Client(
+                f"http://127.0.0.1:{httpd.server_address[1]}", token=tokengate.Token("tok")
+            )
+            r = client.get("/")
+        finally:
+            httpd.shutdown()
+    assert r.headers.get_list("set-cookie") == ["a=1", "b=2"]
+    assert r.headers["Set-Cookie"] == "a=1, b=2"
+    assert [v for k, v in r.headers.multi_items() if k == "set-cookie"] == ["a=1", "b=2"]
+    assert list(r.headers).count("set-cookie") == 1
+    assert r.headers["x-seen-auth"] == "Bearer tok"
+    assert r.content == "café".encode("latin-1")
+    assert r.text == "café"
+
+
+def test_max_response_body_bounds_what_is_read(server):
+    client = server.client(max_response_body=1000)
+    assert len(client.get("/big", params={"bytes": 1000}).content) == 1000
+    with pytest.raises(tokengate.TransportError):
+        client.get("/big", params={"bytes": 1001})
