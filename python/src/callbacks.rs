@@ -45,8 +45,8 @@ impl PyOAuth2 {
     ///     scope: the scope to request, space-separated. Defaults to none.
     ///     extra_params: more form fields for every token request, e.g. ``{"audience": ...}``.
     ///         Defaults to none.
-    ///     timeout: seconds for the whole token request. Defaults to 30.
-    ///     connect_timeout: seconds to connect to the token endpoint. Defaults to 10.
+    ///     timeout: seconds for the whole token request. Defaults to 10.
+    ///     connect_timeout: seconds to connect to the token endpoint. Defaults to 5.
     ///     allow_insecure_http: allow a plain ``http`` endpoint off loopback. Defaults to False.
     #[staticmethod]
     #[pyo3(signature = (token_url, *, client_id=None, client_secret=None, client_auth=None, scope=None, extra_params=None, timeout=None, connect_timeout=None, allow_insecure_http=false))]

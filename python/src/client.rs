@@ -47,10 +47,12 @@ const TIMEOUT_CLIENTS: usize = 16;
 ///         60, or a tenth of the token's lifetime when that is shorter.
 ///     refresh_ahead: seconds before expiry when a refresh starts in the background while the
 ///         still-valid token is used. Defaults to 300, or a fifth of the lifetime; 0 turns it off.
-///     refresh_timeout: longest wait for another thread's refresh. Defaults to 30.
+///     refresh_timeout: how long a request may wait for a token: for another thread's refresh
+///         and through the backoff after a failure. Defaults to 10.
 ///     assumed_lifetime: lifetime of tokens without ``expires_in``. Defaults to none (used until
 ///         rejected).
-///     refresh_backoff: ``(initial, max)`` seconds after transient failures. Defaults to (1, 60).
+///     refresh_backoff: ``(initial, max)`` seconds after failed refreshes, doubling and jittered;
+///         a server's ``Retry-After`` is honoured up to ``max``. Defaults to (0.25, 5).
 ///     on_refresh: called with each new ``Token`` from the refresher (to persist it elsewhere).
 ///     on_login_required: called with the ``LoginRequired`` exception when a refresh fails
 ///         permanently.
@@ -276,7 +278,8 @@ impl PyClient {
     ///     after that is returned as the response, not raised.
     ///
     /// Raises:
-    ///     LoginRequired, RefreshFailed, RefreshTimeout: no token could be had.
+    ///     LoginRequired, RefreshFailed, RefreshTimeout: no token could be had within
+    ///         ``refresh_timeout``.
     ///     TransportError: the request itself failed (connection, timeout, body too large).
     ///     ConfigError: a bad method, URL or header.
     #[pyo3(signature = (method, path, *, params=None, headers=None, json=None, data=None, timeout=None))]

@@ -36,7 +36,10 @@ pub(crate) fn instance<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'p
             "LoginRequired"
         }
         Error::Refresh(refresh) => {
-            kwargs.set_item("retry_in", refresh.retry_after().map(|d| d.as_secs_f64()))?;
+            kwargs.set_item("configuration", refresh.is_configuration())?;
+            let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
+            kwargs.set_item("retry_in", secs(refresh.next_attempt_in()))?;
+            kwargs.set_item("retry_after", secs(refresh.retry_after()))?;
             refresh_details(&kwargs, Some(refresh))?;
             "RefreshFailed"
         }
@@ -107,10 +110,12 @@ fn store_details(kwargs: &Bound<'_, PyDict>, store: &StoreError) -> PyResult<()>
 /// What an exception raised by a Python refresher means for the gate.
 ///
 /// `tokengate.LoginRequired`, or `tokengate.RefreshFailed` with `transient=False`, is the refresher
-/// saying that only a new login helps: a permanent failure. Anything else (a bug, a network error
-/// of its own HTTP library, `RefreshFailed` with `transient=True`) is transient: the gate backs off
-/// and tries again, and nobody is logged out. The message of an unexpected exception is its whole
-/// traceback, so the caller that gets the `RefreshFailed` can see where it came from.
+/// saying that only a new login helps: a permanent failure. `RefreshFailed` with
+/// `configuration=True` says the client's own setup is refused (an operator must fix it; the
+/// session is kept). Anything else (a bug, a network error of its own HTTP library,
+/// `RefreshFailed` with `transient=True`) is transient: the gate backs off and tries again, and
+/// nobody is logged out. The message of an unexpected exception is its whole traceback, so the
+/// caller that gets the `RefreshFailed` can see where it came from.
 pub(crate) fn refresh_error(py: Python<'_>, err: &PyErr) -> RefreshError {
     let value = err.value(py);
     let is = |class: &str| {
@@ -127,11 +132,16 @@ pub(crate) fn refresh_error(py: Python<'_>, err: &PyErr) -> RefreshError {
         return RefreshError::permanent(text());
     }
     if is("RefreshFailed") {
-        let transient = value
-            .getattr("transient")
-            .and_then(|t| t.is_truthy())
-            .unwrap_or(true);
-        if !transient {
+        let flag = |name: &str, default: bool| {
+            value
+                .getattr(name)
+                .and_then(|t| t.is_truthy())
+                .unwrap_or(default)
+        };
+        if flag("configuration", false) {
+            return RefreshError::configuration(text());
+        }
+        if !flag("transient", true) {
             return RefreshError::permanent(text());
         }
         let mut e = RefreshError::transient(text());

@@ -156,12 +156,14 @@ impl PyGate {
     }
 
     /// A token that is fine to send now, refreshing first when it is inside its refresh window or
-    /// was rejected. Waits (with the GIL released) while another thread refreshes.
+    /// was rejected. Waits (with the GIL released) while another thread refreshes, and through a
+    /// backoff that ends within ``refresh_timeout``.
     ///
     /// Raises:
     ///     LoginRequired: a refresh failed permanently; only ``set_token()`` helps.
-    ///     RefreshFailed: a refresh failed transiently and the old token is no longer valid.
-    ///     RefreshTimeout: another thread's refresh took longer than ``refresh_timeout``.
+    ///     RefreshFailed: a refresh failed, the old token is no longer valid, and the next attempt
+    ///         would come after ``refresh_timeout`` (or the client's configuration was refused).
+    ///     RefreshTimeout: a refresh took longer than ``refresh_timeout``.
     fn lease(&self, py: Python<'_>) -> PyResult<PyLease> {
         let gate = &self.inner;
         let lease = py.detach(|| gate.lease()).map_err(py_err(py))?;

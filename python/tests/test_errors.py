@@ -13,10 +13,6 @@ import pytest
 import tokengate
 from support import refresh_with_urllib
 
-#: Bounds the loops that wait for a short backoff to pass.
-PATIENCE = 10.0
-
-
 def test_the_hierarchy():
     for cls in (
         tokengate.LoginRequired,
@@ -71,23 +67,62 @@ def test_login_required_without_a_token_or_refresher(server):
 
 
 @pytest.mark.server("--failure", "unavailable:7")
-def test_transient_refresh_failure_carries_retry_in_and_backs_off(server):
-    client = server.client(token=server.login(expired=True))
+def test_transient_refresh_failure_says_when_the_gate_tries_again(server):
+    # The next attempt (after the server's Retry-After of 7 s, honoured up to the backoff's 10 s
+    # maximum) is beyond this client's 1 s budget for waiting, so the request fails at once.
+    client = server.client(
+        token=server.login(expired=True), refresh_timeout=1, refresh_backoff=(0.25, 10)
+    )
     events = client.events()
     with pytest.raises(tokengate.RefreshFailed) as caught:
         client.get("/x")
     e = caught.value
-    assert e.transient is True
-    assert e.retry_in == 7.0
+    assert e.transient is True and e.configuration is False
+    assert e.retry_after == 7.0
+    assert 5.0 < e.retry_in <= 7.0
     assert e.status == 503
+    assert "next attempt in" in str(e)
     assert not client.gate.login_required
     with pytest.raises(tokengate.RefreshFailed):
         client.get("/x")
-    assert server.counters()["token_requests"] == 1, "the second call waited out the backoff"
+    assert server.counters()["token_requests"] == 1, "the second call did not refresh again"
     event = events.get(timeout=5)
     assert event.kind == "refresh_failed"
     assert event.retry_in >= 7.0
     assert isinstance(event.error, tokengate.RefreshFailed)
+
+
+@pytest.mark.server("--failure", "unavailable:1")
+def test_requests_wait_through_a_short_backoff_for_the_next_attempt(server):
+    client = server.client(token=server.login(expired=True), refresh_timeout=10)
+    events = client.events()
+    first = events.get(timeout=0)
+    assert first is None
+
+    def heal():
+        # Once the first attempt has failed, the token endpoint recovers.
+        assert events.get(timeout=10).kind == "refresh_failed"
+        server.command("failure none")
+
+    healer = threading.Thread(target=heal)
+    healer.start()
+    try:
+        assert client.get("/x").status_code == 200
+    finally:
+        healer.join(timeout=15)
+    c = server.counters()
+    assert c["token_requests"] == 2 and c["refreshes"] == 1, c
+
+
+@pytest.mark.server("--failure", "invalid-client")
+def test_a_refused_client_is_a_configuration_failure_not_a_logout(server):
+    client = server.client(token=server.login(expired=True))
+    with pytest.raises(tokengate.RefreshFailed) as caught:
+        client.get("/x")
+    assert caught.value.configuration is True
+    assert caught.value.transient is False
+    assert caught.value.oauth_error == "invalid_client"
+    assert not client.gate.login_required, "the session is kept for the operator to fix"
 
 
 def test_refresh_timeout_when_another_thread_refreshes_too_long(server):
@@ -192,38 +227,48 @@ def test_config_errors(server):
 
 
 def test_a_raising_refresher_is_a_transient_failure_with_its_traceback(server):
-    calls = []
+    def broken(current):
+        raise KeyError("boom-4711")
 
-    def flaky(current):
-        calls.append(current)
-        if len(calls) == 1:
-            raise KeyError("boom-4711")
-        return refresh_with_urllib(server, current)
-
+    # The backoff after the failure (2.5-5 s) is beyond the 0.5 s budget: the request fails at once.
     client = server.client(
-        token=server.login(expired=True), refresher=flaky, refresh_backoff=(0.05, 0.05)
+        token=server.login(expired=True),
+        refresher=broken,
+        refresh_backoff=(5, 5),
+        refresh_timeout=0.5,
     )
     with pytest.raises(tokengate.RefreshFailed) as caught:
         client.get("/x")
     text = str(caught.value)
     assert caught.value.transient is True
     assert "Traceback" in text and "KeyError" in text and "boom-4711" in text
-    assert "in flaky" in text, "the traceback names the refresher's frame"
+    assert "in broken" in text, "the traceback names the refresher's frame"
+    assert 2.0 < caught.value.retry_in <= 5.0
     assert not client.gate.login_required, "never a logout"
+    assert client.stats().refresh_failures == 1
 
-    deadline = time.monotonic() + PATIENCE
-    while True:  # the next attempt comes once the 50 ms backoff has passed
-        try:
-            assert client.get("/x").status_code == 200
-            break
-        except tokengate.RefreshFailed:
-            assert time.monotonic() < deadline, "the refresher was never tried again"
-    assert len(calls) == 2
-    assert isinstance(calls[0], tokengate.Token)
+
+def test_a_refresher_that_raised_once_is_tried_again_while_the_request_waits(server):
+    calls = []
+
+    def flaky(current):
+        calls.append(current)
+        if len(calls) == 1:
+            raise ConnectionError("token service hiccup")
+        return refresh_with_urllib(server, current)
+
+    client = server.client(
+        token=server.login(expired=True), refresher=flaky, refresh_backoff=(0.05, 0.05)
+    )
+    assert client.get("/x").status_code == 200, "the request waited for the second attempt"
+    assert len(calls) == 2 and isinstance(calls[0], tokengate.Token)
+    stats = client.stats()
+    assert (stats.refresh_failures, stats.refreshes) == (1, 1)
     assert server.counters()["refreshes"] == 1
+    assert not client.gate.login_required
 
 
-def test_a_refresher_says_login_required_or_asks_to_wait(server):
+def test_a_refresher_says_login_required_configuration_or_asks_to_wait(server):
     def revoked(current):
         raise tokengate.RefreshFailed("the refresh token was revoked", transient=False)
 
@@ -239,20 +284,37 @@ def test_a_refresher_says_login_required_or_asks_to_wait(server):
     with pytest.raises(tokengate.LoginRequired):
         client.get("/x")
 
+    def misconfigured(current):
+        raise tokengate.RefreshFailed("client certificate rejected", configuration=True)
+
+    client = server.client(refresher=misconfigured, token=server.login(expired=True))
+    with pytest.raises(tokengate.RefreshFailed) as caught:
+        client.get("/x")
+    assert caught.value.configuration and not client.gate.login_required
+
     def busy(current):
         raise tokengate.RefreshFailed("busy", retry_in=30)
 
-    client = server.client(refresher=busy, token=server.login(expired=True))
+    client = server.client(
+        refresher=busy,
+        token=server.login(expired=True),
+        refresh_timeout=1,
+        refresh_backoff=(0.25, 60),
+    )
     events = client.events()
-    with pytest.raises(tokengate.RefreshFailed):
+    with pytest.raises(tokengate.RefreshFailed) as caught:
         client.get("/x")
+    assert caught.value.retry_in > 25, "the refresher's retry_in outweighs the 0.25 s backoff"
     assert events.get(timeout=5).retry_in >= 30
 
 
 def test_a_refresher_returning_something_else_is_a_transient_failure(server):
-    client = server.client(refresher=lambda current: 42, token=server.login(expired=True))
-    with pytest.raises(tokengate.RefreshFailed, match="returned a int"):
+    client = server.client(
+        refresher=lambda current: 42, token=server.login(expired=True), refresh_timeout=0.5
+    )
+    with pytest.raises(tokengate.RefreshFailed, match="returned a int") as caught:
         client.get("/x")
+    assert caught.value.transient
     assert not client.gate.login_required
 
 
@@ -282,8 +344,9 @@ def test_no_secret_in_any_message_or_repr(server):
         server.token_url, client_id=server.client_id, client_secret=secret_client
     )
     client = tokengate.Client(server.api_url, token=token, refresher=oauth)
-    with pytest.raises(tokengate.LoginRequired) as caught:  # invalid_client: the secret is wrong
+    with pytest.raises(tokengate.RefreshFailed) as caught:  # invalid_client: the secret is wrong
         client.get("/x")
+    assert caught.value.configuration
     secrets = [login["access_token"], login["refresh_token"], secret_client]
     texts = [
         str(caught.value),

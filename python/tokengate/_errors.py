@@ -32,7 +32,8 @@ class TokengateError(Exception):
 
 class LoginRequired(TokengateError):
     """No usable token without a new login: the authorization server refused the refresh for good
-    (``invalid_grant`` and friends), or there is no token and nothing to refresh it with.
+    (``invalid_grant``: the refresh token is revoked, expired or already used), or there is no
+    token and nothing to refresh it with.
 
     The client then fails fast with this error, without network, until ``set_token()`` installs a
     new token. A refresher of your own raises it (or ``RefreshFailed(..., transient=False)``) to say
@@ -60,16 +61,25 @@ class LoginRequired(TokengateError):
 
 
 class RefreshFailed(TokengateError):
-    """A refresh failed for a reason that may pass (network, timeout, 5xx, 429, a refresher that
-    raised). The gate backs off before it tries again; meanwhile a still-valid old token is used.
+    """A refresh failed and the old token is no longer valid.
+
+    Most failures are transient (network, 5xx, 429, a refresher that raised): the gate backs off
+    and tries again, requests wait for that attempt when it comes within ``refresh_timeout``, and
+    this is raised only when it would come later (``retry_in`` says when). A ``configuration``
+    failure means the token endpoint refused the client itself (``invalid_client``, a wrong
+    endpoint, an untrusted certificate): an operator must fix it, logging in again would not help,
+    and the session is kept.
 
     A refresher of your own may raise it: ``transient=False`` makes the failure permanent (the
-    client enters the login-required state), ``retry_in`` asks the gate to wait at least that long.
-    Any other exception from a refresher counts as transient, with its traceback in the message.
+    client enters the login-required state), ``configuration=True`` marks the client's setup as at
+    fault, ``retry_in`` asks the gate to wait at least that long. Any other exception from a
+    refresher counts as transient, with its traceback in the message.
 
     Attributes:
-        transient: whether a later attempt may succeed.
-        retry_in: seconds the token endpoint asked to wait (``Retry-After``), if it said.
+        transient: whether a later attempt may succeed by itself.
+        configuration: whether the client's configuration was refused.
+        retry_in: seconds until the gate tries again, if it will.
+        retry_after: seconds the token endpoint asked to wait (``Retry-After``), if it said.
         status: the token endpoint's HTTP status, if it answered.
         oauth_error: the OAuth2 error code, if the server sent one.
         error_description: the server's ``error_description``, if any.
@@ -80,13 +90,17 @@ class RefreshFailed(TokengateError):
         message: str = "token refresh failed",
         *,
         transient: bool = True,
+        configuration: bool = False,
         retry_in: Optional[float] = None,
+        retry_after: Optional[float] = None,
         status: Optional[int] = None,
         oauth_error: Optional[str] = None,
         error_description: Optional[str] = None,
     ) -> None:
-        super().__init__(message, transient=transient)
+        super().__init__(message, transient=transient and not configuration)
+        self.configuration = configuration
         self.retry_in = retry_in
+        self.retry_after = retry_after
         self.status = status
         self.oauth_error = oauth_error
         self.error_description = error_description
