@@ -260,23 +260,44 @@ fn issued(token: &Issued) -> Value {
     })
 }
 
+/// Every counter by name. The destructuring is exhaustive, so a counter added to the library
+/// does not compile until it is reported here too.
 fn counters(c: &Counters) -> Value {
+    let Counters {
+        token_requests,
+        refreshes,
+        refresh_attempts,
+        client_credentials,
+        invalid_grant,
+        reuse_detected,
+        max_concurrent_refreshes,
+        api_calls,
+        api_ok,
+        api_rejected,
+        api_without_auth,
+        redirects,
+        connections,
+        connections_reset,
+        injected_failures,
+        failure_answers,
+    } = *c;
     json!({
-        "token_requests": c.token_requests,
-        "refreshes": c.refreshes,
-        "refresh_attempts": c.refresh_attempts,
-        "client_credentials": c.client_credentials,
-        "invalid_grant": c.invalid_grant,
-        "reuse_detected": c.reuse_detected,
-        "max_concurrent_refreshes": c.max_concurrent_refreshes,
-        "api_calls": c.api_calls,
-        "api_ok": c.api_ok,
-        "api_rejected": c.api_rejected,
-        "api_without_auth": c.api_without_auth,
-        "redirects": c.redirects,
-        "connections": c.connections,
-        "connections_reset": c.connections_reset,
-        "injected_failures": c.injected_failures,
+        "token_requests": token_requests,
+        "refreshes": refreshes,
+        "refresh_attempts": refresh_attempts,
+        "client_credentials": client_credentials,
+        "invalid_grant": invalid_grant,
+        "reuse_detected": reuse_detected,
+        "max_concurrent_refreshes": max_concurrent_refreshes,
+        "api_calls": api_calls,
+        "api_ok": api_ok,
+        "api_rejected": api_rejected,
+        "api_without_auth": api_without_auth,
+        "redirects": redirects,
+        "connections": connections,
+        "connections_reset": connections_reset,
+        "injected_failures": injected_failures,
+        "failure_answers": failure_answers,
     })
 }
 
