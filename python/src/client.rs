@@ -51,8 +51,9 @@ const TIMEOUT_CLIENTS: usize = 16;
 ///         and through the backoff after a failure. Defaults to 10.
 ///     assumed_lifetime: lifetime of tokens without ``expires_in``. Defaults to none (used until
 ///         rejected).
-///     refresh_backoff: ``(initial, max)`` seconds after failed refreshes, doubling and jittered;
-///         a server's ``Retry-After`` is honoured up to ``max``. Defaults to (0.25, 5).
+///     refresh_backoff: ``(initial, max)`` seconds after failed refreshes, growing and jittered,
+///         never longer than ``refresh_timeout``; a server's ``Retry-After`` is honoured up to
+///         ``max``. Defaults to (0.25, 5).
 ///     on_refresh: called with each new ``Token`` from the refresher (to persist it elsewhere).
 ///     on_login_required: called with the ``LoginRequired`` exception when a refresh fails
 ///         permanently.

@@ -68,8 +68,8 @@ def test_login_required_without_a_token_or_refresher(server):
 
 @pytest.mark.server("--failure", "unavailable:7")
 def test_transient_refresh_failure_says_when_the_gate_tries_again(server):
-    # The next attempt (after the server's Retry-After of 7 s, honoured up to the backoff's 10 s
-    # maximum) is beyond this client's 1 s budget for waiting, so the request fails at once.
+    # The server asks for 7 s (Retry-After); the gate never backs off longer than a request's budget
+    # for waiting (refresh_timeout, 1 s here), so the next attempt is due within a second.
     client = server.client(
         token=server.login(expired=True), refresh_timeout=1, refresh_backoff=(0.25, 10)
     )
@@ -79,17 +79,15 @@ def test_transient_refresh_failure_says_when_the_gate_tries_again(server):
     e = caught.value
     assert e.transient is True and e.configuration is False
     assert e.retry_after == 7.0
-    assert 5.0 < e.retry_in <= 7.0
+    assert 0 < e.retry_in <= 1.0
     assert e.status == 503
     assert "next attempt in" in str(e)
     assert not client.gate.login_required
-    with pytest.raises(tokengate.RefreshFailed):
-        client.get("/x")
-    assert server.counters()["token_requests"] == 1, "the second call did not refresh again"
     event = events.get(timeout=5)
     assert event.kind == "refresh_failed"
-    assert event.retry_in >= 7.0
+    assert 0 < event.retry_in <= 1.0
     assert isinstance(event.error, tokengate.RefreshFailed)
+    assert server.counters()["failure_answers"] >= 1
 
 
 @pytest.mark.server("--failure", "unavailable:1")
@@ -230,7 +228,7 @@ def test_a_raising_refresher_is_a_transient_failure_with_its_traceback(server):
     def broken(current):
         raise KeyError("boom-4711")
 
-    # The backoff after the failure (2.5-5 s) is beyond the 0.5 s budget: the request fails at once.
+    # The refresher fails on every attempt: the request gives up when its 0.5 s budget is spent.
     client = server.client(
         token=server.login(expired=True),
         refresher=broken,
@@ -243,9 +241,9 @@ def test_a_raising_refresher_is_a_transient_failure_with_its_traceback(server):
     assert caught.value.transient is True
     assert "Traceback" in text and "KeyError" in text and "boom-4711" in text
     assert "in broken" in text, "the traceback names the refresher's frame"
-    assert 2.0 < caught.value.retry_in <= 5.0
+    assert 0 < caught.value.retry_in <= 0.5, "no backoff is longer than the budget"
     assert not client.gate.login_required, "never a logout"
-    assert client.stats().refresh_failures == 1
+    assert client.stats().refresh_failures >= 1
 
 
 def test_a_refresher_that_raised_once_is_tried_again_while_the_request_waits(server):
@@ -295,17 +293,19 @@ def test_a_refresher_says_login_required_configuration_or_asks_to_wait(server):
     def busy(current):
         raise tokengate.RefreshFailed("busy", retry_in=30)
 
+    # 30 s asked for, 60 s of maximum backoff, 3 s of budget: the gate waits the budget, far more
+    # than the 0.25 s its own backoff would start with.
     client = server.client(
         refresher=busy,
         token=server.login(expired=True),
-        refresh_timeout=1,
+        refresh_timeout=3,
         refresh_backoff=(0.25, 60),
     )
     events = client.events()
     with pytest.raises(tokengate.RefreshFailed) as caught:
         client.get("/x")
-    assert caught.value.retry_in > 25, "the refresher's retry_in outweighs the 0.25 s backoff"
-    assert events.get(timeout=5).retry_in >= 30
+    assert 2.0 < caught.value.retry_in <= 3.0
+    assert 2.0 < events.get(timeout=5).retry_in <= 3.0
 
 
 def test_a_refresher_returning_something_else_is_a_transient_failure(server):

@@ -78,7 +78,8 @@ class RefreshFailed(TokengateError):
     Attributes:
         transient: whether a later attempt may succeed by itself.
         configuration: whether the client's configuration was refused.
-        retry_in: seconds until the gate tries again, if it will.
+        retry_in: seconds until the gate tries again, if it will (never more than
+            ``refresh_timeout``).
         retry_after: seconds the token endpoint asked to wait (``Retry-After``), if it said.
         status: the token endpoint's HTTP status, if it answered.
         oauth_error: the OAuth2 error code, if the server sent one.
