@@ -18,7 +18,7 @@ LIFETIME = 1.0
 RUN_FOR = 3.5
 #: Threads in the GIL tests, and the token endpoint's latency there.
 GIL_THREADS = 8
-GIL_LATENCY = 0.5
+GIL_LATENCY = 0.8
 
 
 @pytest.mark.parametrize("threads", [8, 32])
