@@ -139,7 +139,12 @@ fn two_requesters_and_a_refresh_that_fails() {
         let theirs = other.join().unwrap();
         for outcome in [mine, theirs] {
             let e = outcome.expect_err("the token is expired and every refresh fails");
-            assert!(matches!(e, Error::Refresh(_)), "{e}");
+            // The attempt's error, or a timeout when a timer stood for the budget running out
+            // while the other requester's attempt ran.
+            assert!(
+                matches!(e, Error::Refresh(_) | Error::RefreshTimeout(_)),
+                "{e}"
+            );
         }
         probe.assert_single_flight();
         // One attempt per requester at most: never a refresh during a backoff.
@@ -168,7 +173,7 @@ fn a_rejection_racing_a_successful_refresh_refreshes_once() {
                     let rejection = gate.reject(&lease);
                     // After a final rejection the next lease waits out a backoff: let it end (a
                     // timer may also stand for a budget running out while the other refreshes).
-                    allow_timeouts(2);
+                    allow_timeouts(1);
                     let next = gate.lease().map(|l| l.generation());
                     (lease.generation(), rejection, next)
                 }
@@ -195,7 +200,12 @@ fn a_rejection_racing_a_successful_refresh_refreshes_once() {
                         next == 2 || (finals > 0 && next == 3),
                         "ended on generation {next}"
                     ),
-                    Err(e) => assert!(matches!(e, Error::RefreshTimeout(_)), "{e}"),
+                    // A timer stood for the budget, or the other thread's final rejection put
+                    // the next attempt past this one's budget.
+                    Err(e) => assert!(
+                        matches!(e, Error::RefreshTimeout(_) | Error::Refresh(_)),
+                        "{e}"
+                    ),
                 }
                 match sent {
                     1 => assert!(
@@ -319,10 +329,10 @@ fn a_waiter_sleeps_through_a_backoff_and_is_woken_by_the_next_attempt() {
             );
             let g = gate.clone();
             let other = loom::thread::spawn(move || {
-                allow_timeouts(2);
+                allow_timeouts(1);
                 g.lease()
             });
-            allow_timeouts(2);
+            allow_timeouts(1);
             let mine = gate.lease();
             let theirs = other.join().unwrap();
             probe.assert_single_flight();

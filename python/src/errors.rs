@@ -1,0 +1,174 @@
+//! Errors across the boundary: tokengate's [`Error`] becomes an instance of one of the exception
+//! classes of `tokengate/_errors.py`, and an exception raised by a Python refresher becomes a
+//! [`RefreshError`].
+//!
+//! The classes are plain Python (so users can raise `RefreshFailed(..., transient=False)` from a
+//! refresher of their own and read keyword attributes); this module looks them up by name.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use tokengate::{Error, RefreshError, StoreError, StoreErrorKind};
+
+/// The module that defines the exception classes.
+const ERRORS_MODULE: &str = "tokengate._errors";
+
+/// The Python exception for `error`.
+pub(crate) fn to_py(py: Python<'_>, error: &Error) -> PyErr {
+    match instance(py, error) {
+        Ok(value) => PyErr::from_value(value),
+        Err(e) => e,
+    }
+}
+
+/// A converter for `map_err` where the GIL is held again after a detached call.
+pub(crate) fn py_err(py: Python<'_>) -> impl Fn(Error) -> PyErr + '_ {
+    move |e| to_py(py, &e)
+}
+
+/// An instance of the exception class for `error`, with its keyword attributes set. Messages are
+/// tokengate's `Display` text, which never holds a secret.
+pub(crate) fn instance<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'py, PyAny>> {
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("transient", error.is_transient())?;
+    let class = match error {
+        Error::LoginRequired(refresh) => {
+            refresh_details(&kwargs, refresh.as_ref())?;
+            "LoginRequired"
+        }
+        Error::Refresh(refresh) => {
+            kwargs.set_item("configuration", refresh.is_configuration())?;
+            let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
+            kwargs.set_item("retry_in", secs(refresh.next_attempt_in()))?;
+            kwargs.set_item("retry_after", secs(refresh.retry_after()))?;
+            refresh_details(&kwargs, Some(refresh))?;
+            "RefreshFailed"
+        }
+        Error::RefresherPanicked => "RefreshFailed",
+        Error::RefreshTimeout(waited) => {
+            kwargs.set_item("timeout", waited.as_secs_f64())?;
+            "RefreshTimeout"
+        }
+        Error::Transport(_) => "TransportError",
+        Error::InvalidToken => "InvalidToken",
+        Error::Store(store) => {
+            store_details(&kwargs, store)?;
+            "StoreError"
+        }
+        Error::InvalidUrl(_) | Error::InvalidHeader(_) | Error::Config(_) | Error::Json(_) => {
+            "ConfigError"
+        }
+        _ => "TokengateError",
+    };
+    py.import(ERRORS_MODULE)?
+        .getattr(class)?
+        .call((error.to_string(),), Some(&kwargs))
+}
+
+/// A `ConfigError` with `message` (bad arguments that tokengate itself would call configuration).
+pub(crate) fn config_error(py: Python<'_>, message: impl Into<String>) -> PyErr {
+    let message = message.into();
+    let made = py
+        .import(ERRORS_MODULE)
+        .and_then(|m| m.getattr("ConfigError"))
+        .and_then(|class| class.call1((message,)));
+    match made {
+        Ok(value) => PyErr::from_value(value),
+        Err(e) => e,
+    }
+}
+
+fn refresh_details(kwargs: &Bound<'_, PyDict>, refresh: Option<&RefreshError>) -> PyResult<()> {
+    let Some(refresh) = refresh else {
+        return Ok(());
+    };
+    kwargs.set_item("status", refresh.status())?;
+    if let Some(oauth) = refresh.oauth_error() {
+        kwargs.set_item("oauth_error", &oauth.error)?;
+        kwargs.set_item("error_description", oauth.error_description.as_deref())?;
+    }
+    Ok(())
+}
+
+fn store_details(kwargs: &Bound<'_, PyDict>, store: &StoreError) -> PyResult<()> {
+    let kind = match store.kind() {
+        StoreErrorKind::Empty => "empty",
+        StoreErrorKind::Malformed => "malformed",
+        StoreErrorKind::UnsupportedVersion => "unsupported_version",
+        StoreErrorKind::Io => "io",
+        StoreErrorKind::LockTimeout => "lock_timeout",
+        StoreErrorKind::Custom => "custom",
+        _ => "other",
+    };
+    kwargs.set_item("kind", kind)?;
+    kwargs.set_item(
+        "path",
+        store.path().map(|p| p.to_string_lossy().into_owned()),
+    )?;
+    Ok(())
+}
+
+/// What an exception raised by a Python refresher means for the gate.
+///
+/// `tokengate.LoginRequired`, or `tokengate.RefreshFailed` with `transient=False`, is the refresher
+/// saying that only a new login helps: a permanent failure. `RefreshFailed` with
+/// `configuration=True` says the client's own setup is refused (an operator must fix it; the
+/// session is kept). Anything else (a bug, a network error of its own HTTP library,
+/// `RefreshFailed` with `transient=True`) is transient: the gate backs off and tries again, and
+/// nobody is logged out. The message of an unexpected exception is its whole traceback, so the
+/// caller that gets the `RefreshFailed` can see where it came from.
+pub(crate) fn refresh_error(py: Python<'_>, err: &PyErr) -> RefreshError {
+    let value = err.value(py);
+    let is = |class: &str| {
+        py.import(ERRORS_MODULE)
+            .and_then(|m| m.getattr(class))
+            .is_ok_and(|c| value.is_instance(&c).unwrap_or(false))
+    };
+    let text = || {
+        value
+            .str()
+            .map_or_else(|_| "(unprintable exception)".to_owned(), |s| s.to_string())
+    };
+    if is("LoginRequired") {
+        return RefreshError::permanent(text());
+    }
+    if is("RefreshFailed") {
+        let flag = |name: &str, default: bool| {
+            value
+                .getattr(name)
+                .and_then(|t| t.is_truthy())
+                .unwrap_or(default)
+        };
+        if flag("configuration", false) {
+            return RefreshError::configuration(text());
+        }
+        if !flag("transient", true) {
+            return RefreshError::permanent(text());
+        }
+        let mut e = RefreshError::transient(text());
+        if let Some(after) = value
+            .getattr("retry_in")
+            .ok()
+            .and_then(|r| r.extract::<f64>().ok())
+            .and_then(|secs| std::time::Duration::try_from_secs_f64(secs).ok())
+        {
+            e = e.with_retry_after(after);
+        }
+        return e;
+    }
+    RefreshError::transient(format!("the refresher raised:\n{}", traceback(py, err)))
+}
+
+/// The traceback text of `err`, as Python prints it.
+pub(crate) fn traceback(py: Python<'_>, err: &PyErr) -> String {
+    let value = err.value(py);
+    // The traceback as the error holds it (on Python < 3.12 `value.__traceback__` may be unset).
+    let frames = err.traceback(py);
+    let formatted = py
+        .import("traceback")
+        .and_then(|tb| tb.call_method1("format_exception", (value.get_type(), value, frames)));
+    let joined = formatted.and_then(|lines| PyString::new(py, "").call_method1("join", (lines,)));
+    match joined.and_then(|s| s.extract::<String>()) {
+        Ok(text) => text.trim_end().to_owned(),
+        Err(_) => err.to_string(),
+    }
+}

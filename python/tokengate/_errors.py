@@ -1,0 +1,174 @@
+"""The exceptions tokengate raises. No message or attribute ever holds a token or a secret."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = [
+    "TokengateError",
+    "LoginRequired",
+    "RefreshFailed",
+    "RefreshTimeout",
+    "InvalidToken",
+    "StoreError",
+    "TransportError",
+    "ConfigError",
+]
+
+
+class TokengateError(Exception):
+    """Base class of every tokengate error.
+
+    ``transient`` says whether trying again later may succeed (a transient refresh failure, a
+    refresh wait that timed out, a network failure of the request).
+    """
+
+    transient: bool
+
+    def __init__(self, message: str = "", *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class LoginRequired(TokengateError):
+    """No usable token without a new login: the authorization server refused the refresh for good
+    (``invalid_grant``: the refresh token is revoked, expired or already used), or there is no
+    token and nothing to refresh it with.
+
+    The client then fails fast with this error, without network, until ``set_token()`` installs a
+    new token. A refresher of your own raises it (or ``RefreshFailed(..., transient=False)``) to say
+    that only a new login helps.
+
+    Attributes:
+        oauth_error: the OAuth2 error code (RFC 6749 §5.2), e.g. ``"invalid_grant"``, if any.
+        error_description: the server's ``error_description``, if any.
+        status: the token endpoint's HTTP status, if it answered.
+    """
+
+    def __init__(
+        self,
+        message: str = "login required",
+        *,
+        transient: bool = False,
+        oauth_error: Optional[str] = None,
+        error_description: Optional[str] = None,
+        status: Optional[int] = None,
+    ) -> None:
+        super().__init__(message, transient=transient)
+        self.oauth_error = oauth_error
+        self.error_description = error_description
+        self.status = status
+
+
+class RefreshFailed(TokengateError):
+    """A refresh failed and the old token is no longer valid.
+
+    Most failures are transient (network, 5xx, 429, a refresher that raised): the gate backs off
+    and tries again, requests wait for that attempt when it comes within ``refresh_timeout``, and
+    this is raised only when it would come later (``retry_in`` says when). A ``configuration``
+    failure means the token endpoint refused the client itself (``invalid_client``, a wrong
+    endpoint, an untrusted certificate): an operator must fix it, logging in again would not help,
+    and the session is kept.
+
+    A refresher of your own may raise it: ``transient=False`` makes the failure permanent (the
+    client enters the login-required state), ``configuration=True`` marks the client's setup as at
+    fault, ``retry_in`` asks the gate to wait at least that long. Any other exception from a
+    refresher counts as transient, with its traceback in the message.
+
+    Attributes:
+        transient: whether a later attempt may succeed by itself.
+        configuration: whether the client's configuration was refused.
+        retry_in: seconds until the gate tries again, if it will (never more than
+            ``refresh_timeout``).
+        retry_after: seconds the token endpoint asked to wait (``Retry-After``), if it said.
+        status: the token endpoint's HTTP status, if it answered.
+        oauth_error: the OAuth2 error code, if the server sent one.
+        error_description: the server's ``error_description``, if any.
+    """
+
+    def __init__(
+        self,
+        message: str = "token refresh failed",
+        *,
+        transient: bool = True,
+        configuration: bool = False,
+        retry_in: Optional[float] = None,
+        retry_after: Optional[float] = None,
+        status: Optional[int] = None,
+        oauth_error: Optional[str] = None,
+        error_description: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, transient=transient and not configuration)
+        self.configuration = configuration
+        self.retry_in = retry_in
+        self.retry_after = retry_after
+        self.status = status
+        self.oauth_error = oauth_error
+        self.error_description = error_description
+
+
+class RefreshTimeout(TokengateError):
+    """This thread waited longer than ``refresh_timeout`` for another thread's (or another
+    process's) refresh.
+
+    Attributes:
+        timeout: the ``refresh_timeout`` that ran out, in seconds.
+    """
+
+    def __init__(
+        self, message: str = "refresh timed out", *, transient: bool = True, timeout: float = 0.0
+    ) -> None:
+        super().__init__(message, transient=transient)
+        self.timeout = timeout
+
+
+class InvalidToken(TokengateError, ValueError):
+    """The access token holds characters that cannot be sent in an HTTP header."""
+
+
+class StoreError(TokengateError):
+    """The token store could not be read or written.
+
+    Attributes:
+        kind: ``"empty"``, ``"malformed"``, ``"unsupported_version"`` (the file is not a token
+            file this version can read; the next save keeps it aside), ``"io"``,
+            ``"lock_timeout"`` or ``"custom"``.
+        path: the token file, if the store is a file.
+    """
+
+    def __init__(
+        self,
+        message: str = "token store error",
+        *,
+        transient: bool = False,
+        kind: str = "custom",
+        path: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, transient=transient)
+        self.kind = kind
+        self.path = path
+
+
+class TransportError(TokengateError):
+    """The API request itself failed: connection refused or reset, timeout, protocol error, or a
+    body larger than ``max_response_body``."""
+
+
+class ConfigError(TokengateError, ValueError):
+    """An argument tokengate cannot work with: a bad URL, method or header, both a gate and token
+    settings, an unusable refresher configuration."""
+
+
+# Shown (and pickled) as `tokengate.X`, where users import them from.
+for _cls in (
+    TokengateError,
+    LoginRequired,
+    RefreshFailed,
+    RefreshTimeout,
+    InvalidToken,
+    StoreError,
+    TransportError,
+    ConfigError,
+):
+    _cls.__module__ = "tokengate"
+del _cls

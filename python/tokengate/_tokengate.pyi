@@ -1,0 +1,297 @@
+"""Type stubs of the extension module ``tokengate._tokengate`` (Rust, PyO3).
+
+Everything here is re-exported from ``tokengate``; the docstrings live on the runtime objects
+(``help(tokengate.Client)``).
+"""
+
+import datetime
+import os
+import pathlib
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+from ._errors import LoginRequired, TokengateError
+
+__version__: str
+
+#: Seconds (int or float) or a ``datetime.timedelta``.
+Seconds = Union[int, float, datetime.timedelta]
+#: A mapping or ``(name, value)`` pairs.
+Pairs = Union[Mapping[str, Any], Iterable[Tuple[str, Any]]]
+#: What a Python refresher returns: a ``Token``, or an RFC 6749 §5.1 token response as a dict.
+RefreshResult = Union["Token", Mapping[str, Any]]
+Refresher = Union["OAuth2", Callable[[Optional["Token"]], RefreshResult]]
+StorePath = Union["FileStore", str, "os.PathLike[str]"]
+
+class Token:
+    def __init__(
+        self,
+        access_token: str,
+        *,
+        expires_in: Optional[Seconds] = None,
+        expires_at: Optional[float] = None,
+        refresh_token: Optional[str] = None,
+        token_type: Optional[str] = None,
+        scope: Optional[str] = None,
+    ) -> None: ...
+    @property
+    def access_token(self) -> str: ...
+    @property
+    def refresh_token(self) -> Optional[str]: ...
+    @property
+    def token_type(self) -> str: ...
+    @property
+    def scope(self) -> Optional[str]: ...
+    @property
+    def expires_in(self) -> Optional[float]: ...
+    @property
+    def expires_at(self) -> Optional[float]: ...
+    @property
+    def lifetime(self) -> Optional[float]: ...
+    @property
+    def is_expired(self) -> bool: ...
+
+class Lease:
+    @property
+    def authorization(self) -> str: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def token(self) -> Token: ...
+
+class OAuth2:
+    @staticmethod
+    def refresh_token_grant(
+        token_url: str,
+        *,
+        client_id: Optional[str] = None,
+        client_secret: Optional[str] = None,
+        client_auth: Optional[str] = None,
+        scope: Optional[str] = None,
+        extra_params: Optional[Pairs] = None,
+        timeout: Optional[Seconds] = None,
+        connect_timeout: Optional[Seconds] = None,
+        allow_insecure_http: bool = False,
+    ) -> OAuth2: ...
+    @staticmethod
+    def client_credentials(
+        token_url: str,
+        *,
+        client_id: Optional[str] = None,
+        client_secret: Optional[str] = None,
+        client_auth: Optional[str] = None,
+        scope: Optional[str] = None,
+        extra_params: Optional[Pairs] = None,
+        timeout: Optional[Seconds] = None,
+        connect_timeout: Optional[Seconds] = None,
+        allow_insecure_http: bool = False,
+    ) -> OAuth2: ...
+
+class FileStore:
+    def __init__(self, path: Union[str, "os.PathLike[str]"]) -> None: ...
+    @property
+    def path(self) -> pathlib.Path: ...
+    @property
+    def lock_path(self) -> pathlib.Path: ...
+    def load(self) -> Optional[Token]: ...
+    def save(self, token: Token) -> None: ...
+
+class Stats:
+    @property
+    def refreshes(self) -> int: ...
+    @property
+    def refresh_failures(self) -> int: ...
+    @property
+    def waits(self) -> int: ...
+    @property
+    def replays(self) -> int: ...
+    @property
+    def events_dropped(self) -> int: ...
+    @property
+    def adopted(self) -> int: ...
+    @property
+    def store_errors(self) -> int: ...
+    def as_dict(self) -> dict[str, int]: ...
+
+class Event:
+    @property
+    def kind(self) -> str: ...
+    @property
+    def generation(self) -> Optional[int]: ...
+    @property
+    def expires_in(self) -> Optional[float]: ...
+    @property
+    def reactive(self) -> Optional[bool]: ...
+    @property
+    def took(self) -> Optional[float]: ...
+    @property
+    def retry_in(self) -> Optional[float]: ...
+    @property
+    def error(self) -> Optional[TokengateError]: ...
+
+class Events:
+    def __iter__(self) -> Iterator[Event]: ...
+    def __next__(self) -> Event: ...
+    def get(self, timeout: Optional[Seconds] = None) -> Optional[Event]: ...
+    def __len__(self) -> int: ...
+
+class Gate:
+    def __init__(
+        self,
+        *,
+        token: Optional[Token] = None,
+        refresher: Optional[Refresher] = None,
+        store: Optional[StorePath] = None,
+        refresh_before_expiry: Optional[Seconds] = None,
+        refresh_ahead: Optional[Seconds] = None,
+        refresh_timeout: Optional[Seconds] = None,
+        assumed_lifetime: Optional[Seconds] = None,
+        refresh_backoff: Optional[Tuple[Seconds, Seconds]] = None,
+        on_refresh: Optional[Callable[[Token], Any]] = None,
+        on_login_required: Optional[Callable[[LoginRequired], Any]] = None,
+    ) -> None: ...
+    def lease(self) -> Lease: ...
+    def reject(self, lease: Lease) -> str: ...
+    def confirm(self, lease: Lease) -> None: ...
+    def set_token(self, token: Token) -> None: ...
+    def token(self) -> Optional[Token]: ...
+    def stats(self) -> Stats: ...
+    def events(self) -> Events: ...
+    @property
+    def login_required(self) -> bool: ...
+
+class Headers(Mapping[str, str]):
+    def __getitem__(self, name: str) -> str: ...
+    def __contains__(self, name: object) -> bool: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def get(self, name: str, default: Any = None) -> Any: ...
+    def get_list(self, name: str) -> List[str]: ...
+    def multi_items(self) -> List[Tuple[str, str]]: ...
+    def keys(self) -> List[str]: ...  # type: ignore[override]
+    def values(self) -> List[str]: ...  # type: ignore[override]
+    def items(self) -> List[Tuple[str, str]]: ...  # type: ignore[override]
+
+class Response:
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def headers(self) -> Headers: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    def json(self) -> Any: ...
+
+Body = Union[bytes, bytearray, str, Pairs]
+
+class Client:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        gate: Optional[Gate] = None,
+        token: Optional[Token] = None,
+        refresher: Optional[Refresher] = None,
+        store: Optional[StorePath] = None,
+        refresh_before_expiry: Optional[Seconds] = None,
+        refresh_ahead: Optional[Seconds] = None,
+        refresh_timeout: Optional[Seconds] = None,
+        assumed_lifetime: Optional[Seconds] = None,
+        refresh_backoff: Optional[Tuple[Seconds, Seconds]] = None,
+        on_refresh: Optional[Callable[[Token], Any]] = None,
+        on_login_required: Optional[Callable[[LoginRequired], Any]] = None,
+        background_refresh: bool = False,
+        reject_when: Optional[Callable[[Response], Any]] = None,
+        max_replays: Optional[int] = None,
+        max_buffered_body: Optional[int] = None,
+        max_redirects: Optional[int] = None,
+        timeout: Optional[Seconds] = None,
+        connect_timeout: Optional[Seconds] = None,
+        response_timeout: Optional[Seconds] = None,
+        user_agent: Optional[str] = None,
+        max_idle_connections_per_host: Optional[int] = None,
+        max_response_body: Optional[int] = None,
+    ) -> None: ...
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Optional[Pairs] = None,
+        headers: Optional[Pairs] = None,
+        json: Any = None,
+        data: Optional[Body] = None,
+        timeout: Optional[Seconds] = None,
+    ) -> Response: ...
+    def get(
+        self,
+        path: str,
+        *,
+        params: Optional[Pairs] = None,
+        headers: Optional[Pairs] = None,
+        timeout: Optional[Seconds] = None,
+    ) -> Response: ...
+    def head(
+        self,
+        path: str,
+        *,
+        params: Optional[Pairs] = None,
+        headers: Optional[Pairs] = None,
+        timeout: Optional[Seconds] = None,
+    ) -> Response: ...
+    def delete(
+        self,
+        path: str,
+        *,
+        params: Optional[Pairs] = None,
+        headers: Optional[Pairs] = None,
+        json: Any = None,
+        data: Optional[Body] = None,
+        timeout: Optional[Seconds] = None,
+    ) -> Response: ...
+    def post(
+        self,
+        path: str,
+        *,
+        params: Optional[Pairs] = None,
+        headers: Optional[Pairs] = None,
+        json: Any = None,
+        data: Optional[Body] = None,
+        timeout: Optional[Seconds] = None,
+    ) -> Response: ...
+    def put(
+        self,
+        path: str,
+        *,
+        params: Optional[Pairs] = None,
+        headers: Optional[Pairs] = None,
+        json: Any = None,
+        data: Optional[Body] = None,
+        timeout: Optional[Seconds] = None,
+    ) -> Response: ...
+    def patch(
+        self,
+        path: str,
+        *,
+        params: Optional[Pairs] = None,
+        headers: Optional[Pairs] = None,
+        json: Any = None,
+        data: Optional[Body] = None,
+        timeout: Optional[Seconds] = None,
+    ) -> Response: ...
+    def set_token(self, token: Token) -> None: ...
+    def token(self) -> Optional[Token]: ...
+    def stats(self) -> Stats: ...
+    def events(self) -> Events: ...
+    @property
+    def gate(self) -> Gate: ...
+    @property
+    def base_url(self) -> str: ...
+
+def rejects_token(status: int, www_authenticate: Sequence[str]) -> bool: ...

@@ -1,0 +1,434 @@
+//! `tokengate-testserver`: the loopback OAuth2 token endpoint and bearer-protected API of the
+//! `tokengate-testserver` library as a program, for tests written in Python, C or anything else that
+//! can start a process.
+//!
+//! It starts on an ephemeral port of `127.0.0.1` and prints one JSON line on stdout: the URLs, the
+//! demo client's credentials and a first token (a fresh login). Then it reads commands from stdin,
+//! one per line, and answers each with one JSON line (`{"ok":true,...}` or
+//! `{"ok":false,"error":"..."}`): `counters` reports what the server saw, other commands switch
+//! failure modes at run time. It stops at `quit` or at the end of stdin (so it never outlives a
+//! test harness that holds its stdin), or, with `--no-control`, only when it is killed.
+//!
+//! Run `tokengate-testserver --help` for the flags and commands.
+
+use std::io::{self, BufRead, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokengate_testserver::{
+    Counters, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PUBLIC_CLIENT_ID, Failure, Issued,
+    ServerBuilder, TestServer,
+};
+
+const HELP: &str = "\
+tokengate-testserver: a loopback OAuth2 token endpoint and bearer-protected API for tests.
+
+Prints one JSON line on stdout when it is listening:
+  {\"url\", \"api_url\", \"token_url\", \"custom_refresh_url\", \"client_id\", \"client_secret\",
+   \"public_client_id\", \"access_token\", \"refresh_token\", \"expires_in\"}
+then reads commands on stdin (one per line, one JSON line answered per command) until `quit` or
+the end of stdin.
+
+Flags (DUR is 250ms, 1.5s, 2m or plain seconds):
+  --token-lifetime DUR          lifetime of issued access tokens (default 3600s)
+  --token-latency DUR           the token endpoint waits this long before answering (default 0)
+  --token-latency-jitter DUR    up to this much extra latency, random per answer (default 0)
+  --no-rotation                 refresh tokens stay valid and are not rotated (default: rotated,
+                                single-use; reusing one revokes its family)
+  --body-mode                   rejected API calls get 200 {\"ret\":401,...} instead of a 401
+  --failure MODE                the token endpoint's failure mode (default none; see below)
+  --transient-failure-rate P    probability of an injected 503 per refresh (default 0)
+  --reject-all                  the API rejects every token, even fresh ones
+  --omit-expires-in             token responses leave out expires_in
+  --client ID:SECRET            register another confidential client (repeatable)
+  --public-client ID            register another public client (repeatable)
+  --workers N                   connection threads kept warm (default 32)
+  --no-control                  do not read stdin: serve until killed
+  -h, --help                    this text
+
+Failure modes (MODE):
+  none | status500 | unavailable[:SECS] | too-many-requests[:SECS] | html | garbage-json |
+  invalid-grant | invalid-client | hang:DUR | big-body:BYTES | reset-mid-response |
+  empty-access-token | expires-in:JSON
+
+Commands on stdin:
+  counters                      {\"ok\":true,\"counters\":{...}} (what the server saw)
+  reset-counters                zero every counter
+  issue                         {\"ok\":true,\"token\":{access_token, refresh_token, expires_in}}
+  failure MODE                  set the token endpoint's failure mode
+  token-latency DUR | token-latency-jitter DUR | token-lifetime DUR | transient-failure-rate P
+  reject-all on|off | api-reset on|off | omit-expires-in on|off | date-skew SECS
+  revoke-all                    reject every access token issued so far
+  revoke-refresh-tokens         invalidate every refresh token issued so far
+  valid TOKEN                   {\"ok\":true,\"valid\":bool}: would the API accept this access token
+  in-flight                     {\"ok\":true,\"in_flight\":N}: token requests being answered now
+  quit                          stop the server and exit
+";
+
+/// What the command line asked for.
+struct Args {
+    builder: ServerBuilder,
+    failure: Failure,
+    reject_all: bool,
+    omit_expires_in: bool,
+    control: bool,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let args = match parse_args(&args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tokengate-testserver: {e} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match args.builder.try_start() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tokengate-testserver: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    server.set_failure(args.failure);
+    server.set_reject_all(args.reject_all);
+    server.set_omit_expires_in(args.omit_expires_in);
+
+    let mut hello = json!({
+        "url": server.url(),
+        "api_url": format!("{}/api", server.url()),
+        "token_url": server.token_url(),
+        "custom_refresh_url": server.custom_refresh_url(),
+        "client_id": DEMO_CLIENT_ID,
+        "client_secret": DEMO_CLIENT_SECRET,
+        "public_client_id": DEMO_PUBLIC_CLIENT_ID,
+    });
+    if let (Value::Object(map), Value::Object(token)) = (&mut hello, issued(&server.issue_token()))
+    {
+        map.extend(token);
+    }
+    if say(&hello).is_err() {
+        return ExitCode::FAILURE;
+    }
+
+    if !args.control {
+        // Serve until killed: the server's threads do the work.
+        loop {
+            std::thread::park();
+        }
+    }
+    for line in io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line == "quit" {
+            let _ = say(&json!({"ok": true}));
+            break;
+        }
+        let answer = command(&server, line).unwrap_or_else(|e| json!({"ok": false, "error": e}));
+        if say(&answer).is_err() {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Writes one JSON line on stdout and flushes it (the reader is waiting for it).
+fn say(value: &Value) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{value}")?;
+    out.flush()
+}
+
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut parsed = Args {
+        builder: TestServer::builder(),
+        failure: Failure::None,
+        reject_all: false,
+        omit_expires_in: false,
+        control: true,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .map(String::as_str)
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        let b = std::mem::take(&mut parsed.builder);
+        parsed.builder = match flag.as_str() {
+            "--token-lifetime" => b.token_lifetime(duration(value()?)?),
+            "--token-latency" => b.token_latency(duration(value()?)?),
+            "--token-latency-jitter" => b.token_latency_jitter(duration(value()?)?),
+            "--no-rotation" => b.rotate_refresh_tokens(false),
+            "--body-mode" => b.body_mode(true),
+            "--transient-failure-rate" => b.transient_failure_rate(probability(value()?)?),
+            "--client" => {
+                let v = value()?;
+                let (id, secret) = v
+                    .split_once(':')
+                    .ok_or_else(|| format!("--client wants ID:SECRET, not {v:?}"))?;
+                b.client(id, secret)
+            }
+            "--public-client" => b.public_client(value()?),
+            "--workers" => {
+                let v = value()?;
+                b.workers(
+                    v.parse()
+                        .map_err(|_| format!("--workers: not a count: {v:?}"))?,
+                )
+            }
+            "--failure" => {
+                parsed.failure = failure(value()?)?;
+                b
+            }
+            "--reject-all" => {
+                parsed.reject_all = true;
+                b
+            }
+            "--omit-expires-in" => {
+                parsed.omit_expires_in = true;
+                b
+            }
+            "--no-control" => {
+                parsed.control = false;
+                b
+            }
+            other => return Err(format!("unknown flag {other:?}")),
+        };
+    }
+    Ok(parsed)
+}
+
+/// Runs one stdin command; the answer to print, or what was wrong with the command.
+fn command(server: &TestServer, line: &str) -> Result<Value, String> {
+    let (name, arg) = match line.split_once(char::is_whitespace) {
+        Some((n, a)) => (n, a.trim()),
+        None => (line, ""),
+    };
+    let arg_or = |what: &str| {
+        if arg.is_empty() {
+            Err(format!("{name} needs {what}"))
+        } else {
+            Ok(arg)
+        }
+    };
+    match name {
+        "counters" => return Ok(json!({"ok": true, "counters": counters(&server.counters())})),
+        "issue" => return Ok(json!({"ok": true, "token": issued(&server.issue_token())})),
+        "valid" => {
+            let valid = server.is_access_token_valid(arg_or("an access token")?);
+            return Ok(json!({"ok": true, "valid": valid}));
+        }
+        "in-flight" => {
+            return Ok(json!({"ok": true, "in_flight": server.token_requests_in_flight()}));
+        }
+        "reset-counters" => server.reset_counters(),
+        "failure" => server.set_failure(failure(arg_or("a mode")?)?),
+        "token-latency" => server.set_token_latency(duration(arg_or("a duration")?)?),
+        "token-latency-jitter" => server.set_token_latency_jitter(duration(arg_or("a duration")?)?),
+        "token-lifetime" => server.set_token_lifetime(duration(arg_or("a duration")?)?),
+        "transient-failure-rate" => {
+            server.set_transient_failure_rate(probability(arg_or("a probability")?)?);
+        }
+        "reject-all" => server.set_reject_all(on_off(arg)?),
+        "api-reset" => server.set_api_reset(on_off(arg)?),
+        "omit-expires-in" => server.set_omit_expires_in(on_off(arg)?),
+        "date-skew" => {
+            let secs = arg_or("seconds")?;
+            server.set_date_skew(secs.parse().map_err(|_| format!("not seconds: {secs:?}"))?);
+        }
+        "revoke-all" => server.revoke_all(),
+        "revoke-refresh-tokens" => server.revoke_refresh_tokens(),
+        other => return Err(format!("unknown command {other:?}")),
+    }
+    Ok(json!({"ok": true}))
+}
+
+fn issued(token: &Issued) -> Value {
+    json!({
+        "access_token": token.access_token,
+        "refresh_token": token.refresh_token,
+        "expires_in": token.expires_in,
+    })
+}
+
+/// Every counter by name. The destructuring is exhaustive, so a counter added to the library
+/// does not compile until it is reported here too.
+fn counters(c: &Counters) -> Value {
+    let Counters {
+        token_requests,
+        refreshes,
+        refresh_attempts,
+        client_credentials,
+        invalid_grant,
+        reuse_detected,
+        max_concurrent_refreshes,
+        api_calls,
+        api_ok,
+        api_rejected,
+        api_without_auth,
+        redirects,
+        connections,
+        connections_reset,
+        injected_failures,
+        failure_answers,
+    } = *c;
+    json!({
+        "token_requests": token_requests,
+        "refreshes": refreshes,
+        "refresh_attempts": refresh_attempts,
+        "client_credentials": client_credentials,
+        "invalid_grant": invalid_grant,
+        "reuse_detected": reuse_detected,
+        "max_concurrent_refreshes": max_concurrent_refreshes,
+        "api_calls": api_calls,
+        "api_ok": api_ok,
+        "api_rejected": api_rejected,
+        "api_without_auth": api_without_auth,
+        "redirects": redirects,
+        "connections": connections,
+        "connections_reset": connections_reset,
+        "injected_failures": injected_failures,
+        "failure_answers": failure_answers,
+    })
+}
+
+/// `250ms`, `1.5s`, `2m` or plain seconds (`0.2`).
+fn duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("not a duration: {text:?} (try 250ms, 1.5s, 2m)");
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let number: f64 = number.trim().parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+}
+
+fn probability(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("not a probability between 0 and 1: {text:?}")),
+    }
+}
+
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err(format!("want on or off, not {text:?}")),
+    }
+}
+
+/// A failure mode by name; see `HELP`.
+fn failure(text: &str) -> Result<Failure, String> {
+    let (name, arg) = match text.split_once(':') {
+        Some((n, a)) => (n, Some(a)),
+        None => (text, None),
+    };
+    let secs = |default: u64| -> Result<u64, String> {
+        arg.map_or(Ok(default), |a| {
+            a.parse()
+                .map_err(|_| format!("{name}: not whole seconds: {a:?}"))
+        })
+    };
+    let needed = || arg.ok_or_else(|| format!("failure {name} needs :VALUE"));
+    Ok(match name {
+        "none" => Failure::None,
+        "status500" => Failure::Status500,
+        "unavailable" => Failure::Unavailable {
+            retry_after_secs: secs(1)?,
+        },
+        "too-many-requests" => Failure::TooManyRequests {
+            retry_after_secs: secs(1)?,
+        },
+        "html" => Failure::Html,
+        "garbage-json" => Failure::GarbageJson,
+        "invalid-grant" => Failure::InvalidGrant,
+        "invalid-client" => Failure::InvalidClient,
+        "hang" => Failure::Hang(duration(needed()?)?),
+        "big-body" => {
+            let a = needed()?;
+            Failure::BigBody(
+                a.parse()
+                    .map_err(|_| format!("big-body: not bytes: {a:?}"))?,
+            )
+        }
+        "reset-mid-response" => Failure::ResetMidResponse,
+        "empty-access-token" => Failure::EmptyAccessToken,
+        "expires-in" => {
+            let a = needed()?;
+            Failure::ExpiresIn(serde_json::from_str(a).map_err(|e| format!("expires-in: {e}"))?)
+        }
+        other => return Err(format!("unknown failure mode {other:?}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(duration("soon").is_err());
+        assert!(duration("-1").is_err());
+        assert!(duration("3h").is_err());
+    }
+
+    #[test]
+    fn failure_modes() {
+        assert_eq!(
+            failure("unavailable:7"),
+            Ok(Failure::Unavailable {
+                retry_after_secs: 7
+            })
+        );
+        assert_eq!(
+            failure("too-many-requests"),
+            Ok(Failure::TooManyRequests {
+                retry_after_secs: 1
+            })
+        );
+        assert_eq!(
+            failure("hang:2s"),
+            Ok(Failure::Hang(Duration::from_secs(2)))
+        );
+        assert_eq!(failure("expires-in:-5"), Ok(Failure::ExpiresIn(json!(-5))));
+        assert!(failure("hang").is_err());
+        assert!(failure("explode").is_err());
+    }
+
+    #[test]
+    fn flags() {
+        let args: Vec<String> = [
+            "--token-lifetime",
+            "1s",
+            "--no-rotation",
+            "--failure",
+            "html",
+        ]
+        .map(String::from)
+        .into();
+        let parsed = parse_args(&args).unwrap();
+        assert_eq!(parsed.failure, Failure::Html);
+        assert!(parse_args(&["--token-lifetime".to_owned()]).is_err());
+        assert!(parse_args(&["--bogus".to_owned()]).is_err());
+    }
+}
