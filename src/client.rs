@@ -312,8 +312,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Sets how long a thread waits for another's refresh. See [`GateBuilder::refresh_timeout`].
-    /// Defaults to 30 seconds.
+    /// Sets the budget a request may spend getting a token: waiting for a refresh and through the
+    /// backoffs after transient failures. See [`GateBuilder::refresh_timeout`] (and its default).
     pub fn refresh_timeout(self, timeout: Duration) -> Self {
         self.gate_option(|g| g.refresh_timeout(timeout))
     }
@@ -324,8 +324,8 @@ impl ClientBuilder {
         self.gate_option(|g| g.assumed_lifetime(lifetime))
     }
 
-    /// Sets the backoff after transient refresh failures. See [`GateBuilder::refresh_backoff`].
-    /// Defaults to 1 second doubling up to 60 seconds.
+    /// Sets the backoff after failed refreshes. See [`GateBuilder::refresh_backoff`] (and its
+    /// defaults).
     pub fn refresh_backoff(self, initial: Duration, max: Duration) -> Self {
         self.gate_option(|g| g.refresh_backoff(initial, max))
     }

@@ -606,15 +606,8 @@ impl Gate {
 
     /// Runs a claimed refresh that requests wait for on a refresher thread of its own; when no
     /// thread can be started, on the calling thread.
+    #[cfg(not(loom))]
     fn spawn_refresh(&self, ticket: Ticket) {
-        // loom runs at most five threads per model; the refresher's own would leave too few for
-        // the requesters and the timers the models need, so under loom it runs in line.
-        #[cfg(loom)]
-        {
-            self.run_refresh(ticket);
-            return;
-        }
-        #[cfg(not(loom))]
         let slot = Arc::new(std::sync::Mutex::new(Some(ticket)));
         let (gate, theirs) = (self.clone(), Arc::clone(&slot));
         let spawned = crate::sync::spawn("tokengate-refresh", move || {
@@ -630,6 +623,13 @@ impl Gate {
                 self.run_refresh(ticket);
             }
         }
+    }
+
+    /// Under loom, in line: loom runs at most five threads per model, and the refresher's own
+    /// would leave too few for the requesters and the timers the models need.
+    #[cfg(loom)]
+    fn spawn_refresh(&self, ticket: Ticket) {
+        self.run_refresh(ticket);
     }
 
     /// Runs a claimed refresh with no lock held and installs the outcome: the new token, a

@@ -50,11 +50,19 @@
 //!
 //! # Errors
 //!
-//! Every fallible call returns [`Error`], cheap to clone and free of secrets. A permanent refresh
-//! failure (RFC 6749 `invalid_grant` and friends) puts the client in a login-required state: calls fail
-//! fast with [`Error::LoginRequired`] until [`Client::set_token`]. A transient one (network, 5xx, 429)
-//! is retried after an exponential, jittered backoff that honours `Retry-After`, while a still-valid
-//! old token keeps being used.
+//! Every fallible call returns [`Error`], cheap to clone and free of secrets. A refresh failure is
+//! one of three kinds (see [`RefreshError`] for how token endpoint answers are classified):
+//!
+//! - permanent (`invalid_grant`): the client enters a login-required state and calls fail fast with
+//!   [`Error::LoginRequired`] until [`Client::set_token`];
+//! - configuration (`invalid_client`, a wrong endpoint, an untrusted certificate): the session is
+//!   kept, calls fail at once with [`Error::Refresh`] while the gate retries slowly;
+//! - transient (network, 5xx, 429, an odd answer): the gate retries after a short, growing,
+//!   jittered backoff that honours `Retry-After`, and requests *wait* for that attempt within their
+//!   budget ([`GateBuilder::refresh_timeout`]): an outage shorter than the budget costs latency, not
+//!   errors.
+//!
+//! A still-valid old token keeps being used throughout.
 //!
 //! # Crate features
 //!
@@ -106,6 +114,16 @@ pub use ureq::http;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// Parsers exposed for the fuzz targets in `fuzz/`; not part of the API (no semver promise).
+#[doc(hidden)]
+pub mod __fuzz {
+    /// `Retry-After` (RFC 9110 §10.2.3) as the token endpoint's answer is read: delay-seconds or
+    /// an IMF-fixdate, as a delay from `now`.
+    pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<std::time::Duration> {
+        crate::util::retry_after(value, now)
+    }
+}
 
 /// Compile-time proof that the shared types can cross threads.
 fn _assert_send_sync() {
