@@ -86,6 +86,16 @@ struct Inner {
     _background: Option<Background>,
 }
 
+impl Drop for Inner {
+    /// The last clone of the client is going: a refresh in flight (say, one started ahead of
+    /// expiry on a short-lived thread) finishes and is saved first, within one budget, so a
+    /// short-lived program never loses a rotated refresh token. The background refresher, if
+    /// any, is stopped and joined when the fields drop, after this.
+    fn drop(&mut self) {
+        self.gate.settle(self.gate.budget());
+    }
+}
+
 /// Builds a [`Client`]. See [`Client::builder`].
 #[must_use]
 pub struct ClientBuilder {
@@ -189,6 +199,28 @@ impl Client {
     /// [`Error::InvalidToken`] when the token cannot be sent in an HTTP header.
     pub fn set_token(&self, token: Token) -> Result<(), Error> {
         self.inner.gate.set_token(token)
+    }
+
+    /// Finishes the client's token work before the program ends: waits (at most the
+    /// [`refresh_timeout`](ClientBuilder::refresh_timeout) budget) for a refresh in flight, so a
+    /// rotated refresh token the server has already issued is saved (to the
+    /// [`store`](ClientBuilder::store)) rather than lost with the process.
+    ///
+    /// Dropping the last clone of a client does the same, so a program that returns from `main`
+    /// needs nothing more. Call `close` where the program may end without dropping it: before
+    /// `std::process::exit`, or where a panic may unwind out of `main`. With rotating refresh
+    /// tokens a lost refresh logs the user out: the next run presents a spent refresh token.
+    /// Returns whether no refresh is in flight. The client stays usable.
+    ///
+    /// ```no_run
+    /// # let client = tokengate::Client::builder("https://api.example.com").build()?;
+    /// // ... requests ...
+    /// client.close();
+    /// std::process::exit(0);
+    /// # Ok::<_, tokengate::Error>(())
+    /// ```
+    pub fn close(&self) -> bool {
+        self.inner.gate.settle(self.inner.gate.budget())
     }
 
     /// A snapshot of the current token, without refreshing. `None` before the first token.

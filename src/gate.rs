@@ -989,6 +989,29 @@ impl Gate {
         Ok(())
     }
 
+    /// Waits, at most `timeout`, until no refresh is in flight, so that what it brings (a rotated
+    /// refresh token the server has already issued) is installed and saved before the program
+    /// goes on, or ends. Returns whether no refresh is in flight.
+    ///
+    /// [`Client`](crate::Client) does this when its last clone is dropped, and in
+    /// [`Client::close`](crate::Client::close). Call it yourself before a program that uses a
+    /// gate without a client ends.
+    pub fn settle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.shared.state.lock();
+        while st.refreshing {
+            if self.shared.cond.wait_until(&mut st, deadline).timed_out() {
+                return !st.refreshing;
+            }
+        }
+        true
+    }
+
+    /// The budget of a request for getting a token (see [`GateBuilder::refresh_timeout`]).
+    pub(crate) fn budget(&self) -> Duration {
+        self.shared.config.refresh_timeout
+    }
+
     /// The current token, whatever its state, without refreshing. `None` before the first token.
     pub fn token(&self) -> Option<Arc<Token>> {
         self.shared

@@ -70,8 +70,41 @@ pub fn run_child<S: TokenStore + Clone>(mode: &str, store: S) {
         "worker" => worker(store),
         "saver" => saver(store),
         "hold-before-redeem" | "hold-after-redeem" => hold(store, mode == "hold-after-redeem"),
+        "cli-return" | "cli-exit" => cli(store, mode == "cli-exit"),
         other => panic!("unknown {CHILD_MODE}={other}"),
     }
+}
+
+/// A command-line program's run: one client, one thread, a few requests (the saved token is in its
+/// advisory window, so the first starts a refresh on a short-lived thread), then the end of the
+/// program: a return from `main`, or `std::process::exit` after `Client::close`.
+fn cli<S: TokenStore>(store: S, exit: bool) {
+    let url = child_env(CHILD_URL);
+    let client = Client::builder(format!("{url}/api"))
+        .store(store)
+        .refresher(oauth_at(&url))
+        .build()
+        .expect("child: cannot build the client");
+    let (mut ok, mut failed) = (0, 0);
+    for _ in 0..3 {
+        match client.get("/me").call() {
+            Ok(r) if r.status() == 200 => ok += 1,
+            Ok(r) => {
+                eprintln!("child {}: HTTP {}", std::process::id(), r.status());
+                failed += 1;
+            }
+            Err(e) => {
+                eprintln!("child {}: {e}", std::process::id());
+                failed += 1;
+            }
+        }
+    }
+    println!("RESULT ok={ok} failed={failed}");
+    if exit {
+        client.close();
+        std::process::exit(0);
+    }
+    // Returning drops the client, which waits for the refresh in flight.
 }
 
 /// Calls the API from N threads until `until` (at least once each), sharing the store with the
@@ -554,4 +587,50 @@ fn on_refresh_gets_each_new_token_for_persisting_elsewhere() {
     assert_eq!(seen.len(), 1);
     assert!(server.is_access_token_valid(&seen[0]));
     assert_eq!(seen[0], client.token().unwrap().access_token().secret());
+}
+
+#[test]
+fn issue_12_short_lived_processes_never_lose_a_rotated_refresh_token() {
+    /// Runs of the CLI-shaped child, three at a time.
+    const RUNS: usize = 30;
+    const AT_A_TIME: usize = 3;
+    let server = TestServer::builder()
+        .token_latency(Duration::from_millis(100))
+        .start();
+    let dir = TempDir::new("short-lived");
+    let file = dir.join("token.json");
+    let store = FileStore::new(&file);
+    store.save(&login(&server)).unwrap();
+    for batch in 0..RUNS / AT_A_TIME {
+        // Put the saved token in its advisory window (200 s left of an hour: inside the 5-minute
+        // window, outside the 60 s mandatory one), so each run starts a refresh ahead of expiry.
+        let saved = store.load().unwrap().unwrap();
+        let mut text = FileStore::encode(&saved);
+        let left = SystemTime::now() + Duration::from_secs(200);
+        let at = left.duration_since(UNIX_EPOCH).unwrap().as_millis();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut doc = doc.as_object().unwrap().clone();
+        doc.insert("expires_at_unix_ms".into(), (at as u64).into());
+        doc.insert("lifetime_ms".into(), 3_600_000u64.into());
+        text = serde_json::to_string(&doc).unwrap();
+        store.save(&FileStore::decode(text.as_bytes()).unwrap()).unwrap();
+        let mode = if batch % 2 == 0 { "cli-return" } else { "cli-exit" };
+        let children: Vec<Child> = (0..AT_A_TIME)
+            .map(|_| {
+                ChildSpec::new(mode, &file_spec(&file))
+                    .url(&server.url())
+                    .spawn()
+            })
+            .collect();
+        let deadline = Instant::now() + PATIENCE;
+        for child in children {
+            let r = finish(child, deadline);
+            assert_eq!((r.n("ok"), r.n("failed")), (3, 0), "batch {batch}: {r:?}");
+        }
+    }
+    let c = server.counters();
+    assert_eq!(c.invalid_grant, 0, "a run presented a spent refresh token: {c:?}");
+    assert_eq!(c.reuse_detected, 0, "{c:?}");
+    assert_eq!(c.max_concurrent_refreshes, 1, "{c:?}");
+    assert!(c.refreshes >= (RUNS / AT_A_TIME) as u64, "each batch refreshed: {c:?}");
 }
