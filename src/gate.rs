@@ -662,6 +662,26 @@ impl Gate {
         }
         let mut save_failed = None;
         let (result, event) = match outcome {
+            Ok(fetched) if fetched.unusable.is_some() => {
+                // A failed attempt that still rotated the refresh token: install the token it
+                // replaces with the new refresh token (still dead if it was rejected), then back
+                // off like after any transient failure.
+                let stats = &self.shared.stats;
+                stats.refresh_failures.fetch_add(1, Relaxed);
+                if let Some(e) = fetched.save_error {
+                    stats.store_errors.fetch_add(1, Relaxed);
+                    save_failed = Some(Event::StoreFailed {
+                        error: Error::Store(e),
+                    });
+                }
+                let err = fetched.unusable.unwrap_or(Error::RefresherPanicked);
+                self.install(&mut st, fetched.token, ticket.reactive, now);
+                if let Some(c) = st.current.as_mut() {
+                    c.dead = ticket.reactive;
+                }
+                let (err, event) = self.fail(&mut st, err, now);
+                (Err(err), event)
+            }
             Ok(fetched) => {
                 let stats = &self.shared.stats;
                 let counter = if fetched.adopted {
@@ -679,7 +699,10 @@ impl Gate {
                 st.last_error = None;
                 st.backoff_until = None;
                 st.consecutive_failures = 0;
-                let lease = self.install(&mut st, fetched.token, ticket.reactive, now);
+                // An adopted token was not issued to us just now: a rejection of it is a
+                // revocation to refresh past, not a sign the server rejects fresh tokens.
+                let reactive = ticket.reactive && !fetched.adopted;
+                let lease = self.install(&mut st, fetched.token, reactive, now);
                 let expires_in = lease.token.lifetime().or_else(|| lease.token.remaining());
                 let event = if fetched.adopted {
                     Event::Adopted {
@@ -786,14 +809,26 @@ impl Gate {
         refresher: &dyn Refresh,
         lock_timeout: Duration,
     ) -> Result<Fetched, Error> {
+        let unusable = std::cell::Cell::new(None);
         let refresh = |base: Option<&Token>| -> Result<Token, Error> {
             let token = match refresher.refresh(base) {
                 Ok(token) if token.authorization().is_none() => {
-                    return Err(Error::Refresh(RefreshError::new(
+                    let err = Error::Refresh(RefreshError::new(
                         RefreshErrorKind::InvalidResponse,
                         Class::Transient,
                         "the new access token cannot be sent in an HTTP header",
-                    )));
+                    ));
+                    // The access token is useless, but a rotated refresh token is now the only
+                    // one the server accepts: keep it, on the token it replaces (and save it).
+                    match (base, token.get_refresh_token()) {
+                        (Some(base), Some(rotated))
+                            if base.get_refresh_token() != Some(rotated) =>
+                        {
+                            unusable.set(Some(err));
+                            base.clone().with_refresh(Some(rotated.clone()))
+                        }
+                        _ => return Err(err),
+                    }
                 }
                 Ok(token) => token,
                 Err(e) if e.is_permanent() => return Err(Error::LoginRequired(Some(e))),
@@ -804,7 +839,7 @@ impl Gate {
             }
             Ok(token)
         };
-        match &self.shared.store {
+        let fetched = match &self.shared.store {
             None => refresh(current).map(Fetched::refreshed),
             Some(store) => store::refresh_locked(
                 &**store,
@@ -820,7 +855,11 @@ impl Gate {
                 },
                 refresh,
             ),
-        }
+        };
+        fetched.map(|f| Fetched {
+            unusable: unusable.take(),
+            ..f
+        })
     }
 
     /// The effective expiry of `token` (its own, or `now` + the assumed lifetime) and the starts of

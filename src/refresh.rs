@@ -451,7 +451,9 @@ pub struct TokenResponse {
     /// `access_token` (RFC 6749 §5.1): required, non-empty.
     pub access_token: String,
     /// `token_type` (RFC 6749 §5.1, §7.1). Required by the RFC; `Bearer` is assumed when a server
-    /// leaves it out.
+    /// leaves it out or sends something that is not a non-empty string (that value is kept in
+    /// [`extra`](TokenResponse::extra)): refusing the response would throw away a rotated refresh
+    /// token.
     pub token_type: String,
     /// `expires_in` (RFC 6749 §5.1), accepted as a JSON number or a numeric string. Only RECOMMENDED:
     /// `None` when absent, and also when unusable (zero, negative, not a number): such a value is kept
@@ -499,10 +501,16 @@ impl TokenResponse {
             Some(_) => return Err(invalid("access_token is not a string")),
             None => return Err(invalid("access_token is missing")),
         };
+        // An odd token_type or refresh_token must not cost the rotated refresh token (or the
+        // new access token) the rest of the response carries: assume the usual, keep the odd
+        // value in `extra`.
         let token_type = match map.remove("token_type") {
             Some(Value::String(s)) if !s.is_empty() => s,
             None | Some(Value::Null) => "Bearer".to_owned(),
-            Some(_) => return Err(invalid("token_type is not a string")),
+            Some(odd) => {
+                map.insert("token_type".to_owned(), odd);
+                "Bearer".to_owned()
+            }
         };
         let expires_in = match map.remove("expires_in") {
             None | Some(Value::Null) => None,
@@ -519,7 +527,11 @@ impl TokenResponse {
         let refresh_token = match map.remove("refresh_token") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.is_empty() => Some(s),
-            Some(_) => return Err(invalid("refresh_token is not a non-empty string")),
+            // No usable new refresh token: the old one is kept (see `into_token`).
+            Some(odd) => {
+                map.insert("refresh_token".to_owned(), odd);
+                None
+            }
         };
         let scope = match map.remove("scope") {
             Some(Value::String(s)) => Some(s),

@@ -636,6 +636,9 @@ pub(crate) struct Fetched {
     pub(crate) adopted: bool,
     /// The refresh worked but saving its token failed (other processes will not see it).
     pub(crate) save_error: Option<StoreError>,
+    /// The refresher's new access token cannot be sent: the attempt failed, and `token` is the
+    /// token it replaces carrying the rotated refresh token, kept (and saved) so it is not lost.
+    pub(crate) unusable: Option<Error>,
 }
 
 impl Fetched {
@@ -644,8 +647,23 @@ impl Fetched {
             token,
             adopted: false,
             save_error: None,
+            unusable: None,
         }
     }
+}
+
+/// Whether two tokens are the same grant: the same access token, refresh token and expiry (to the
+/// millisecond a store keeps). A server may rotate the refresh token and re-issue the same access
+/// token, so comparing access tokens alone would miss another process's refresh.
+pub(crate) fn same_grant(a: &Token, b: &Token) -> bool {
+    let ms = |t: &Token| {
+        t.expires_at_wall()
+            .and_then(|w| w.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_millis())
+    };
+    a.access_token() == b.access_token()
+        && a.get_refresh_token() == b.get_refresh_token()
+        && ms(a) == ms(b)
 }
 
 /// The gate's error for a failed [`TokenStore::lock`].
@@ -660,8 +678,9 @@ pub(crate) fn lock_failed(e: StoreError, timeout: Duration) -> Error {
 /// The store side of a refresh, run by the refreshing thread of a gate with no gate lock held:
 ///
 /// 1. enter the store's exclusive section (at most `timeout`);
-/// 2. re-read the store; if it holds a token other than `current` (compared by access token), another
-///    process refreshed: adopt it when `usable`, else refresh from it (its refresh token is the newest);
+/// 2. re-read the store; if it holds a token other than `current` (another access token, refresh
+///    token or expiry: see [`same_grant`]), another process refreshed: adopt it when `usable`,
+///    else refresh from it (its refresh token is the newest);
 /// 3. otherwise refresh from `current` and save the new token, still inside the section, so the
 ///    rotated refresh token is on disk before any other process can look.
 ///
@@ -681,14 +700,14 @@ pub(crate) fn refresh_locked(
         Err(e) if e.is_corrupt() => None,
         Err(e) => return Err(Error::Store(e)),
     };
-    let newer = stored
-        .filter(|s| current.is_none_or(|c| c.access_token().secret() != s.access_token().secret()));
+    let newer = stored.filter(|s| current.is_none_or(|c| !same_grant(c, s)));
     let base = match newer {
         Some(s) if usable(&s) => {
             return Ok(Fetched {
                 token: s,
                 adopted: true,
                 save_error: None,
+                unusable: None,
             });
         }
         Some(s) => Some(s),
@@ -700,6 +719,7 @@ pub(crate) fn refresh_locked(
         token,
         adopted: false,
         save_error,
+        unusable: None,
     })
 }
 

@@ -177,6 +177,12 @@ impl Token {
 
     fn rebuild_header(&mut self) {
         let value = format!("{} {}", self.token_type, self.access.secret());
+        // Visible ASCII and spaces only: the `http` crate accepts other bytes (RFC 9110's
+        // obs-text), but ureq refuses to send them, and no RFC 6750 token holds one.
+        if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) || self.token_type.contains(' ') {
+            self.header = None;
+            return;
+        }
         self.header = HeaderValue::from_str(&value).ok().map(|mut v| {
             v.set_sensitive(true);
             v
@@ -231,7 +237,8 @@ impl Token {
 
     /// The ready-made `Authorization` header value (`<type> <access token>`), marked sensitive.
     ///
-    /// `None` when the access token or type holds characters that cannot go into an HTTP header.
+    /// `None` when the access token or type holds anything but visible ASCII and spaces (or the
+    /// type a space): such a token cannot be sent, so it is refused wherever it enters.
     ///
     /// # Security
     ///
@@ -281,6 +288,16 @@ mod tests {
     #[test]
     fn invalid_header_characters_give_no_header() {
         assert!(Token::new("bad\nvalue").authorization().is_none());
+        // Bytes the `http` crate would take but ureq will not send.
+        assert!(Token::new("tök").authorization().is_none());
+        assert!(Token::new("ok").token_type("tök").authorization().is_none());
+        assert!(
+            Token::new("ok")
+                .token_type("two words")
+                .authorization()
+                .is_none()
+        );
+        assert!(Token::new("a-b.c_d~e+f/g==").authorization().is_some());
     }
 
     #[test]

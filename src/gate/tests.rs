@@ -906,3 +906,86 @@ fn the_background_refresher_notices_a_resume() {
     assert_eq!(secret(&gate.lease().unwrap()), "new1");
     drop(client);
 }
+
+// ---- never lose a session (issue 12) ----
+
+/// A token server in a closure: rotating refresh tokens that work once, re-issuing the same
+/// access token every time, and counting any spent refresh token presented.
+struct SameAccessServer {
+    next: AtomicUsize,
+    spent: parking_lot::Mutex<Vec<String>>,
+    reused: AtomicUsize,
+}
+
+impl SameAccessServer {
+    fn refresh(&self, current: &Token) -> Result<Token, RefreshError> {
+        let presented = current.get_refresh_token().unwrap().secret().to_owned();
+        let mut spent = self.spent.lock();
+        if spent.contains(&presented) {
+            self.reused.fetch_add(1, SeqCst);
+            return Err(RefreshError::permanent(
+                "invalid_grant: refresh token reused",
+            ));
+        }
+        spent.push(presented);
+        let n = self.next.fetch_add(1, SeqCst) + 1;
+        Ok(Token::new("same-access")
+            .expires_in(Duration::from_secs(3600))
+            .refresh_token(format!("r{n}")))
+    }
+}
+
+#[test]
+fn issue_12_3_adoption_sees_a_rotated_refresh_token_behind_the_same_access_token() {
+    let server = Arc::new(SameAccessServer {
+        next: AtomicUsize::new(0),
+        spent: parking_lot::Mutex::new(Vec::new()),
+        reused: AtomicUsize::new(0),
+    });
+    let store = MemoryStore::new();
+    store
+        .save(
+            &Token::new("same-access")
+                .refresh_token("r0")
+                .expires_at_system_time(std::time::SystemTime::now() - Duration::from_secs(1)),
+        )
+        .unwrap();
+    let gate = || {
+        let s = Arc::clone(&server);
+        Gate::builder()
+            .store(store.clone())
+            .refresher(move |t: &Token| s.refresh(t))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (gate(), gate());
+    // A refreshes: r0 is spent, r1 saved, with the same access token.
+    a.lease().unwrap();
+    // B holds ("same-access", r0), expired: under the lock the stored token differs only in its
+    // refresh token and expiry, which is enough to see another process refreshed.
+    let lease = b.lease().unwrap();
+    assert_eq!(lease.token().get_refresh_token().unwrap().secret(), "r1");
+    assert_eq!(server.reused.load(SeqCst), 0, "B presented the spent r0");
+    assert_eq!(b.stats().adopted, 1);
+}
+
+#[test]
+fn issue_12_7_a_refresh_overtaken_by_set_token_of_an_expired_token_is_not_login_required() {
+    let (h, refresher) =
+        held(|n| Ok(Token::new(format!("new{n}")).expires_in(Duration::from_secs(3600))));
+    let gate = expired_gate(refresher);
+    let g = gate.clone();
+    let waiting = thread::spawn(move || g.lease());
+    eventually("refresher called", || h.calls.load(SeqCst) == 1);
+    // The app installs a token that has already expired while the refresh runs.
+    gate.set_token(expired()).unwrap();
+    h.release.send(()).unwrap();
+    h.release.send(()).unwrap();
+    let lease = waiting.join().unwrap().expect("not LoginRequired(None)");
+    assert_eq!(
+        secret(&lease),
+        "new2",
+        "the expired token was refreshed in turn"
+    );
+    assert!(!gate.is_login_required());
+}

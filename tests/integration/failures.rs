@@ -180,12 +180,13 @@ fn a_hanging_token_endpoint_is_cut_by_the_refresh_timeout() {
         .unwrap();
     let t = Instant::now();
     let e = client.get("/x").call().unwrap_err();
-    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
-    assert_eq!(
-        e.refresh_error().unwrap().kind(),
-        RefreshErrorKind::Transport,
-        "{e}"
-    );
+    // Held no longer than its one-second budget; it gets the timed-out attempt's error, or a
+    // timeout when the next attempt was still running as the budget ran out.
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    match e.refresh_error() {
+        Some(re) => assert_eq!(re.kind(), RefreshErrorKind::Transport, "{e}"),
+        None => assert!(matches!(e, Error::RefreshTimeout(_)), "{e}"),
+    }
 }
 
 #[test]

@@ -19,5 +19,6 @@ mod refreshers;
 mod security;
 #[cfg(any(feature = "redis", feature = "keyring"))]
 mod services;
+mod sessions;
 mod store;
 mod support;

@@ -57,6 +57,16 @@ pub enum Failure {
     ExpiresIn(Value),
     /// `200 {"access_token":"","token_type":"Bearer","expires_in":3600}`.
     EmptyAccessToken,
+    /// Answer normally (a real token is issued and the refresh token rotated),
+    /// but with the field `name` of the success body set to `value`: an odd
+    /// `token_type` (`""`, `42`), an `access_token` no HTTP header can carry
+    /// (`"tök"`, `"a\r\nb"`), an empty `refresh_token`...
+    Field {
+        /// The field of the RFC 6749 §5.1 body.
+        name: &'static str,
+        /// What it is set to.
+        value: Value,
+    },
     /// Any answer: this status, `Content-Type: application/json`, these
     /// extra headers and this body, sent as given.
     Answer {
@@ -76,7 +86,9 @@ impl Failure {
     pub(crate) fn response(&self, custom: bool) -> Option<Response> {
         let no_store = |r: Response| r.header("Cache-Control", "no-store");
         Some(match self {
-            Failure::None | Failure::Hang(_) | Failure::ExpiresIn(_) => return None,
+            Failure::None | Failure::Hang(_) | Failure::ExpiresIn(_) | Failure::Field { .. } => {
+                return None;
+            }
             Failure::Status500 => Response::json(500, r#"{"error":"server_error"}"#),
             Failure::Unavailable { retry_after_secs } => {
                 Response::json(503, r#"{"error":"temporarily_unavailable"}"#)
@@ -124,9 +136,10 @@ impl Failure {
 
     /// The `expires_in` value to send instead of the real one, if this
     /// failure overrides it.
-    pub(crate) fn expires_in_override(&self) -> Option<&Value> {
+    pub(crate) fn field_override(&self) -> Option<(&'static str, &Value)> {
         match self {
-            Failure::ExpiresIn(v) => Some(v),
+            Failure::ExpiresIn(v) => Some(("expires_in", v)),
+            Failure::Field { name, value } => Some((name, value)),
             _ => None,
         }
     }

@@ -197,11 +197,11 @@ fn authenticate(shared: &Shared, req: &Request, tr: &TokenRequest) -> Result<Cli
     }
 }
 
-/// Builds the RFC 6749 §5.1 success body. `expires_in` replaces the real
-/// value ([`Failure::ExpiresIn`]).
+/// Builds the RFC 6749 §5.1 success body. `field` replaces one of its fields
+/// ([`Failure::ExpiresIn`], [`Failure::Field`]).
 fn token_success(
     shared: &Shared,
-    expires_in: Option<Value>,
+    field: Option<(&'static str, Value)>,
     access: String,
     refresh: Option<String>,
     scope: Option<String>,
@@ -213,14 +213,14 @@ fn token_success(
     if !shared.omit_expires_in.load(Relaxed) {
         body.insert("expires_in".into(), ceil_secs(lifetime).into());
     }
-    if let Some(v) = expires_in {
-        body.insert("expires_in".into(), v);
-    }
     if let Some(refresh) = refresh {
         body.insert("refresh_token".into(), refresh.into());
     }
     if let Some(scope) = scope {
         body.insert("scope".into(), scope.into());
+    }
+    if let Some((name, v)) = field {
+        body.insert(name.into(), v);
     }
     Response::json_value(200, &Value::Object(body))
         .header("Cache-Control", "no-store")
@@ -299,7 +299,10 @@ pub(crate) fn handle_token(shared: &Shared, req: &Request) -> Response {
     };
     let (lifetime, expires_in) = {
         let k = shared.knobs.lock();
-        (k.token_lifetime, k.failure.expires_in_override().cloned())
+        (
+            k.token_lifetime,
+            k.failure.field_override().map(|(n, v)| (n, v.clone())),
+        )
     };
     let scope = tr
         .param("scope")
