@@ -40,6 +40,7 @@
 //! - `router`, `token_endpoint`, `api`: the handlers.
 //! - `token_store`: tokens, rotation, reuse detection, revocation.
 //! - `state`, `counters`, `failure`, `encoding`: shared state and helpers.
+//! - [`support`]: helpers for the workspace's tests (threads, polling, patience, temp dirs).
 
 #![forbid(unsafe_code)]
 
@@ -52,13 +53,12 @@ pub mod load;
 mod router;
 mod server;
 mod state;
-mod temp_dir;
+pub mod support;
 mod token_endpoint;
 mod token_store;
 
 pub use counters::Counters;
 pub use failure::Failure;
-pub use temp_dir::TempDir;
 pub use token_endpoint::TokenRequest;
 pub use token_store::Issued;
 

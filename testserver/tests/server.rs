@@ -5,9 +5,10 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::net::TcpStream;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokengate_testserver::support::{eventually, on_threads};
 use tokengate_testserver::{Counters, Failure, TestServer, closed_port_url};
 
 const EXPIRED_CHALLENGE: &str =
@@ -556,21 +557,12 @@ fn latency_and_max_concurrency() {
             .start(),
     );
     let rts: Vec<String> = (0..6).map(|_| s.issue_token().refresh_token).collect();
-    let barrier = Arc::new(Barrier::new(rts.len()));
     let t = Instant::now();
-    let handles: Vec<_> = rts
-        .into_iter()
-        .map(|rt| {
-            let (s, barrier) = (Arc::clone(&s), Arc::clone(&barrier));
-            thread::spawn(move || {
-                barrier.wait();
-                refresh(&s, &rt).status
-            })
-        })
-        .collect();
-    for h in handles {
-        assert_eq!(h.join().unwrap(), 200);
-    }
+    let statuses = on_threads(rts.len(), {
+        let s = Arc::clone(&s);
+        move |i| refresh(&s, &rts[i]).status
+    });
+    assert_eq!(statuses, [200; 6]);
     assert!(t.elapsed() >= Duration::from_millis(300));
     assert!(
         t.elapsed() < Duration::from_millis(1500),
@@ -809,32 +801,31 @@ fn malformed_requests_get_400_and_server_survives() {
 
 #[test]
 fn many_threads_keep_alive() {
+    const THREADS: usize = 64;
+    const PER_THREAD: usize = 100;
     let s = Arc::new(TestServer::builder().workers(4).start());
-    let at = Arc::new(s.issue_token().access_token);
-    let threads = 64;
-    let per_thread = 100;
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let (s, at) = (Arc::clone(&s), Arc::clone(&at));
-            thread::spawn(move || {
-                let auth = format!("Bearer {at}");
-                let mut c = Conn::open(&s);
-                for _ in 0..per_thread {
-                    assert_eq!(
-                        c.request("GET", "/api/load", &[("Authorization", &auth)], b"")
-                            .status,
-                        200
-                    );
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    let auth = format!("Bearer {}", s.issue_token().access_token);
+    let ok = on_threads(THREADS, {
+        let s = Arc::clone(&s);
+        move |_| {
+            let mut c = Conn::open(&s);
+            (0..PER_THREAD)
+                .filter(|_| {
+                    c.request("GET", "/api/load", &[("Authorization", &auth)], b"")
+                        .status
+                        == 200
+                })
+                .count()
+        }
+    });
+    assert_eq!(ok, [PER_THREAD; THREADS]);
     let c = s.counters();
-    assert_eq!(c.api_ok, threads * per_thread);
-    assert_eq!(c.api_calls, threads * per_thread);
+    assert_eq!(c.api_ok, (THREADS * PER_THREAD) as u64);
+    assert_eq!(c.api_calls, (THREADS * PER_THREAD) as u64);
+    assert_eq!(
+        c.connections, THREADS as u64,
+        "one keep-alive connection per thread"
+    );
 }
 
 #[test]
@@ -862,10 +853,9 @@ fn drop_is_bounded_and_closes_keep_alive_connections() {
         .stream
         .write_all(raw_refresh_request(&rt).as_bytes())
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while s.token_requests_in_flight() == 0 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(5));
-    }
+    eventually("the token request to be in flight", || {
+        s.token_requests_in_flight() == 1
+    });
     let addr = s.addr();
     let t = Instant::now();
     drop(s);
