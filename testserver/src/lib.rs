@@ -39,15 +39,16 @@
 //! - `server`: accept loop, connection threads, shutdown.
 //! - `router`, `token_endpoint`, `api`: the handlers.
 //! - `token_store`: tokens, rotation, reuse detection, revocation.
-//! - `state`, `counters`, `failure`, `encoding`: shared state and helpers.
+//! - `state`, `counters`, `failure`: shared state and fault injection.
+//! - `form`: strict form decoding (on `form_urlencoded`).
 //! - [`support`]: helpers for the workspace's tests (threads, polling, patience, temp dirs).
 
 #![forbid(unsafe_code)]
 
 mod api;
 mod counters;
-mod encoding;
 mod failure;
+mod form;
 mod http;
 pub mod load;
 mod router;
@@ -366,7 +367,8 @@ impl TestServer {
     }
 
     /// Makes the `Date` header of every response lie by `secs` seconds
-    /// (positive = server clock ahead).
+    /// (positive = server clock ahead). The date sent stays within the
+    /// years 1970 to 9999 that an HTTP date can express.
     pub fn set_date_skew(&self, secs: i64) {
         self.shared.date_skew_secs.store(secs, Relaxed);
     }
