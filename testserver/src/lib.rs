@@ -31,11 +31,12 @@
 //!
 //! # Module map
 //!
-//! The HTTP layer is hand-written (no server framework) so that shutdown
-//! can close keep-alive connections and each request is answered on the
-//! thread that read it.
+//! No server framework: the connection loop is ours, so that shutdown can
+//! close keep-alive connections, each request is answered on the thread
+//! that read it, and faults (resets, hangs) can be injected anywhere. The
+//! parsing under it is `httparse`'s.
 //!
-//! - `http`: request parsing / response writing.
+//! - `http`: request framing on `httparse`, response writing.
 //! - `server`: accept loop, connection threads, shutdown.
 //! - `router`, `token_endpoint`, `api`: the handlers.
 //! - `token_store`: tokens, rotation, reuse detection, revocation.

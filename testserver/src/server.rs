@@ -8,7 +8,7 @@ use crate::router::route;
 use crate::state::Shared;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -249,10 +249,10 @@ impl Pool {
 /// close.
 fn serve_connection(shared: &Shared, stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
-    let mut reader = BufReader::with_capacity(8 * 1024, stream);
+    let mut reader = http::Reader::new(stream);
     let mut writer = stream;
     loop {
-        match http::read_request(&mut reader, &mut writer) {
+        match reader.read_request(&mut writer) {
             Ok(Some(req)) => {
                 let resp = route(shared, &req);
                 let keep_alive = req.keep_alive && !shared.shutdown.is_set();
