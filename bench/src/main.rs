@@ -21,10 +21,6 @@
 //! A counting global allocator (per thread, switched on only around what it measures) proves that
 //! the fast path does not allocate.
 
-// A global allocator cannot be written without `unsafe`. The library itself stays
-// `#![forbid(unsafe_code)]`; this is the only `unsafe` in the crate and it only forwards to `System`.
-#![allow(unsafe_code)]
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io;
@@ -60,6 +56,10 @@ impl Counting {
     }
 }
 
+#[allow(
+    unsafe_code,
+    reason = "a global allocator cannot be written without `unsafe`; this one only forwards to `System`"
+)]
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counting
 // touches only atomics and a const thread-local, neither of which allocates.
 unsafe impl GlobalAlloc for Counting {
