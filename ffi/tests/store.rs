@@ -12,7 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tokengate_ffi::*;
-use tokengate_testserver::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Issued, TempDir, TestServer};
+use tokengate_testserver::support::{entries, temp_dir};
+use tokengate_testserver::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Issued, TestServer};
 
 mod support;
 use support::*;
@@ -134,8 +135,8 @@ fn two_clients_sharing_a_token_file_refresh_an_expired_token_once() {
     let server = TestServer::builder()
         .token_latency(Duration::from_millis(100))
         .start();
-    let dir = TempDir::new("shared");
-    let file = dir.join("token.json");
+    let dir = temp_dir("shared");
+    let file = dir.path().join("token.json");
     let login = server.issue_token();
     save_expired(&file, &login);
     let strings = Strings::new(&server, &file);
@@ -194,8 +195,8 @@ fn two_clients_sharing_a_token_file_refresh_an_expired_token_once() {
 #[test]
 fn a_client_with_only_a_token_file_starts_from_the_saved_token_without_refreshing() {
     let server = TestServer::start();
-    let dir = TempDir::new("restart");
-    let file = dir.join("token.json");
+    let dir = temp_dir("restart");
+    let file = dir.path().join("token.json");
     save_expired(&file, &server.issue_token());
     let strings = Strings::new(&server, &file);
     let first = new_client(&strings.config());
@@ -227,7 +228,7 @@ fn a_client_with_only_a_token_file_starts_from_the_saved_token_without_refreshin
     free_bounded(second);
 
     // A missing file means no token yet: log in (set a token), which is saved.
-    let fresh = dir.join("fresh/token.json");
+    let fresh = dir.path().join("fresh/token.json");
     let strings = Strings::new(&server, &fresh);
     let client = new_client(&strings.config());
     assert_eq!(get(client, "/x"), Err(tokengate_result::LoginRequired));
@@ -256,8 +257,8 @@ fn an_unusable_token_file_is_a_store_error_and_is_kept_aside_not_overwritten() {
             "format version 99",
         ),
     ] {
-        let dir = TempDir::new("corrupt");
-        let file = dir.join("token.json");
+        let dir = temp_dir("corrupt");
+        let file = dir.path().join("token.json");
         std::fs::write(&file, bytes).unwrap();
         let strings = Strings::new(&server, &file);
         let sentinel = 0x10 as *mut tokengate_client;
@@ -296,16 +297,16 @@ fn an_unusable_token_file_is_a_store_error_and_is_kept_aside_not_overwritten() {
         assert_eq!(get(client, "/x"), Ok(200));
         free_bounded(client);
         assert_eq!(saved(&file)["access_token"], login.access_token.as_str());
-        let entries = dir.entries();
+        let entries = entries(dir.path());
         let aside = entries
             .iter()
             .find(|name| name.starts_with("token.json.corrupt-"))
             .unwrap_or_else(|| panic!("not kept aside: {entries:?}"));
-        assert_eq!(std::fs::read(dir.join(aside)).unwrap(), bytes);
+        assert_eq!(std::fs::read(dir.path().join(aside)).unwrap(), bytes);
     }
 
     // A file that cannot be read (here: a directory) is an I/O failure, which may pass.
-    let dir = TempDir::new("unreadable");
+    let dir = temp_dir("unreadable");
     let strings = Strings::new(&server, dir.path());
     let mut out = ptr::null_mut();
     // SAFETY: a config whose strings are alive, and a valid out-pointer.
@@ -333,8 +334,8 @@ fn an_unusable_token_file_is_a_store_error_and_is_kept_aside_not_overwritten() {
 fn background_refresh_refreshes_without_requests_and_stops_when_the_client_is_freed() {
     let lifetime = Duration::from_secs(1);
     let server = TestServer::builder().token_lifetime(lifetime).start();
-    let dir = TempDir::new("background");
-    let strings = Strings::new(&server, &dir.join("token.json"));
+    let dir = temp_dir("background");
+    let strings = Strings::new(&server, &dir.path().join("token.json"));
     let login = server.issue_token();
     let (access, refresh) = (c(&login.access_token), c(&login.refresh_token));
     let mut config = strings.config();
@@ -382,14 +383,14 @@ fn background_refresh_refreshes_without_requests_and_stops_when_the_client_is_fr
 #[test]
 fn json_takes_the_new_fields_and_zero_means_default() {
     let server = TestServer::start();
-    let dir = TempDir::new("json");
+    let dir = temp_dir("json");
     let login = server.issue_token();
     let client = client_from_json(
         &json!({
             "base_url": format!("{}/api", server.url()),
             "access_token": login.access_token,
             "expires_in_secs": 3600,
-            "token_file": dir.join("token.json"),
+            "token_file": dir.path().join("token.json"),
             "refresh_ahead_ms": 0,
             "background_refresh": false,
         })

@@ -280,12 +280,12 @@ fn four_processes_share_one_secret_service_entry_with_one_refresh_per_expiry() {
 
 #[test]
 fn no_secret_service_is_a_typed_error_never_a_fallback() {
-    let dir = TempDir::new("no-secret-service");
-    let lock = dir.join("app.lock");
+    let dir = temp_dir("no-secret-service");
+    let lock = dir.path().join("app.lock");
     for (what, bus) in [
         (
             "a bus address that leads nowhere",
-            format!("unix:path={}", dir.join("no-bus").display()),
+            format!("unix:path={}", dir.path().join("no-bus").display()),
         ),
         ("no bus at all", String::new()),
     ] {
@@ -308,7 +308,7 @@ fn no_secret_service_is_a_typed_error_never_a_fallback() {
         );
     }
     assert_eq!(
-        dir.entries(),
+        entries(dir.path()),
         Vec::<String>::new(),
         "nothing written anywhere: no fallback"
     );
@@ -317,11 +317,11 @@ fn no_secret_service_is_a_typed_error_never_a_fallback() {
 /// The kernel keyring needs no daemon: this process's session keyring, shared with its children.
 #[test]
 fn kernel_keyring_keeps_small_and_chunked_tokens() {
-    let dir = TempDir::new("kernel-keyring");
+    let dir = temp_dir("kernel-keyring");
     let service = format!("com.example.tg-kernel-{}", std::process::id());
     let store = KeyringStore::builder(&service, "dave")
         .backend(KeyringBackend::KernelKeyring)
-        .lock_path(dir.join("lock"))
+        .lock_path(dir.path().join("lock"))
         .build()
         .unwrap_or_else(|e| panic!("the kernel keyring is not usable here: {e}"));
     assert!(store.load().unwrap().is_none());
@@ -333,7 +333,7 @@ fn kernel_keyring_keeps_small_and_chunked_tokens() {
     // A second store (another process, as far as the keyring can tell) sees the same token.
     let other = KeyringStore::builder(&service, "dave")
         .backend(KeyringBackend::KernelKeyring)
-        .lock_path(dir.join("lock"))
+        .lock_path(dir.path().join("lock"))
         .build()
         .unwrap();
     assert_eq!(

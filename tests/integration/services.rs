@@ -13,7 +13,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{PATIENCE, TempDir};
+use tokengate_testserver::support::TempDir;
+
+use crate::support::{PATIENCE, temp_dir};
 
 /// Polls `ready` every 10 ms until it holds; panics with `what` after `within`.
 fn wait_until(what: &str, within: Duration, ready: impl Fn() -> bool) {
@@ -46,7 +48,7 @@ impl RedisServer {
         };
         let mut server = RedisServer {
             port,
-            dir: TempDir::new("redis"),
+            dir: temp_dir("redis"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
@@ -182,8 +184,8 @@ exit 1
 
 impl SecretService {
     pub fn start() -> SecretService {
-        let dir = TempDir::new("secret-service");
-        let run = dir.join("run");
+        let dir = temp_dir("secret-service");
+        let run = dir.path().join("run");
         std::fs::create_dir(&run).unwrap();
         #[cfg(unix)]
         {
@@ -193,8 +195,8 @@ impl SecretService {
         let mut child = Command::new("dbus-run-session")
             .args(["--", "bash", "-c", SESSION_SCRIPT])
             .env("HOME", dir.path())
-            .env("XDG_DATA_HOME", dir.join("data"))
-            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
             .env("XDG_RUNTIME_DIR", &run)
             .env("TOKENGATE_TEST_KEYRING_PASSWORD", "test-login-password")
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
@@ -240,7 +242,7 @@ impl SecretService {
 
     /// A directory for lock files (the session's runtime directory).
     pub fn runtime_dir(&self) -> PathBuf {
-        self.dir.join("run")
+        self.dir.path().join("run")
     }
 
     /// Runs `secret-tool` on the private bus and returns its output (stdout and stderr).

@@ -228,8 +228,8 @@ fn spawn_child(mode: &str, url: &str, file: &Path, threads: usize, until: System
 #[test]
 fn four_processes_share_one_token_file_with_one_refresh_per_expiry() {
     let server = TestServer::builder().token_lifetime(TOKEN_LIFETIME).start();
-    let dir = TempDir::new("multiprocess");
-    let file = dir.join("token.json");
+    let dir = temp_dir("multiprocess");
+    let file = dir.path().join("token.json");
     FileStore::new(&file).save(&login(&server)).unwrap();
     let started = Instant::now();
     let until = SystemTime::now() + RUN_FOR;
@@ -274,8 +274,8 @@ fn four_processes_share_one_token_file_with_one_refresh_per_expiry() {
 #[test]
 fn a_restarted_process_uses_the_saved_token_without_refreshing() {
     let server = TestServer::start();
-    let dir = TempDir::new("restart");
-    let file = dir.join("token.json");
+    let dir = temp_dir("restart");
+    let file = dir.path().join("token.json");
     let store = FileStore::new(&file);
     // The first "run": a login (expired access token) is saved, then refreshed and saved again.
     store.save(&expired_login(&server)).unwrap();
@@ -308,8 +308,8 @@ fn a_restarted_process_uses_the_saved_token_without_refreshing() {
 #[test]
 fn a_token_that_expired_while_no_process_ran_is_refreshed_on_load() {
     let server = TestServer::start();
-    let dir = TempDir::new("expired-on-disk");
-    let store = FileStore::new(dir.join("token.json"));
+    let dir = temp_dir("expired-on-disk");
+    let store = FileStore::new(dir.path().join("token.json"));
     // Written with a wall-clock expiry a second in the past.
     store.save(&expired_login(&server)).unwrap();
     let client = client_on(&server, store.clone()).unwrap();
@@ -329,8 +329,8 @@ fn threads_and_clients_of_one_process_refresh_once_through_the_file() {
     let server = TestServer::builder()
         .token_latency(Duration::from_millis(100))
         .start();
-    let dir = TempDir::new("in-process");
-    let store = FileStore::new(dir.join("token.json"));
+    let dir = temp_dir("in-process");
+    let store = FileStore::new(dir.path().join("token.json"));
     store.save(&expired_login(&server)).unwrap();
     // Two clients with gates of their own, as two libraries in one program might have.
     let (a, b) = (
@@ -348,8 +348,8 @@ fn threads_and_clients_of_one_process_refresh_once_through_the_file() {
 #[test]
 fn a_held_file_lock_gives_refresh_timeout_without_calling_the_server() {
     let server = TestServer::start();
-    let dir = TempDir::new("lock-timeout");
-    let file = dir.join("token.json");
+    let dir = temp_dir("lock-timeout");
+    let file = dir.path().join("token.json");
     FileStore::new(&file).save(&expired_login(&server)).unwrap();
     let client = Client::builder(format!("{}/api", server.url()))
         .store(FileStore::new(&file))
@@ -378,8 +378,8 @@ fn a_held_file_lock_gives_refresh_timeout_without_calling_the_server() {
 fn a_reader_never_sees_a_half_written_file() {
     /// Saves by the writer; each one replaces the whole file.
     const SAVES: usize = 100;
-    let dir = TempDir::new("atomic");
-    let store = FileStore::new(dir.join("token.json"));
+    let dir = temp_dir("atomic");
+    let store = FileStore::new(dir.path().join("token.json"));
     let tokens = [
         Token::new("A".repeat(2000)).refresh_token("ra"),
         Token::new("B".repeat(3000)).refresh_token("rb"),
@@ -410,7 +410,7 @@ fn a_reader_never_sees_a_half_written_file() {
     }
     assert!(reads > 1);
     assert_eq!(
-        dir.entries(),
+        entries(dir.path()),
         ["token.json"],
         "no temporary file left behind"
     );
@@ -418,8 +418,8 @@ fn a_reader_never_sees_a_half_written_file() {
 
 #[test]
 fn a_writer_killed_mid_save_leaves_a_whole_file() {
-    let dir = TempDir::new("killed");
-    let file = dir.join("token.json");
+    let dir = temp_dir("killed");
+    let file = dir.path().join("token.json");
     let store = FileStore::new(&file);
     let child = spawn_child("saver", "", &file, 0, SystemTime::now() + PATIENCE);
     let mut child = KillOnDrop(child);
@@ -466,8 +466,8 @@ const BAD_FILES: &[(&str, &[u8], StoreErrorKind)] = &[
 fn bad_files_give_typed_errors_and_are_kept_aside_not_overwritten() {
     let server = TestServer::start();
     for (what, bytes, kind) in BAD_FILES {
-        let dir = TempDir::new("bad");
-        let file = dir.join("token.json");
+        let dir = temp_dir("bad");
+        let file = dir.path().join("token.json");
         std::fs::write(&file, bytes).unwrap();
         let store = FileStore::new(&file);
 
@@ -486,13 +486,17 @@ fn bad_files_give_typed_errors_and_are_kept_aside_not_overwritten() {
 
         // The way out: log in again and save. The bad file is kept, byte for byte.
         store.save(&login(&server)).unwrap();
-        let entries = dir.entries();
+        let entries = entries(dir.path());
         assert_eq!(entries.len(), 2, "{what}: {entries:?}");
         let aside = entries
             .iter()
             .find(|n| n.starts_with("token.json.corrupt-"))
             .unwrap_or_else(|| panic!("{what}: {entries:?}"));
-        assert_eq!(std::fs::read(dir.join(aside)).unwrap(), *bytes, "{what}");
+        assert_eq!(
+            std::fs::read(dir.path().join(aside)).unwrap(),
+            *bytes,
+            "{what}"
+        );
         let client = client_on(&server, store).unwrap();
         assert_eq!(get_status(&client, "/me"), 200, "{what}");
     }
@@ -502,8 +506,8 @@ fn bad_files_give_typed_errors_and_are_kept_aside_not_overwritten() {
 #[test]
 fn a_file_corrupted_while_running_is_kept_aside_by_the_next_refresh() {
     let server = TestServer::start();
-    let dir = TempDir::new("corrupted-live");
-    let file = dir.join("token.json");
+    let dir = temp_dir("corrupted-live");
+    let file = dir.path().join("token.json");
     let store = FileStore::new(&file);
     store.save(&login(&server)).unwrap();
     let client = client_on(&server, store.clone()).unwrap();
@@ -517,7 +521,7 @@ fn a_file_corrupted_while_running_is_kept_aside_by_the_next_refresh() {
         store.load().unwrap().unwrap().access_token(),
         client.token().unwrap().access_token()
     );
-    let entries = dir.entries();
+    let entries = entries(dir.path());
     assert!(
         entries.iter().any(|n| n.starts_with("token.json.corrupt-")),
         "{entries:?}"
@@ -527,9 +531,9 @@ fn a_file_corrupted_while_running_is_kept_aside_by_the_next_refresh() {
 #[test]
 fn an_unreadable_file_is_an_io_error_and_is_left_alone() {
     let server = TestServer::start();
-    let dir = TempDir::new("unreadable");
+    let dir = temp_dir("unreadable");
     // A directory where the file should be: unreadable as a file, whoever runs the test (root too).
-    let file = dir.join("token.json");
+    let file = dir.path().join("token.json");
     std::fs::create_dir(&file).unwrap();
     std::fs::write(file.join("keep"), b"x").unwrap();
     let store = FileStore::new(&file);
@@ -539,15 +543,15 @@ fn an_unreadable_file_is_an_io_error_and_is_left_alone() {
     let e = store.save(&login(&server)).unwrap_err();
     assert_eq!(e.kind(), StoreErrorKind::Io, "{e}");
     assert!(file.join("keep").exists());
-    assert_eq!(dir.entries(), ["token.json"]);
+    assert_eq!(entries(dir.path()), ["token.json"]);
 }
 
 #[test]
 fn no_file_means_login_required_then_set_token_saves_privately() {
     let server = TestServer::start();
-    let dir = TempDir::new("missing");
+    let dir = temp_dir("missing");
     // A parent directory that does not exist yet is created on the first save.
-    let file = dir.join("app").join("token.json");
+    let file = dir.path().join("app").join("token.json");
     let store = FileStore::new(&file);
     let client = client_on(&server, store.clone()).unwrap();
     assert!(client.token().is_none());
@@ -597,8 +601,8 @@ fn issue_12_short_lived_processes_never_lose_a_rotated_refresh_token() {
     let server = TestServer::builder()
         .token_latency(Duration::from_millis(100))
         .start();
-    let dir = TempDir::new("short-lived");
-    let file = dir.join("token.json");
+    let dir = temp_dir("short-lived");
+    let file = dir.path().join("token.json");
     let store = FileStore::new(&file);
     store.save(&login(&server)).unwrap();
     for batch in 0..RUNS / AT_A_TIME {

@@ -1,15 +1,13 @@
-//! Helpers shared by the integration tests: clients wired to a test server, and a way to run many
-//! threads at once that turns a hang into a test failure.
+//! Helpers shared by the integration tests: clients wired to a test server. The helpers every test
+//! binary of the workspace shares (threads, polling, patience, temp dirs) come from
+//! `tokengate_testserver::support`.
 
-use std::sync::{Arc, Barrier};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokengate::{Client, ClientBuilder, OAuth2, Token};
 use tokengate_testserver::TestServer;
 
-/// Upper bound on anything a test waits for. Reaching it fails the test; it is never the expected path.
-pub const PATIENCE: Duration = Duration::from_secs(20);
+pub use tokengate_testserver::support::{PATIENCE, entries, eventually, on_threads, temp_dir};
 
 /// A token freshly issued by the server (as after a login), valid for the server's lifetime.
 pub fn login(server: &TestServer) -> Token {
@@ -42,44 +40,6 @@ pub fn builder(server: &TestServer, token: Token) -> ClientBuilder {
         .refresh_timeout(PATIENCE)
 }
 
-/// Runs `f(i)` on `n` threads released together by a barrier and collects the results in index
-/// order. A thread that does not finish within PATIENCE fails the test instead of hanging it.
-pub fn on_threads<T: Send + 'static>(
-    n: usize,
-    f: impl Fn(usize) -> T + Send + Sync + 'static,
-) -> Vec<T> {
-    let f = Arc::new(f);
-    let barrier = Arc::new(Barrier::new(n));
-    let (tx, rx) = crossbeam_channel::bounded(n);
-    for i in 0..n {
-        let (f, barrier, tx) = (Arc::clone(&f), Arc::clone(&barrier), tx.clone());
-        thread::spawn(move || {
-            barrier.wait();
-            let out = f(i);
-            let _ = tx.send((i, out));
-        });
-    }
-    let deadline = Instant::now() + PATIENCE;
-    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
-    for _ in 0..n {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (i, v) = rx
-            .recv_timeout(left)
-            .expect("a thread hung (or panicked) instead of returning");
-        out[i] = Some(v);
-    }
-    out.into_iter().map(Option::unwrap).collect()
-}
-
-/// Polls `cond` until it holds; fails the test after PATIENCE.
-pub fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let until = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(Instant::now() < until, "timed out waiting for: {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// Status code of a GET, panicking on transport errors (for tests where the request must go through).
 pub fn get_status(client: &Client, path: &str) -> u16 {
     client
@@ -89,5 +49,3 @@ pub fn get_status(client: &Client, path: &str) -> u16 {
         .status()
         .as_u16()
 }
-
-pub use tokengate_testserver::TempDir;

@@ -1,9 +1,10 @@
 //! The bearer-protected API under `/api`, and the `/redirect` helper.
 
 use crate::counters::bump;
-use crate::encoding::{parse_form, push_json_str};
+use crate::form::parse_form;
 use crate::http::{Request, Reset, Response};
 use crate::state::Shared;
+use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Largest body `/api/big?bytes=N` will produce.
@@ -58,10 +59,7 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
     let path = req.path();
     if path == "/api/echo-auth" {
         bump(&c.api_ok);
-        let mut body = String::from(r#"{"authorization":"#);
-        push_json_str(&mut body, auth.unwrap_or(""));
-        body.push('}');
-        return Response::json(200, body);
+        return Response::json_value(200, &json!({ "authorization": auth.unwrap_or("") }));
     }
 
     let valid = req.header_count("authorization") == 1
@@ -82,7 +80,7 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
                 .header("WWW-Authenticate", INSUFFICIENT_SCOPE_CHALLENGE)
         }
         "/api/big" => {
-            let bytes = parse_form(req.query().unwrap_or(""))
+            let bytes = parse_form(req.query().unwrap_or("").as_bytes())
                 .ok()
                 .and_then(|q| q.into_iter().find(|(k, _)| k == "bytes"))
                 .and_then(|(_, v)| v.parse::<usize>().ok())
@@ -102,14 +100,13 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
         }
         _ => {
             bump(&c.api_ok);
-            let mut body = String::with_capacity(64 + req.target.len());
-            body.push_str(r#"{"ok":true,"method":"#);
-            push_json_str(&mut body, &req.method);
-            body.push_str(r#","path":"#);
-            push_json_str(&mut body, &req.target);
-            body.push_str(r#","body_len":"#);
-            body.push_str(&req.body.len().to_string());
-            body.push('}');
+            // Written by hand to keep the key order clients (the C example) look for.
+            let body = format!(
+                r#"{{"ok":true,"method":{},"path":{},"body_len":{}}}"#,
+                json!(req.method),
+                json!(req.target),
+                req.body.len()
+            );
             Response::json(200, body)
         }
     }
@@ -121,10 +118,10 @@ pub(crate) fn redirect(shared: &Shared, req: &Request) -> Response {
     let bad = |msg: &str| {
         Response::json_value(
             400,
-            &serde_json::json!({ "error": "invalid_request", "error_description": msg }),
+            &json!({ "error": "invalid_request", "error_description": msg }),
         )
     };
-    let Ok(query) = parse_form(req.query().unwrap_or("")) else {
+    let Ok(query) = parse_form(req.query().unwrap_or("").as_bytes()) else {
         return bad("malformed query string");
     };
     let get = |name: &str| {

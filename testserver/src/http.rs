@@ -1,19 +1,19 @@
-//! A deliberately small HTTP/1.1 codec: parse one request (request line,
-//! headers, `Content-Length` or chunked body) from a buffered stream and
-//! serialize one response. Anything malformed is reported as a
-//! [`ParseError`] so the connection loop can answer `400` and close instead
-//! of panicking.
+//! HTTP/1.1 on one connection: request heads, chunk sizes and trailers are parsed by `httparse`;
+//! this module adds only what a server must decide on top of a parser (RFC 9112): where a body
+//! ends, whether the connection stays open, when to send `100 Continue`, and how big is too big.
+//! Anything malformed becomes a [`ParseError`] so the connection loop can answer and close instead
+//! of panicking. Responses are written with the reason phrases of the `http` crate.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 
-/// Longest request line or header line accepted.
-const MAX_LINE: u64 = 64 * 1024;
-/// Most bytes accepted for the request line plus all header lines.
+/// Most bytes accepted for the request line plus the header section.
 const MAX_HEAD: usize = 256 * 1024;
-/// Most header lines accepted in one request.
+/// Most header fields (or trailer fields) accepted in one request.
 const MAX_HEADERS: usize = 128;
 /// Largest request body accepted (after de-chunking).
-pub(crate) const MAX_BODY: usize = 1024 * 1024;
+const MAX_BODY: usize = 1024 * 1024;
+/// How much [`Reader`] asks the socket for at a time.
+const READ_SIZE: usize = 8 * 1024;
 
 /// One parsed request, body included.
 #[derive(Debug)]
@@ -59,7 +59,7 @@ impl Request {
 #[derive(Debug)]
 pub(crate) enum ParseError {
     /// The peer sent something that is not HTTP/1.x; answer with this status
-    /// (400, 413, 501, ...) and close.
+    /// (400, 413, 431, 501, 505) and close.
     Bad(u16, &'static str),
     /// The socket failed or closed mid-request: just close.
     Io,
@@ -71,191 +71,263 @@ impl From<io::Error> for ParseError {
     }
 }
 
-/// Reads one line (without the trailing CRLF / LF). `Ok(None)` on EOF before
-/// any byte.
-fn read_line<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> Result<Option<()>, ParseError> {
-    buf.clear();
-    let n = r.by_ref().take(MAX_LINE).read_until(b'\n', buf)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    if buf.last() != Some(&b'\n') {
-        if n as u64 >= MAX_LINE {
-            return Err(ParseError::Bad(431, "line too long"));
-        }
-        return Err(ParseError::Io); // EOF mid-line
-    }
-    buf.pop();
-    if buf.last() == Some(&b'\r') {
-        buf.pop();
-    }
-    Ok(Some(()))
+/// Reads requests from one connection. Bytes that arrive ahead of need (a pipelined request, the
+/// rest of a body) wait in its buffer for the next call.
+#[derive(Debug)]
+pub(crate) struct Reader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// Where the unread bytes in `buf` start.
+    start: usize,
 }
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
+impl<R: Read> Reader<R> {
+    pub fn new(inner: R) -> Self {
+        Reader {
+            inner,
+            buf: Vec::with_capacity(READ_SIZE),
+            start: 0,
+        }
+    }
 
-/// Reads the next request. `Ok(None)` means the peer closed the connection
-/// cleanly between requests. `interim` receives `100 Continue` when the
-/// client asked for it.
-pub(crate) fn read_request<R: BufRead, W: Write>(
-    r: &mut R,
-    interim: &mut W,
-) -> Result<Option<Request>, ParseError> {
-    let mut line = Vec::with_capacity(256);
-    // RFC 9112 §2.2: ignore a few empty lines before the request line.
-    let mut empty = 0;
-    loop {
-        if read_line(r, &mut line)?.is_none() {
-            return Ok(None);
-        }
-        if !line.is_empty() {
-            break;
-        }
-        empty += 1;
-        if empty > 4 {
-            return Err(ParseError::Bad(400, "empty request"));
-        }
+    /// The bytes received and not yet used.
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
-    let request_line =
-        std::str::from_utf8(&line).map_err(|_| ParseError::Bad(400, "request line not UTF-8"))?;
-    let mut parts = request_line.split(' ');
-    let (method, target, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(m), Some(t), Some(v), None) => (m, t, v),
-        _ => return Err(ParseError::Bad(400, "malformed request line")),
-    };
-    if method.is_empty() || !method.bytes().all(is_tchar) {
-        return Err(ParseError::Bad(400, "malformed method"));
-    }
-    if target.is_empty() || target.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(ParseError::Bad(400, "malformed target"));
-    }
-    let http10 = match version {
-        "HTTP/1.1" => false,
-        "HTTP/1.0" => true,
-        v if v.starts_with("HTTP/") => {
-            return Err(ParseError::Bad(505, "unsupported HTTP version"));
-        }
-        _ => return Err(ParseError::Bad(400, "malformed HTTP version")),
-    };
-    let target = origin_form(target).ok_or(ParseError::Bad(400, "malformed target"))?;
-    let method = method.to_owned();
 
-    let mut head_bytes = line.len();
-    let mut headers = Vec::with_capacity(16);
-    loop {
-        if read_line(r, &mut line)?.is_none() {
-            return Err(ParseError::Io);
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+    }
+
+    /// Reads more bytes from the socket; `Ok(0)` at EOF.
+    fn fill(&mut self) -> io::Result<usize> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
         }
-        if line.is_empty() {
-            break;
+        let len = self.buf.len();
+        self.buf.resize(len + READ_SIZE, 0);
+        let n = loop {
+            match self.inner.read(&mut self.buf[len..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        self.buf.truncate(len + *n.as_ref().unwrap_or(&0));
+        n
+    }
+
+    /// Like [`Reader::fill`], but EOF is an error: the peer left mid-request.
+    fn fill_or_fail(&mut self) -> Result<(), ParseError> {
+        match self.fill()? {
+            0 => Err(ParseError::Io),
+            _ => Ok(()),
         }
-        head_bytes += line.len();
-        if headers.len() >= MAX_HEADERS || head_bytes > MAX_HEAD {
+    }
+
+    /// Reads the next request. `Ok(None)` means the peer closed the connection cleanly between
+    /// requests. `interim` receives `100 Continue` when the client asked for it.
+    pub fn read_request<W: Write>(
+        &mut self,
+        interim: &mut W,
+    ) -> Result<Option<Request>, ParseError> {
+        let (mut req, http10) = loop {
+            if let Some(head) = self.parse_head()? {
+                break head;
+            }
+            if self.pending().len() > MAX_HEAD {
+                return Err(ParseError::Bad(431, "request header section too large"));
+            }
+            if self.fill()? == 0 {
+                // EOF: clean between requests, an error in the middle of one.
+                return match self.pending().iter().all(|&b| b == b'\r' || b == b'\n') {
+                    true => Ok(None),
+                    false => Err(ParseError::Io),
+                };
+            }
+        };
+
+        // Body framing (RFC 9112 §6).
+        let chunked = if req.header_count("transfer-encoding") > 0 {
+            if req.header_count("content-length") > 0 {
+                return Err(ParseError::Bad(
+                    400,
+                    "both Transfer-Encoding and Content-Length",
+                ));
+            }
+            let mut codings = req
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
+                .flat_map(|(_, v)| v.split(','))
+                .map(str::trim)
+                .filter(|c| !c.is_empty());
+            let only_chunked = codings
+                .next()
+                .is_some_and(|c| c.eq_ignore_ascii_case("chunked"))
+                && codings.next().is_none();
+            if http10 || !only_chunked {
+                return Err(ParseError::Bad(501, "unsupported transfer coding"));
+            }
+            true
+        } else {
+            false
+        };
+        let content_length = if chunked { None } else { content_length(&req)? };
+        if content_length.is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(ParseError::Bad(413, "request body too large"));
+        }
+        let has_body = chunked || content_length.is_some_and(|n| n > 0);
+        if has_body
+            && !http10
+            && req
+                .header("expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+        {
+            interim.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            interim.flush()?;
+        }
+        if chunked {
+            req.body = self.read_chunked()?;
+        } else if let Some(n) = content_length {
+            req.body = self.take(n as usize)?;
+        }
+        Ok(Some(req))
+    }
+
+    /// Parses the request head from the pending bytes: `Ok(None)` when more bytes are needed.
+    /// Returns the request (without its body) and whether it is HTTP/1.0.
+    fn parse_head(&mut self) -> Result<Option<(Request, bool)>, ParseError> {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut fields);
+        let used = match parsed.parse(self.pending()) {
+            Ok(httparse::Status::Complete(used)) => used,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(ParseError::Bad(431, "too many header fields"));
+            }
+            Err(httparse::Error::Version) if self.pending().windows(6).any(|w| w == b" HTTP/") => {
+                return Err(ParseError::Bad(505, "unsupported HTTP version"));
+            }
+            Err(e) => return Err(ParseError::Bad(400, bad_head(e))),
+        };
+        if used > MAX_HEAD {
             return Err(ParseError::Bad(431, "request header section too large"));
         }
-        if line[0] == b' ' || line[0] == b'\t' {
-            return Err(ParseError::Bad(400, "obsolete line folding"));
-        }
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or(ParseError::Bad(400, "header without colon"))?;
-        let name = &line[..colon];
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(ParseError::Bad(400, "malformed header name"));
-        }
-        let value = line[colon + 1..].trim_ascii();
-        if value.iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f) {
-            return Err(ParseError::Bad(400, "control character in header value"));
-        }
-        // Names are ASCII (checked); values may be Latin-1-ish: keep them
-        // readable rather than rejecting them.
-        headers.push((
-            String::from_utf8_lossy(name).into_owned(),
-            String::from_utf8_lossy(value).into_owned(),
-        ));
-    }
-
-    let mut req = Request {
-        method,
-        target,
-        headers,
-        body: Vec::new(),
-        keep_alive: true,
-    };
-    req.keep_alive = wants_keep_alive(&req, http10);
-
-    // Body framing (RFC 9112 §6).
-    let chunked = if req.header_count("transfer-encoding") > 0 {
-        if req.header_count("content-length") > 0 {
-            return Err(ParseError::Bad(
-                400,
-                "both Transfer-Encoding and Content-Length",
-            ));
-        }
-        let codings: Vec<String> = req
+        // `parse` fills these in when it returns `Complete`.
+        let (Some(method), Some(target), Some(version)) =
+            (parsed.method, parsed.path, parsed.version)
+        else {
+            return Err(ParseError::Bad(400, "malformed request line"));
+        };
+        let http10 = version == 0;
+        let target = origin_form(target).ok_or(ParseError::Bad(400, "malformed target"))?;
+        let headers: Vec<(String, String)> = parsed
             .headers
             .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
-            .flat_map(|(_, v)| v.split(','))
-            .map(|c| c.trim().to_ascii_lowercase())
-            .filter(|c| !c.is_empty())
+            .map(|h| {
+                // Values may be Latin-1-ish: keep them readable rather than reject them.
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
             .collect();
-        if http10 || codings.as_slice() != ["chunked"] {
-            return Err(ParseError::Bad(501, "unsupported transfer coding"));
+        let mut req = Request {
+            method: method.to_owned(),
+            target,
+            headers,
+            body: Vec::new(),
+            keep_alive: true,
+        };
+        req.keep_alive = wants_keep_alive(&req, http10);
+        self.consume(used);
+        Ok(Some((req, http10)))
+    }
+
+    /// The next `n` bytes.
+    fn take(&mut self, n: usize) -> Result<Vec<u8>, ParseError> {
+        while self.pending().len() < n {
+            self.fill_or_fail()?;
         }
-        true
-    } else {
-        false
-    };
-    let content_length = if chunked { None } else { content_length(&req)? };
-    if content_length.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(ParseError::Bad(413, "request body too large"));
+        let bytes = self.pending()[..n].to_vec();
+        self.consume(n);
+        Ok(bytes)
     }
-    let has_body = chunked || content_length.is_some_and(|n| n > 0);
-    if has_body
-        && !http10
-        && req
-            .header("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-    {
-        interim.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-        interim.flush()?;
+
+    /// A chunked body (RFC 9112 §7.1), de-chunked; the trailer section is read and dropped.
+    fn read_chunked(&mut self) -> Result<Vec<u8>, ParseError> {
+        let mut body = Vec::new();
+        loop {
+            let size = loop {
+                match httparse::parse_chunk_size(self.pending()) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        self.consume(used);
+                        break size;
+                    }
+                    Ok(httparse::Status::Partial) => self.fill_or_fail()?,
+                    Err(httparse::InvalidChunkSize) => {
+                        return Err(ParseError::Bad(400, "malformed chunk size"));
+                    }
+                }
+            };
+            if size == 0 {
+                break;
+            }
+            if body.len() as u64 + size > MAX_BODY as u64 {
+                return Err(ParseError::Bad(413, "request body too large"));
+            }
+            body.extend_from_slice(&self.take(size as usize)?);
+            if self.take(2)? != b"\r\n" {
+                return Err(ParseError::Bad(400, "chunk not followed by CRLF"));
+            }
+        }
+        loop {
+            let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            match httparse::parse_headers(self.pending(), &mut fields) {
+                Ok(httparse::Status::Complete((used, _))) => {
+                    self.consume(used);
+                    return Ok(body);
+                }
+                Ok(httparse::Status::Partial) if self.pending().len() > MAX_HEAD => {
+                    return Err(ParseError::Bad(431, "trailer section too large"));
+                }
+                Ok(httparse::Status::Partial) => self.fill_or_fail()?,
+                Err(httparse::Error::TooManyHeaders) => {
+                    return Err(ParseError::Bad(431, "too many trailer fields"));
+                }
+                Err(_) => return Err(ParseError::Bad(400, "malformed trailer section")),
+            }
+        }
     }
-    if chunked {
-        req.body = read_chunked(r, &mut line)?;
-    } else if let Some(n) = content_length {
-        let mut body = vec![0; n as usize];
-        r.read_exact(&mut body)?;
-        req.body = body;
-    }
-    Ok(Some(req))
 }
 
-/// Strips `http://host` from an absolute-form target; rejects anything that
-/// is neither origin-form nor absolute-form (except `*`).
+/// What was wrong with a request head, for the `400` answer.
+fn bad_head(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "malformed header name",
+        httparse::Error::HeaderValue => "control character in header value",
+        httparse::Error::NewLine => "malformed line ending",
+        httparse::Error::Version => "malformed HTTP version",
+        _ => "malformed request line",
+    }
+}
+
+/// The target in origin form: as sent when it starts with `/` (or is `*`); the path and query of an
+/// absolute-form `http(s)://` target. Anything else is `None`.
 fn origin_form(target: &str) -> Option<String> {
     if target.starts_with('/') || target == "*" {
         return Some(target.to_owned());
     }
-    let lower = target
-        .get(..8)
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let rest = if lower.starts_with("http://") {
-        &target[7..]
-    } else if lower.starts_with("https://") {
-        &target[8..]
-    } else {
+    let uri: http::Uri = target.parse().ok()?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
         return None;
-    };
-    Some(match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => rest[i..].to_owned(),
-        Some(i) => format!("/{}", &rest[i..]),
-        None => "/".to_owned(),
-    })
+    }
+    Some(
+        uri.path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned(),
+    )
 }
 
 fn wants_keep_alive(req: &Request, http10: bool) -> bool {
@@ -274,7 +346,7 @@ fn wants_keep_alive(req: &Request, http10: bool) -> bool {
     if http10 { keep && !close } else { !close }
 }
 
-/// All `Content-Length` values must agree and be plain digits.
+/// All `Content-Length` values must agree and be plain digits (RFC 9110 §8.6).
 fn content_length(req: &Request) -> Result<Option<u64>, ParseError> {
     let mut found: Option<u64> = None;
     for (_, v) in req
@@ -296,52 +368,6 @@ fn content_length(req: &Request) -> Result<Option<u64>, ParseError> {
         }
     }
     Ok(found)
-}
-
-fn read_chunked<R: BufRead>(r: &mut R, line: &mut Vec<u8>) -> Result<Vec<u8>, ParseError> {
-    let mut body = Vec::new();
-    loop {
-        if read_line(r, line)?.is_none() {
-            return Err(ParseError::Io);
-        }
-        let size_part = line
-            .split(|&b| b == b';')
-            .next()
-            .unwrap_or_default()
-            .trim_ascii();
-        if size_part.is_empty()
-            || size_part.len() > 8
-            || !size_part.iter().all(u8::is_ascii_hexdigit)
-        {
-            return Err(ParseError::Bad(400, "malformed chunk size"));
-        }
-        // At most 8 hex digits: fits in u64 without overflow.
-        let size = size_part.iter().fold(0u64, |acc, &b| {
-            acc * 16 + (b as char).to_digit(16).unwrap_or(0) as u64
-        });
-        if size == 0 {
-            break;
-        }
-        if body.len() as u64 + size > MAX_BODY as u64 {
-            return Err(ParseError::Bad(413, "request body too large"));
-        }
-        let start = body.len();
-        body.resize(start + size as usize, 0);
-        r.read_exact(&mut body[start..])?;
-        if read_line(r, line)?.is_none() || !line.is_empty() {
-            return Err(ParseError::Bad(400, "chunk not followed by CRLF"));
-        }
-    }
-    // Trailer section: skip fields up to the empty line.
-    for _ in 0..=MAX_HEADERS {
-        if read_line(r, line)?.is_none() {
-            return Err(ParseError::Io);
-        }
-        if line.is_empty() {
-            return Ok(body);
-        }
-    }
-    Err(ParseError::Bad(431, "too many trailer fields"))
 }
 
 /// A response about to be serialized.
@@ -406,42 +432,20 @@ impl Response {
     }
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        200 => "OK",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Content Too Large",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        505 => "HTTP Version Not Supported",
-        _ => "Status",
-    }
-}
-
 /// Serializes `resp` into one buffer (one `write` syscall for small
 /// responses). `head_only` drops the body but keeps its `Content-Length`.
 pub(crate) fn serialize(resp: &Response, date: &str, keep_alive: bool, head_only: bool) -> Vec<u8> {
     let body_len = if head_only { 0 } else { resp.body.len() };
+    let reason = http::StatusCode::from_u16(resp.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Status");
     let mut out = Vec::with_capacity(160 + resp.headers.len() * 48 + body_len);
     // Writing into a Vec cannot fail.
     let _ = write!(
         out,
-        "HTTP/1.1 {} {}\r\nDate: {date}\r\nServer: tokengate-testserver\r\nContent-Length: {}\r\n",
+        "HTTP/1.1 {} {reason}\r\nDate: {date}\r\nServer: tokengate-testserver\r\nContent-Length: {}\r\n",
         resp.status,
-        reason(resp.status),
         resp.body.len()
     );
     out.extend_from_slice(if keep_alive {
@@ -464,21 +468,41 @@ mod tests {
     use super::*;
     use std::io::Cursor;
 
+    /// Feeds `raw` one byte per read, so every partial state is met.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((&first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            buf[0] = first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
     fn parse(raw: &str) -> Result<Option<Request>, ParseError> {
         let mut sink = Vec::new();
-        read_request(&mut Cursor::new(raw.as_bytes().to_vec()), &mut sink)
+        Reader::new(Cursor::new(raw.as_bytes().to_vec())).read_request(&mut sink)
     }
 
     fn bad_status(raw: &str) -> u16 {
         match parse(raw) {
             Err(ParseError::Bad(s, _)) => s,
-            other => panic!("expected a Bad error for {raw:?}, got {other:?}"),
+            other => {
+                let shown: String = raw.chars().take(80).collect();
+                panic!(
+                    "expected a Bad error for {shown:?}..., got {:?}",
+                    other.map(|_| ())
+                )
+            }
         }
     }
 
     #[test]
     fn parses_simple_get() {
-        let r = parse("GET /api/x?q=1 HTTP/1.1\r\nHost: a\r\nX-A:  b \r\n\r\n")
+        let r = parse("\r\nGET /api/x?q=1 HTTP/1.1\r\nHost: a\r\nX-A:  b \r\n\r\n")
             .unwrap()
             .unwrap();
         assert_eq!(r.method, "GET");
@@ -512,21 +536,54 @@ mod tests {
         assert!(!r.keep_alive);
     }
 
+    /// Every request `reader` yields until a clean EOF, as (target, body).
+    fn drain<R: Read>(mut reader: Reader<R>) -> Vec<(String, Vec<u8>)> {
+        let mut sink = Vec::new();
+        let mut got = Vec::new();
+        while let Some(r) = reader.read_request(&mut sink).unwrap() {
+            got.push((r.target, r.body));
+        }
+        assert!(sink.is_empty(), "nobody asked for 100 Continue");
+        got
+    }
+
+    #[test]
+    fn pipelined_requests_whole_or_one_byte_at_a_time() {
+        let raw = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nPUT /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nxyGET /c HTTP/1.1\r\n\r\n";
+        let expected: Vec<(String, Vec<u8>)> = vec![
+            ("/a".into(), b"abc".to_vec()),
+            ("/b".into(), b"xy".to_vec()),
+            ("/c".into(), Vec::new()),
+        ];
+        assert_eq!(drain(Reader::new(Cursor::new(raw.to_vec()))), expected);
+        assert_eq!(drain(Reader::new(Trickle(raw))), expected);
+    }
+
     #[test]
     fn rejects_garbage() {
         assert!(matches!(parse(""), Ok(None)));
+        assert!(matches!(parse("\r\n"), Ok(None)));
         assert_eq!(bad_status("\x16\x03\x01 nonsense\r\n\r\n"), 400);
         assert_eq!(bad_status("GET /\r\n\r\n"), 400);
+        assert_eq!(bad_status("GET x HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(bad_status("GET ftp://h/x HTTP/1.1\r\n\r\n"), 400);
         assert_eq!(bad_status("GET / HTTP/2.0\r\n\r\n"), 505);
         assert_eq!(bad_status("GET / HTTP/1.1\r\nNoColon\r\n\r\n"), 400);
         assert_eq!(bad_status("GET / HTTP/1.1\r\n folded\r\n\r\n"), 400);
         assert_eq!(bad_status("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n"), 400);
+        assert_eq!(bad_status("GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n"), 400);
         assert_eq!(
             bad_status("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
             400
         );
         assert_eq!(
             bad_status("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            bad_status(
+                "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ),
             400
         );
         assert_eq!(
@@ -538,6 +595,14 @@ mod tests {
             501
         );
         assert_eq!(
+            bad_status("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            501
+        );
+        assert_eq!(
+            bad_status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            501
+        );
+        assert_eq!(
             bad_status("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
             400
         );
@@ -545,13 +610,19 @@ mod tests {
             bad_status("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n"),
             400
         );
-        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(70_000));
+        assert_eq!(
+            bad_status("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n100001\r\n"),
+            413
+        );
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_HEAD + 1));
         assert_eq!(bad_status(&long), 431);
         let ok_long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(40_000));
         assert!(parse(&ok_long).unwrap().is_some());
-        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X-Big: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(200));
+        let many = format!(
+            "GET / HTTP/1.1\r\n{}\r\n",
+            "X-A: b\r\n".repeat(MAX_HEADERS + 1)
+        );
         assert_eq!(bad_status(&many), 431);
-        assert_eq!(bad_status(&long), 431);
         assert!(matches!(
             parse("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab"),
             Err(ParseError::Io)
@@ -566,7 +637,8 @@ mod tests {
     fn expect_continue_gets_interim_response() {
         let mut sink = Vec::new();
         let raw = b"PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx".to_vec();
-        let r = read_request(&mut Cursor::new(raw), &mut sink)
+        let r = Reader::new(Cursor::new(raw))
+            .read_request(&mut sink)
             .unwrap()
             .unwrap();
         assert_eq!(r.body, b"x");
@@ -583,5 +655,7 @@ mod tests {
         let out = String::from_utf8(serialize(&resp, "D", false, true)).unwrap();
         assert!(out.contains("Connection: close\r\n"));
         assert!(out.ends_with("\r\n\r\n"));
+        let out = serialize(&Response::empty(431), "D", false, false);
+        assert!(out.starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"));
     }
 }

@@ -31,34 +31,36 @@
 //!
 //! # Module map
 //!
-//! The HTTP layer is hand-written (no server framework) so that shutdown
-//! can close keep-alive connections and each request is answered on the
-//! thread that read it.
+//! No server framework: the connection loop is ours, so that shutdown can
+//! close keep-alive connections, each request is answered on the thread
+//! that read it, and faults (resets, hangs) can be injected anywhere. The
+//! parsing under it is `httparse`'s.
 //!
-//! - `http`: request parsing / response writing.
+//! - `http`: request framing on `httparse`, response writing.
 //! - `server`: accept loop, connection threads, shutdown.
 //! - `router`, `token_endpoint`, `api`: the handlers.
 //! - `token_store`: tokens, rotation, reuse detection, revocation.
-//! - `state`, `counters`, `failure`, `encoding`: shared state and helpers.
+//! - `state`, `counters`, `failure`: shared state and fault injection.
+//! - `form`: strict form decoding (on `form_urlencoded`).
+//! - [`support`]: helpers for the workspace's tests (threads, polling, patience, temp dirs).
 
 #![forbid(unsafe_code)]
 
 mod api;
 mod counters;
-mod encoding;
 mod failure;
+mod form;
 mod http;
 pub mod load;
 mod router;
 mod server;
 mod state;
-mod temp_dir;
+pub mod support;
 mod token_endpoint;
 mod token_store;
 
 pub use counters::Counters;
 pub use failure::Failure;
-pub use temp_dir::TempDir;
 pub use token_endpoint::TokenRequest;
 pub use token_store::Issued;
 
@@ -366,7 +368,8 @@ impl TestServer {
     }
 
     /// Makes the `Date` header of every response lie by `secs` seconds
-    /// (positive = server clock ahead).
+    /// (positive = server clock ahead). The date sent stays within the
+    /// years 1970 to 9999 that an HTTP date can express.
     pub fn set_date_skew(&self, secs: i64) {
         self.shared.date_skew_secs.store(secs, Relaxed);
     }

@@ -3,19 +3,18 @@
 //! a bounded shutdown that closes every open connection.
 
 use crate::counters::bump;
-use crate::encoding::http_date;
 use crate::http::{self, ParseError, Reset, Response};
 use crate::router::route;
 use crate::state::Shared;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Upper bound on connection threads; further connections wait in the
 /// queue until a thread frees up.
@@ -250,10 +249,10 @@ impl Pool {
 /// close.
 fn serve_connection(shared: &Shared, stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
-    let mut reader = BufReader::with_capacity(8 * 1024, stream);
+    let mut reader = http::Reader::new(stream);
     let mut writer = stream;
     loop {
-        match http::read_request(&mut reader, &mut writer) {
+        match reader.read_request(&mut writer) {
             Ok(Some(req)) => {
                 let resp = route(shared, &req);
                 let keep_alive = req.keep_alive && !shared.shutdown.is_set();
@@ -298,8 +297,29 @@ fn reset(stream: &TcpStream) {
     let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
+/// The `Date` header: now, moved by the configured skew.
 fn date(shared: &Shared) -> String {
     http_date(SystemTime::now(), shared.date_skew_secs.load(Relaxed))
+}
+
+/// The last second an HTTP date can express: 9999-12-31 23:59:59 UTC.
+const LAST_HTTP_DATE: Duration = Duration::from_secs(253_402_300_799);
+
+/// `now + skew_secs` as an IMF-fixdate (RFC 9110 §5.6.7), kept within 1970..=9999.
+fn http_date(now: SystemTime, skew_secs: i64) -> String {
+    let skew = Duration::from_secs(skew_secs.unsigned_abs());
+    let moved = if skew_secs >= 0 {
+        now.checked_add(skew)
+    } else {
+        now.checked_sub(skew)
+    };
+    let latest = UNIX_EPOCH + LAST_HTTP_DATE;
+    let at = match moved {
+        Some(t) => t.clamp(UNIX_EPOCH, latest),
+        None if skew_secs < 0 => UNIX_EPOCH,
+        None => latest,
+    };
+    httpdate::fmt_http_date(at)
 }
 
 /// Half-closes and drains what the peer is still sending (briefly), so the
@@ -315,5 +335,20 @@ fn linger_close(stream: &TcpStream) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_skewed_and_clamped() {
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(http_date(t, 0), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(t, 3600), "Sun, 06 Nov 1994 09:49:37 GMT");
+        assert_eq!(http_date(t, -86_400), "Sat, 05 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(t, i64::MIN), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(t, i64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
     }
 }

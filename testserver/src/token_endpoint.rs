@@ -4,11 +4,13 @@
 //! endpoint `POST /custom/refresh`.
 
 use crate::counters::bump;
-use crate::encoding::{FormError, base64_decode, form_decode, parse_form};
 use crate::failure::Failure;
+use crate::form::{decode_component, parse_form};
 use crate::http::{Request, Response};
 use crate::state::Shared;
 use crate::token_store::{RefreshOutcome, ceil_secs};
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::{Map, Value, json};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -134,15 +136,21 @@ fn delay_and_fail(shared: &Shared, failure_applies: bool, custom: bool) -> Optio
     })
 }
 
-/// Decodes `Authorization: Basic base64(urlencode(id):urlencode(secret))`.
+/// Standard base64 (RFC 4648 §4) that accepts the credentials with or without `=` padding.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Decodes `Authorization: Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
 fn parse_basic(value: &str) -> Option<(String, String)> {
     let (scheme, rest) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = String::from_utf8(base64_decode(rest.trim())?).ok()?;
+    let raw = String::from_utf8(BASE64.decode(rest.trim()).ok()?).ok()?;
     let (id, secret) = raw.split_once(':')?;
-    Some((form_decode(id).ok()?, form_decode(secret).ok()?))
+    Some((decode_component(id).ok()?, decode_component(secret).ok()?))
 }
 
 /// Who is calling the token endpoint.
@@ -245,9 +253,7 @@ pub(crate) fn handle_token(shared: &Shared, req: &Request) -> Response {
             .eq_ignore_ascii_case("application/x-www-form-urlencoded")
     });
     let form = if is_form {
-        std::str::from_utf8(&req.body)
-            .map_err(|_| FormError::NotUtf8)
-            .and_then(parse_form)
+        parse_form(&req.body)
     } else {
         Ok(Vec::new())
     };
@@ -412,5 +418,34 @@ pub(crate) fn handle_custom_refresh(shared: &Shared, req: &Request) -> Response 
             }
             Response::json(200, r#"{"ret":1001,"msg":"refresh token invalid"}"#)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_basic;
+
+    #[test]
+    fn basic_credentials() {
+        let pair = |id: &str, secret: &str| Some((id.to_owned(), secret.to_owned()));
+        // demo-client:demo-secret, padded and not.
+        assert_eq!(
+            parse_basic("Basic ZGVtby1jbGllbnQ6ZGVtby1zZWNyZXQ="),
+            pair("demo-client", "demo-secret")
+        );
+        assert_eq!(
+            parse_basic("basic ZGVtby1jbGllbnQ6ZGVtby1zZWNyZXQ"),
+            pair("demo-client", "demo-secret")
+        );
+        // a+b:p%2Bq%3Ar: id and secret are form-decoded after base64.
+        assert_eq!(
+            parse_basic("Basic YStiOnAlMkJxJTNBcg=="),
+            pair("a b", "p+q:r")
+        );
+        assert_eq!(parse_basic("Bearer ZGVtby1jbGllbnQ6ZGVtby1zZWNyZXQ="), None);
+        assert_eq!(parse_basic("Basic Y!=="), None);
+        // "nocolon", and "a:%zz" (a broken escape).
+        assert_eq!(parse_basic("Basic bm9jb2xvbg=="), None);
+        assert_eq!(parse_basic("Basic YTolenq="), None);
     }
 }

@@ -1,17 +1,15 @@
-//! Helpers shared by the C ABI test binaries: strings, the last error, clients, requests, threads
-//! and temporary directories. Each binary uses a subset, hence `dead_code` is allowed.
+//! Helpers shared by the C ABI test binaries: strings, the last error, clients, requests and
+//! threads, on `tokengate_testserver::support` (which also has the temporary directories). Each
+//! binary uses a subset, hence `dead_code` is allowed.
 #![allow(dead_code)]
 
 use std::ffi::{CStr, CString};
 use std::ptr;
-use std::sync::{Arc, Barrier};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use tokengate_ffi::*;
+use tokengate_testserver::support;
+pub use tokengate_testserver::support::PATIENCE;
 
-/// Upper bound on anything a test waits for. Reaching it fails the test.
-pub const PATIENCE: Duration = Duration::from_secs(20);
 /// Threads released together in the concurrency tests.
 pub const THREADS: usize = 16;
 
@@ -102,23 +100,7 @@ pub fn get(client: *const tokengate_client, path: &str) -> Result<u16, tokengate
 
 /// Runs `f(i)` on THREADS threads released together; a thread that hangs fails the test.
 pub fn on_threads<T: Send + 'static>(f: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
-    let f = Arc::new(f);
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let (tx, rx) = crossbeam_channel::bounded(THREADS);
-    for i in 0..THREADS {
-        let (f, barrier, tx) = (Arc::clone(&f), Arc::clone(&barrier), tx.clone());
-        thread::spawn(move || {
-            barrier.wait();
-            let _ = tx.send(f(i));
-        });
-    }
-    let deadline = Instant::now() + PATIENCE;
-    (0..THREADS)
-        .map(|_| {
-            rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("a thread hung instead of returning")
-        })
-        .collect()
+    support::on_threads(THREADS, f)
 }
 
 /// A client pointer that may cross threads (the header promises the client is thread-safe).

@@ -1,28 +1,37 @@
-//! A raw HTTP/1.1 client over `std::net::TcpStream`, so the server is tested
-//! without trusting any HTTP client library.
+//! How the test-server tests talk to the server.
+//!
+//! Everything a client can send goes through ureq, a maintained HTTP client, so the server is tested
+//! with what real clients send. A raw socket is used only for what no client library sends or lets
+//! us see: malformed requests, pipelined requests, the `100 Continue` interim response, and the
+//! moment the server closes a connection. What comes back on a raw socket is parsed with httparse.
 
 #![allow(dead_code)]
 
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
-use tokengate_testserver::TestServer;
 
-/// One parsed response.
+use base64::Engine as _;
+use serde_json::Value;
+use tokengate_testserver::TestServer;
+use tokengate_testserver::support::PATIENCE;
+use ureq::Agent;
+use ureq::http::{HeaderMap, Method, Request};
+
+/// One response, body read in full.
 #[derive(Debug)]
 pub struct Resp {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
 
 impl Resp {
+    /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name).map(|v| {
+            v.to_str()
+                .unwrap_or_else(|_| panic!("{name} is not visible ASCII: {v:?}"))
+        })
     }
 
     pub fn json(&self) -> Value {
@@ -35,102 +44,54 @@ impl Resp {
     }
 }
 
-/// A keep-alive connection.
-pub struct Conn {
-    pub stream: TcpStream,
-    reader: BufReader<TcpStream>,
+/// A ureq agent that hands back every status as a response, follows no redirect, and gives up
+/// after PATIENCE. Each agent keeps its own keep-alive connections.
+pub fn agent() -> Agent {
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(PATIENCE))
+        .build()
+        .new_agent()
 }
 
-impl Conn {
-    pub fn open(server: &TestServer) -> Conn {
-        let stream = TcpStream::connect(server.addr()).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        Conn { stream, reader }
+/// Sends a request on `agent` (so on one of its keep-alive connections) and reads the whole response.
+/// A GET or HEAD with an empty `body` is sent without a body.
+pub fn send_on(
+    agent: &Agent,
+    server: &TestServer,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let method = Method::from_bytes(method.as_bytes()).expect("a valid method");
+    let mut builder = Request::builder()
+        .method(method.clone())
+        .uri(format!("{}{target}", server.url()));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
     }
-
-    /// Writes raw bytes and reads one response.
-    pub fn raw(&mut self, bytes: &[u8]) -> std::io::Result<Resp> {
-        self.stream.write_all(bytes)?;
-        self.read_response(false)
-    }
-
-    /// Sends a request (adds Host and Content-Length) and reads the response.
-    pub fn request(
-        &mut self,
-        method: &str,
-        target: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Resp {
-        let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if !body.is_empty() || method == "POST" || method == "PUT" {
-            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        req.push_str("\r\n");
-        let mut bytes = req.into_bytes();
-        bytes.extend_from_slice(body);
-        self.stream.write_all(&bytes).expect("write");
-        self.read_response(method == "HEAD").expect("read response")
-    }
-
-    /// Reads one response; `head` = response to a HEAD request (no body).
-    pub fn read_response(&mut self, head: bool) -> std::io::Result<Resp> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "closed",
-            ));
-        }
-        let status: u16 = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {line:?}"));
-        let mut headers = Vec::new();
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line)?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let (k, v) = l.split_once(':').expect("header colon");
-            headers.push((k.to_string(), v.trim().to_string()));
-        }
-        let mut resp = Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        if status == 100 {
-            return self.read_response(head);
-        }
-        let len: usize = resp
-            .header("content-length")
-            .map(|v| v.parse().unwrap())
-            .expect("server always sends Content-Length");
-        if !head {
-            resp.body = vec![0; len];
-            self.reader.read_exact(&mut resp.body)?;
-        }
-        Ok(resp)
-    }
-
-    /// True if the server closed the connection (EOF) within the read timeout.
-    pub fn is_closed(&mut self) -> bool {
-        let mut buf = [0u8; 1];
-        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
+    let sent = if body.is_empty() && (method == Method::GET || method == Method::HEAD) {
+        agent.run(builder.body(()).expect("a valid request"))
+    } else {
+        agent.run(builder.body(body.to_vec()).expect("a valid request"))
+    };
+    let mut resp = sent.unwrap_or_else(|e| panic!("{method} {target}: {e}"));
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .unwrap_or_else(|e| panic!("{method} {target}: reading the body: {e}"));
+    Resp {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body,
     }
 }
 
-/// One request on a fresh connection.
+/// One request on a new connection (a new agent).
 pub fn send(
     server: &TestServer,
     method: &str,
@@ -138,34 +99,13 @@ pub fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Resp {
-    Conn::open(server).request(method, target, headers, body)
+    send_on(&agent(), server, method, target, headers, body)
 }
 
-/// `Authorization: Basic` value for id/secret (form-urlencoding is the
-/// caller's business).
+/// `Authorization: Basic` value for id/secret (form-urlencoding is the caller's business).
 pub fn basic(id: &str, secret: &str) -> String {
-    format!("Basic {}", base64(format!("{id}:{secret}").as_bytes()))
-}
-
-pub fn base64(input: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    format!("Basic {encoded}")
 }
 
 pub const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
@@ -187,22 +127,20 @@ pub fn login(server: &TestServer) -> (String, String) {
     )
 }
 
-pub fn refresh(server: &TestServer, rt: &str) -> Resp {
-    token(
-        server,
-        &format!("grant_type=refresh_token&refresh_token={rt}"),
+/// The form body of a `refresh_token` grant with demo-client body credentials.
+pub fn refresh_form(rt: &str) -> String {
+    format!(
+        "grant_type=refresh_token&refresh_token={rt}&client_id=demo-client&client_secret=demo-secret"
     )
 }
 
-/// The raw bytes of a `refresh_token` grant request with demo-client body
-/// credentials, for tests that drive the socket themselves.
-pub fn raw_refresh_request(rt: &str) -> String {
-    let body = format!(
-        "grant_type=refresh_token&refresh_token={rt}&client_id=demo-client&client_secret=demo-secret"
-    );
-    format!(
-        "POST /oauth/token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+pub fn refresh(server: &TestServer, rt: &str) -> Resp {
+    send(
+        server,
+        "POST",
+        "/oauth/token",
+        &[FORM],
+        refresh_form(rt).as_bytes(),
     )
 }
 
@@ -210,4 +148,86 @@ pub fn raw_refresh_request(rt: &str) -> String {
 pub fn api(server: &TestServer, path: &str, access: &str) -> Resp {
     let auth = format!("Bearer {access}");
     send(server, "GET", path, &[("Authorization", &auth)], b"")
+}
+
+/// A raw connection to `server`; reads give up after PATIENCE.
+pub fn connect(server: &TestServer) -> TcpStream {
+    let stream = TcpStream::connect(server.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("set a read timeout");
+    stream
+}
+
+/// Writes `bytes` on a new raw connection and returns everything the server sends until it closes
+/// the connection.
+///
+/// # Panics
+///
+/// When the server keeps the connection open for PATIENCE (the read times out) or resets it.
+pub fn exchange(server: &TestServer, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = connect(server);
+    stream.write_all(bytes).expect("write");
+    read_until_closed(&mut stream)
+}
+
+/// Reads until the server closes `stream`.
+///
+/// # Panics
+///
+/// As [`exchange`].
+pub fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).unwrap_or_else(|e| {
+        panic!(
+            "the server did not close the connection ({e}); got {:?}",
+            String::from_utf8_lossy(&got)
+        )
+    });
+    got
+}
+
+/// Splits raw bytes into the responses they hold (each framed by its `Content-Length`; an interim
+/// `1xx` response has no body). `head_only` marks responses to HEAD requests, by position.
+///
+/// # Panics
+///
+/// When the bytes are not a sequence of complete responses.
+pub fn parse_responses(mut raw: &[u8], head_only: &[bool]) -> Vec<Resp> {
+    let mut out = Vec::new();
+    while !raw.is_empty() {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut parsed = httparse::Response::new(&mut headers);
+        let head_len = match parsed.parse(raw) {
+            Ok(httparse::Status::Complete(n)) => n,
+            other => panic!("not a complete response ({other:?}): {raw:?}"),
+        };
+        let status = parsed.code.expect("a status code");
+        let mut map = HeaderMap::new();
+        for h in parsed.headers.iter() {
+            map.append(
+                ureq::http::HeaderName::from_bytes(h.name.as_bytes()).expect("a header name"),
+                ureq::http::HeaderValue::from_bytes(h.value).expect("a header value"),
+            );
+        }
+        let interim = (100..200).contains(&status);
+        let body_len = if interim || head_only.get(out.len()).copied().unwrap_or(false) {
+            0
+        } else {
+            map.get("content-length")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .expect("the server always sends Content-Length")
+        };
+        let body = raw[head_len..head_len + body_len].to_vec();
+        raw = &raw[head_len + body_len..];
+        if interim {
+            continue;
+        }
+        out.push(Resp {
+            status,
+            headers: map,
+            body,
+        });
+    }
+    out
 }

@@ -2,10 +2,10 @@
 //! agent on the embedded loopback server.
 //!
 //! ```text
-//! cargo run --release --example bench                            # the full run (about 10 minutes)
-//! TOKENGATE_BENCH_QUICK=1 cargo run --release --example bench    # a quick look (about a minute)
-//! TOKENGATE_BENCH_ONLY=fast,request cargo run --release --example bench   # some sections only
-//! TOKENGATE_BENCH_ONLY=throughput TOKENGATE_BENCH_THREADS=8 cargo run --release --example bench
+//! cargo run --release -p tokengate-bench --bin bench                           # the full run (about 10 minutes)
+//! TOKENGATE_BENCH_QUICK=1 cargo run --release -p tokengate-bench --bin bench   # a quick look (about a minute)
+//! TOKENGATE_BENCH_ONLY=fast,request cargo run --release -p tokengate-bench --bin bench   # some sections only
+//! TOKENGATE_BENCH_ONLY=throughput TOKENGATE_BENCH_THREADS=8 cargo run --release -p tokengate-bench --bin bench
 //! ```
 //!
 //! Sections: `memory`, `fast`, `request`, `throughput`, `storm`, `short`. `TOKENGATE_BENCH_THREADS`
@@ -20,10 +20,6 @@
 //!
 //! A counting global allocator (per thread, switched on only around what it measures) proves that
 //! the fast path does not allocate.
-
-// A global allocator cannot be written without `unsafe`. The library itself stays
-// `#![forbid(unsafe_code)]`; this is the only `unsafe` in the package and it only forwards to `System`.
-#![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -60,6 +56,10 @@ impl Counting {
     }
 }
 
+#[allow(
+    unsafe_code,
+    reason = "a global allocator cannot be written without `unsafe`; this one only forwards to `System`"
+)]
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counting
 // touches only atomics and a const thread-local, neither of which allocates.
 unsafe impl GlobalAlloc for Counting {

@@ -1,11 +1,11 @@
 //! The fast path of every request: obtaining a valid token and its `Authorization` header value.
 //!
 //! ```text
-//! cargo bench --bench fast_path
+//! cargo bench -p tokengate-bench --bench fast_path
 //! ```
 //!
 //! The full table (threads, allocations, loopback throughput against bare ureq, refresh storm, short
-//! tokens, memory) is printed by `cargo run --release --example bench`.
+//! tokens, memory) is printed by `cargo run --release -p tokengate-bench --bin bench`.
 
 #![allow(
     missing_docs,
