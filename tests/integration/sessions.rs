@@ -77,8 +77,8 @@ fn issue_12_6_an_access_token_no_header_can_carry_keeps_the_rotated_refresh_toke
 #[test]
 fn issue_12_6_an_unsendable_access_token_is_a_transient_failure_and_the_file_keeps_the_rotation() {
     let server = TestServer::start();
-    let dir = TempDir::new("unsendable");
-    let file = dir.join("token.json");
+    let dir = temp_dir("unsendable");
+    let file = dir.path().join("token.json");
     let store = FileStore::new(&file);
     store.save(&expired_login(&server)).unwrap();
     let before = store.load().unwrap().unwrap();
@@ -111,8 +111,8 @@ fn issue_12_6_an_unsendable_access_token_is_a_transient_failure_and_the_file_kee
 #[test]
 fn issue_12_4_a_rejected_adopted_token_refreshes_instead_of_being_final() {
     let server = TestServer::start();
-    let dir = TempDir::new("adopted");
-    let file = dir.join("token.json");
+    let dir = temp_dir("adopted");
+    let file = dir.path().join("token.json");
     FileStore::new(&file).save(&login(&server)).unwrap();
     // Two gates on one file: two processes.
     let gate = || {
@@ -175,8 +175,8 @@ fn issue_12_6_a_token_no_header_can_carry_is_refused_where_it_enters() {
         assert_eq!(get_status(&client, "/x"), 200, "the good token stayed");
     }
     // A token file holding one is refused as malformed, naming no secret.
-    let dir = TempDir::new("unsendable-file");
-    let file = dir.join("token.json");
+    let dir = temp_dir("unsendable-file");
+    let file = dir.path().join("token.json");
     std::fs::write(&file, r#"{"version":1,"access_token":"t\u00f6k"}"#).unwrap();
     let e = FileStore::new(&file).load().unwrap_err();
     assert!(e.is_corrupt(), "{e}");
