@@ -188,12 +188,23 @@ fn panicking_refresher_does_not_wedge_the_gate() {
         Ok(Token::new("recovered").expires_in(Duration::from_secs(60)))
     });
     let gate = expired_gate(refresher);
-    // Released twice: the first call panics, every thread waits through the short backoff, and
-    // one of them runs the second call.
+    let (tx, rx) = bounded(THREADS);
+    for _ in 0..THREADS {
+        let (gate, tx) = (gate.clone(), tx.clone());
+        thread::spawn(move || tx.send(gate.lease()).unwrap());
+    }
+    eventually("refresher called", || h.calls.load(SeqCst) == 1);
+    eventually("all threads waiting", || {
+        gate.stats().waits == THREADS as u64
+    });
+    // The first call panics; every thread waits through the short backoff, and one of them
+    // starts the second call, which succeeds.
     h.release.send(()).unwrap();
-    let results = storm(&gate, &h);
-    for r in results {
-        assert_eq!(secret(&r.unwrap()), "recovered");
+    eventually("the second call", || h.calls.load(SeqCst) == 2);
+    h.release.send(()).unwrap();
+    for _ in 0..THREADS {
+        let lease = rx.recv_timeout(PATIENCE).expect("a thread hung").unwrap();
+        assert_eq!(secret(&lease), "recovered");
     }
     assert_eq!(h.calls.load(SeqCst), 2);
     assert_eq!(gate.stats().refresh_failures, 1);
