@@ -1088,6 +1088,76 @@ impl Gate {
     pub(crate) fn count_replay(&self) {
         self.shared.stats.replays.fetch_add(1, Relaxed);
     }
+
+    /// [`lease`](Gate::lease) for a request with a deadline: it never blocks past `deadline`. A
+    /// refresh the call would run itself runs on a short-lived thread instead, and the call waits
+    /// for it as for another thread's refresh, until `deadline` or the end of its budget, whichever
+    /// comes first ([`Error::RefreshTimeout`] then; the refresh goes on and serves later calls).
+    /// `None` is `lease()`. The loop is `lease()`'s, with those two differences.
+    pub(crate) fn lease_until(&self, deadline: Option<Instant>) -> Result<Lease, Error> {
+        let Some(request_deadline) = deadline else {
+            return self.lease();
+        };
+        let mut now = self.shared.clock.now();
+        let mut st = self.shared.state.lock();
+        let budget = self.shared.config.refresh_timeout;
+        let mut deadline = None;
+        let mut waited = false;
+        let mut claimed = false;
+        loop {
+            if let Some(e) = &st.login_required {
+                return Err(e.clone());
+            }
+            if let Some(lease) = st.fresh_lease(now) {
+                if st.ahead_due(now) && self.shared.refresher.is_some() {
+                    let ticket = self.claim(&mut st, now);
+                    drop(st);
+                    self.refresh_in_background(ticket);
+                }
+                return Ok(lease);
+            }
+            let deadline = *deadline.get_or_insert((now.mono + budget).min(request_deadline));
+            let until = if st.refreshing {
+                let until = deadline.min(st.refresh_started + budget);
+                if now.mono >= until {
+                    return st.valid_lease(now).ok_or(Error::RefreshTimeout(budget));
+                }
+                until
+            } else if let Some(next) = st.backoff_until.filter(|&next| now.mono < next) {
+                if let Some(lease) = st.valid_lease(now) {
+                    return Ok(lease);
+                }
+                if st.last_class != Class::Transient || next > deadline {
+                    return Err(st.failure());
+                }
+                next
+            } else if self.shared.refresher.is_none() {
+                return st.valid_lease(now).ok_or(Error::LoginRequired(None));
+            } else if claimed {
+                // The refresh thread could not be started (dropping its ticket released the
+                // claim): refresh on this thread after all.
+                drop(st);
+                return self.lease();
+            } else {
+                claimed = true;
+                let ticket = self.claim(&mut st, now);
+                drop(st);
+                self.refresh_in_background(ticket);
+                now = self.shared.clock.now();
+                st = self.shared.state.lock();
+                continue;
+            };
+            if !waited {
+                waited = true;
+                self.shared.stats.waits.fetch_add(1, Relaxed);
+            }
+            let timed_out = self.shared.cond.wait_until(&mut st, until).timed_out();
+            now = self.shared.clock.now();
+            if timed_out {
+                now.mono = now.mono.max(until);
+            }
+        }
+    }
 }
 
 impl State {

@@ -79,30 +79,38 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod body;
 mod challenge;
 mod client;
 mod error;
 mod events;
 mod gate;
 mod middleware;
+mod net;
+mod redirect;
 mod refresh;
 mod store;
 mod sync;
+mod tls;
 mod token;
 mod util;
 
 pub use challenge::Challenge;
 pub use client::{Client, ClientBuilder, RequestBuilder};
-pub use error::{Error, OAuthError, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind};
+pub use error::{
+    Error, OAuthError, ProxyError, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind,
+};
 pub use events::{EVENT_BUFFER, Event};
 pub use gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 pub use middleware::TokenMiddleware;
+pub use net::Network;
 pub use refresh::{ClientAuth, OAuth2, Refresh, TokenResponse};
 pub use store::{FileStore, MemoryStore, StoreLock, TokenStore};
 #[cfg(feature = "keyring")]
 pub use store::{KeyringBackend, KeyringStore, KeyringStoreBuilder};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreBuilder};
+pub use tls::{Roots, TlsBackend};
 pub use token::{AccessToken, ClientSecret, RefreshToken, Token};
 
 /// The ureq version this crate is built on (its `Body`, `Error` and `Agent` appear in this API).
@@ -142,4 +150,6 @@ fn _assert_send_sync() {
     is::<KeyringStore>();
     #[cfg(feature = "redis")]
     is::<RedisStore>();
+    is::<Network>();
+    is::<ProxyError>();
 }
