@@ -12,6 +12,7 @@ mod faults;
 #[cfg(feature = "keyring")]
 mod keyring_store;
 mod middleware;
+mod network;
 mod outages;
 #[cfg(feature = "redis")]
 mod redis_store;

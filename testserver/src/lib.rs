@@ -78,8 +78,8 @@ pub use pki::{Identity, TestPki};
 pub use proxy::HttpProxy;
 pub use raw::{FNV_START, RawReply, RawRequest, RawServer, fnv1a};
 pub use socks::Socks5Proxy;
-pub use tls_front::{ClientCerts, TlsFront};
 pub use temp_dir::TempDir;
+pub use tls_front::{ClientCerts, TlsFront};
 pub use token_endpoint::TokenRequest;
 pub use token_store::Issued;
 

@@ -96,9 +96,9 @@ impl TestPki {
             params
                 .subject_alt_names
                 .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-            params
-                .subject_alt_names
-                .push(SanType::IpAddress("::1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))));
+            params.subject_alt_names.push(SanType::IpAddress(
+                "::1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            ));
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         } else {
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];

@@ -237,7 +237,10 @@ impl Body<'_> {
             if self.buffered.is_empty() {
                 self.fill()?;
             }
-            let take = self.buffered.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+            let take = self
+                .buffered
+                .len()
+                .min(usize::try_from(len).unwrap_or(usize::MAX));
             req.body_fnv = fnv1a(req.body_fnv, &self.buffered[..take]);
             req.body_len += take as u64;
             self.buffered.drain(..take);
@@ -254,7 +257,10 @@ impl Body<'_> {
                 return Ok(line);
             }
             if self.buffered.len() > 64 * 1024 {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "chunk line too long"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "chunk line too long",
+                ));
             }
             self.fill()?;
         }
@@ -275,7 +281,10 @@ impl Body<'_> {
             }
             self.exact(size, req)?;
             if !self.line()?.is_empty() {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "chunk not terminated"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "chunk not terminated",
+                ));
             }
         }
     }
@@ -297,7 +306,9 @@ fn write_reply(stream: &mut TcpStream, reply: &RawReply, stop: &AtomicBool) -> i
             if stop.load(Relaxed) {
                 return Ok(());
             }
-            thread::sleep(Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())));
+            thread::sleep(
+                Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())),
+            );
         }
         stream.write_all(&[*b])?;
     }

@@ -54,8 +54,11 @@ impl Socks5Proxy {
         let stats = Arc::new(Stats::default());
         let capture = Arc::new(Capture::default());
         let listener = {
-            let (stats, capture, creds) =
-                (Arc::clone(&stats), Arc::clone(&capture), credentials.clone());
+            let (stats, capture, creds) = (
+                Arc::clone(&stats),
+                Arc::clone(&capture),
+                credentials.clone(),
+            );
             Listener::start("socks", move |client| {
                 let _ = serve(client, creds.as_ref(), &stats, &capture);
             })

@@ -70,7 +70,9 @@ impl TlsFront {
             ClientCerts::Required => {
                 let mut roots = RootCertStore::empty();
                 for ca in CertificateDer::pem_slice_iter(pki.ca_pem().as_bytes()) {
-                    roots.add(ca.expect("the CA parses")).expect("the CA is a root");
+                    roots
+                        .add(ca.expect("the CA parses"))
+                        .expect("the CA is a root");
                 }
                 let verifier = WebPkiClientVerifier::builder_with_provider(
                     Arc::new(roots),
@@ -172,6 +174,21 @@ fn client_to_backend(mut tcp: TcpStream, mut upstream: TcpStream, conn: &Mutex<S
     let mut raw = vec![0u8; 32 * 1024];
     let mut plain = Vec::new();
     let mut tcp_w = tcp.try_clone().ok();
+    // The handshake may have read application data that came right behind the client's Finished.
+    {
+        let mut c = conn.lock();
+        if let Ok(state) = c.process_new_packets() {
+            let available = state.plaintext_bytes_to_read();
+            plain.resize(available, 0);
+            let _ = c.reader().read_exact(&mut plain);
+        }
+    }
+    if !plain.is_empty() {
+        if upstream.write_all(&plain).is_err() {
+            return;
+        }
+        plain.clear();
+    }
     loop {
         let n = match tcp.read(&mut raw) {
             Ok(0) | Err(_) => break,
