@@ -7,6 +7,7 @@ mod challenges;
 mod children;
 mod concurrency;
 mod connections;
+mod deadlines;
 mod failures;
 mod faults;
 #[cfg(feature = "keyring")]
@@ -16,9 +17,11 @@ mod network;
 mod outages;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod redirects;
 mod refreshers;
 mod security;
 #[cfg(any(feature = "redis", feature = "keyring"))]
 mod services;
 mod store;
+mod streaming;
 mod support;

@@ -330,7 +330,7 @@ fn the_process_environment_is_read_when_the_client_is_built() {
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, h.pki.ca_pem()).unwrap();
     let token = login(&h.server);
-    let status = Command::new(std::env::current_exe().unwrap())
+    let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "network::child_reads_https_proxy_from_the_process_environment",
@@ -345,9 +345,15 @@ fn the_process_environment_is_read_when_the_client_is_built() {
         .env("TG_CHILD_API", format!("{}/api", h.front.url()))
         .env("TG_CHILD_CA", &ca)
         .env("TG_CHILD_TOKEN", token.access_token().secret())
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success());
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
     assert_eq!(proxy.tunnels(), 1);
     assert_eq!(h.server.counters().api_ok, 1);
 }
