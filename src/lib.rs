@@ -66,16 +66,29 @@
 //!
 //! # Crate features
 //!
-//! Both off by default; the default build has six dependencies.
-//!
+//! - `platform-verifier` (on by default): the operating system's trust store
+//!   ([`Roots::Platform`]) through ureq's rustls-platform-verifier. Without it the bundled Mozilla
+//!   roots are the default.
+//! - `native-tls`: the operating system's TLS stack as [`TlsBackend::NativeTls`].
 //! - `keyring`: `KeyringStore`, the token in the OS credential store
 //!   (macOS Keychain, Windows Credential Manager, the Secret Service or the kernel keyring on
 //!   Linux), for desktop apps.
 //! - `redis`: `RedisStore`, the token in Redis with a lease around each
 //!   refresh, for fleets of workers on many machines.
 //!
+//! The default build has nine direct dependencies: six, and rustls (the one ureq is built on),
+//! webpki-root-certs and rustls-native-certs (which the platform verifier already pulls in on
+//! Linux).
+//!
 //! `tokengate::ureq` and `tokengate::http` re-export the versions this crate uses, so you need no
 //! version-matched dependency of your own.
+//!
+//! # Networks
+//!
+//! [`Network`] sets the trusted certificates, the client certificate, the proxies (by default read
+//! from the environment like curl) and any other ureq agent option, for the client and its OAuth2
+//! refresher at once. [`RequestBuilder::timeout`] bounds a request, the wait for a token included;
+//! [`RequestBuilder::send_reader`] and [`RequestBuilder::send_seekable`] stream bodies.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

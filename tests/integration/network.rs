@@ -467,3 +467,26 @@ fn configure_agent_cannot_break_rejections_or_redirect_scoping() {
         "followed by tokengate, without the token"
     );
 }
+
+/// The OS TLS stack (OpenSSL here) with the same settings: trust by added CA, refusal without it,
+/// mutual TLS.
+#[cfg(feature = "native-tls")]
+#[test]
+fn native_tls_trusts_the_added_ca_and_presents_the_client_certificate() {
+    use tokengate::TlsBackend;
+    let h = https(ClientCerts::Required);
+    let me = h.pki.client("native");
+    let network = h
+        .trusted()
+        .tls_backend(TlsBackend::NativeTls)
+        .client_certificate_pem(me.cert_pem, me.key_pem);
+    assert_eq!(get_status(&h.client(network).unwrap(), "/items"), 200);
+    assert_eq!(h.server.counters().refreshes, 1);
+    let e = h
+        .client(Network::new().tls_backend(TlsBackend::NativeTls))
+        .unwrap()
+        .get("/items")
+        .call()
+        .unwrap_err();
+    assert!(e.is_tls() && !e.is_transient(), "{e:?}");
+}
