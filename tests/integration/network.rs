@@ -121,6 +121,7 @@ fn the_refresher_without_the_ca_fails_with_a_tls_refresh_error_not_a_login() {
     let refresh = e.refresh_error().expect("a refresh error");
     assert_eq!(refresh.kind(), RefreshErrorKind::Tls, "{e}");
     assert!(!refresh.is_transient() && !refresh.is_permanent(), "{e}");
+    assert!(refresh.is_configuration() && e.is_configuration(), "{e}");
     assert!(
         e.is_tls() && !e.is_login_required() && !e.is_transient(),
         "{e}"

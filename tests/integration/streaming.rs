@@ -61,7 +61,7 @@ fn a_seekable_stream_is_rewound_to_where_it_stood_and_replayed() {
     assert_eq!(server.counters().refreshes, 2);
 }
 
-/// Bytes `i % 251`, `len` of them, made as they are read.
+/// Bytes `i % 251`, `len` of them, made as they are read (block copies of one period).
 struct Pattern {
     at: u64,
     len: u64,
@@ -69,11 +69,25 @@ struct Pattern {
 
 impl Read for Pattern {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        const PERIOD: usize = 251;
+        static BLOCK: [u8; 2 * PERIOD] = {
+            let mut b = [0u8; 2 * PERIOD];
+            let mut i = 0;
+            while i < 2 * PERIOD {
+                b[i] = (i % PERIOD) as u8;
+                i += 1;
+            }
+            b
+        };
         let n = buf
             .len()
             .min(usize::try_from(self.len - self.at).unwrap_or(usize::MAX));
-        for (i, b) in buf[..n].iter_mut().enumerate() {
-            *b = ((self.at + i as u64) % 251) as u8;
+        let mut done = 0;
+        while done < n {
+            let phase = ((self.at + done as u64) % PERIOD as u64) as usize;
+            let take = (n - done).min(PERIOD);
+            buf[done..done + take].copy_from_slice(&BLOCK[phase..phase + take]);
+            done += take;
         }
         self.at += n as u64;
         Ok(n)
