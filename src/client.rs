@@ -1078,14 +1078,30 @@ fn buffer(body: Body, limit: u64, judge: impl FnOnce(&[u8])) -> Body {
     }
 }
 
+/// How much of a response the client drops is read first, so its connection can be reused.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+/// How long the client reads a response it drops before it gives up and closes the connection.
+const DRAIN_TIME: Duration = Duration::from_millis(250);
+
 /// Drops a response the caller will not see (a rejection about to be replayed, a redirect about
-/// to be followed) without waiting on the network: a body known to be empty is read, which hands
-/// the connection back to the pool; any other body is not read at all and its connection is closed.
-/// A server that trickles the body of a 401 cannot hold the call, and no byte of it is read.
+/// to be followed). Its body is read first, so the connection can go back to the pool, but only
+/// when it declares a length of at most 64 KiB, and for at most 250 ms (checked between reads): a
+/// body that trickles is abandoned and its connection closed. A body that sends nothing at all
+/// blocks its read until the request's deadline ([`RequestBuilder::timeout`]) or ureq's
+/// `timeout_per_read` (set with [`Network::configure_agent`]), when set.
 fn discard(resp: Response<Body>) {
     let mut body = resp.into_body();
-    if body.content_length() == Some(0) {
-        let _ = std::io::copy(&mut body.as_reader(), &mut std::io::sink());
+    if body.content_length().is_none_or(|n| n > DRAIN_LIMIT) {
+        return;
+    }
+    let started = Instant::now();
+    let mut reader = body.as_reader();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < DRAIN_TIME {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
     }
 }
 

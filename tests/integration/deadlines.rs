@@ -1,6 +1,6 @@
 //! Deadlines and the client's own reads: a request's `timeout` bounds the wait for a token, the
-//! exchange and the body; a trickling 401 is never read before the replay; the body buffered for
-//! `reject_when` is bounded in time as well as in bytes.
+//! exchange and the body; a trickling 401 is abandoned after a short drain, before the replay; the
+//! body buffered for `reject_when` is bounded in time as well as in bytes.
 
 use std::io::Read;
 use std::thread;
@@ -62,7 +62,7 @@ fn a_slow_401_is_not_read_before_the_replay_with_or_without_a_deadline() {
     });
     assert_eq!(status, 200);
     assert_eq!(api.requests(), 2);
-    // The same with the defaults (no deadline): nothing of the 401 body is read.
+    // The same with the defaults (no deadline): the drain gives up after its 250 ms.
     let client = client_of(&api).build().unwrap();
     let status = within(Duration::from_secs(10), move || {
         client.get("/x").call().unwrap().status()
