@@ -372,8 +372,13 @@ impl Refresh for OAuth2 {
                     .to_string(),
             );
         }
-        // Reads the network settings now, so a problem is reported when the gate is built.
-        self.agent().map(|_| ()).map_err(|e| e.to_string())
+        // Its own network settings are read now, so a problem is reported when the gate is built
+        // (a client's were read by the client builder). The agent itself is built at the first
+        // refresh.
+        if let Some(own) = &self.network {
+            own.resolve().map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 
