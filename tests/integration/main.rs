@@ -15,9 +15,9 @@ mod keyring_store;
 mod middleware;
 mod network;
 mod outages;
+mod redirects;
 #[cfg(feature = "redis")]
 mod redis_store;
-mod redirects;
 mod refreshers;
 mod security;
 #[cfg(any(feature = "redis", feature = "keyring"))]
