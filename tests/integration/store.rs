@@ -613,8 +613,14 @@ fn issue_12_short_lived_processes_never_lose_a_rotated_refresh_token() {
         doc.insert("expires_at_unix_ms".into(), (at as u64).into());
         doc.insert("lifetime_ms".into(), 3_600_000u64.into());
         text = serde_json::to_string(&doc).unwrap();
-        store.save(&FileStore::decode(text.as_bytes()).unwrap()).unwrap();
-        let mode = if batch % 2 == 0 { "cli-return" } else { "cli-exit" };
+        store
+            .save(&FileStore::decode(text.as_bytes()).unwrap())
+            .unwrap();
+        let mode = if batch % 2 == 0 {
+            "cli-return"
+        } else {
+            "cli-exit"
+        };
         let children: Vec<Child> = (0..AT_A_TIME)
             .map(|_| {
                 ChildSpec::new(mode, &file_spec(&file))
@@ -629,8 +635,14 @@ fn issue_12_short_lived_processes_never_lose_a_rotated_refresh_token() {
         }
     }
     let c = server.counters();
-    assert_eq!(c.invalid_grant, 0, "a run presented a spent refresh token: {c:?}");
+    assert_eq!(
+        c.invalid_grant, 0,
+        "a run presented a spent refresh token: {c:?}"
+    );
     assert_eq!(c.reuse_detected, 0, "{c:?}");
     assert_eq!(c.max_concurrent_refreshes, 1, "{c:?}");
-    assert!(c.refreshes >= (RUNS / AT_A_TIME) as u64, "each batch refreshed: {c:?}");
+    assert!(
+        c.refreshes >= (RUNS / AT_A_TIME) as u64,
+        "each batch refreshed: {c:?}"
+    );
 }
