@@ -123,7 +123,8 @@ pub struct OAuth2 {
     timeout: Duration,
     allow_http: bool,
     /// Its own network settings; without them, the client's (see `inherit`) or the defaults.
-    network: Option<Network>,
+    /// Boxed: `OAuth2` is moved around by value (e.g. in enums of bindings), and most have none.
+    network: Option<Box<Network>>,
     inherited: Option<Arc<Resolved>>,
     agent: Arc<std::sync::OnceLock<Result<NetAgent, String>>>,
 }
@@ -220,7 +221,7 @@ impl OAuth2 {
     /// Defaults to the network of the [`Client`](crate::Client) this refresher is given to, or to
     /// [`Network::new`] when it is given to a [`Gate`](crate::Gate) directly.
     pub fn network(mut self, network: Network) -> Self {
-        self.network = Some(network);
+        self.network = Some(Box::new(network));
         self.agent = Arc::default();
         self
     }
