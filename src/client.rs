@@ -3,19 +3,23 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Seek};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ureq::Body;
 use ureq::http::uri::Authority;
 use ureq::http::{self, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use ureq::{AsSendBody, Body, SendBody};
 
+use crate::body::{Next, Payload};
 use crate::challenge;
 use crate::error::Error;
 use crate::events::{Background, Event};
 use crate::gate::{Gate, GateBuilder, Lease, Rejection, Stats};
-use crate::refresh::Refresh;
+use crate::net::{NetAgent, Network};
+use crate::redirect;
+use crate::refresh::{OAuth2, Refresh};
 use crate::store::TokenStore;
 use crate::token::Token;
 use crate::util::{Origin, form_encode, form_pairs};
@@ -23,9 +27,6 @@ use crate::util::{Origin, form_encode, form_pairs};
 /// A predicate that sees a response's head and (buffered) body and says whether the server rejected
 /// the token.
 type RejectFn = dyn Fn(&http::response::Parts, &[u8]) -> bool + Send + Sync;
-
-/// How much of a rejected response is read (to keep the connection reusable) before it is dropped.
-const DRAIN_LIMIT: u64 = 64 * 1024;
 
 /// A blocking HTTP client that attaches a fresh bearer token to every request to its API origin.
 ///
@@ -72,7 +73,7 @@ pub struct Client {
 }
 
 struct Inner {
-    agent: ureq::Agent,
+    net: NetAgent,
     base: Uri,
     /// The base URL as request paths are joined to it: serialised once, without a trailing `/`.
     base_url: String,
@@ -82,6 +83,9 @@ struct Inner {
     max_replays: u32,
     max_buffered_body: u64,
     max_redirects: u32,
+    buffer_timeout: Duration,
+    /// Headers dropped (besides the built-in ones) when a redirect changes origin.
+    sensitive: Vec<HeaderName>,
     /// Stops and joins the background refresher when the last clone of the client is dropped.
     _background: Option<Background>,
 }
@@ -103,9 +107,14 @@ pub struct ClientBuilder {
     gate: Option<Gate>,
     gate_builder: GateBuilder,
     gate_options: bool,
+    /// An OAuth2 refresher, kept aside until `build` so it can share the client's network.
+    oauth2: Option<OAuth2>,
+    network: Network,
+    sensitive: Vec<String>,
     reject_when: Option<Box<RejectFn>>,
     max_replays: u32,
     max_buffered_body: u64,
+    buffer_timeout: Duration,
     max_redirects: u32,
     timeout: Option<Duration>,
     connect_timeout: Duration,
@@ -122,6 +131,7 @@ impl fmt::Debug for ClientBuilder {
             .field("gate", &self.gate)
             .field("gate_builder", &self.gate_builder)
             .field("max_replays", &self.max_replays)
+            .field("network", &self.network)
             .finish_non_exhaustive()
     }
 }
@@ -135,9 +145,13 @@ impl Client {
             gate: None,
             gate_builder: Gate::builder(),
             gate_options: false,
+            oauth2: None,
+            network: Network::default(),
+            sensitive: Vec::new(),
             reject_when: None,
             max_replays: 1,
             max_buffered_body: 1024 * 1024,
+            buffer_timeout: Duration::from_secs(30),
             max_redirects: 10,
             timeout: None,
             connect_timeout: Duration::from_secs(10),
@@ -188,6 +202,7 @@ impl Client {
             url,
             headers: Vec::new(),
             bad_header: None,
+            timeout: None,
         }
     }
 
@@ -315,9 +330,68 @@ impl ClientBuilder {
         self.gate_option(|g| g.token(token))
     }
 
-    /// Sets what gets new tokens. See [`GateBuilder::refresher`]. Defaults to none.
-    pub fn refresher(self, refresher: impl Refresh) -> Self {
-        self.gate_option(|g| g.refresher(refresher))
+    /// Sets what gets new tokens. See [`GateBuilder::refresher`]. An [`OAuth2`] refresher without
+    /// [network settings](OAuth2::network) of its own uses the client's
+    /// [`network`](ClientBuilder::network): the same trust, client certificate and proxies.
+    /// Defaults to none.
+    pub fn refresher<R: Refresh>(mut self, refresher: R) -> Self {
+        let mut slot = Some(refresher);
+        let any: &mut dyn std::any::Any = &mut slot;
+        if let Some(oauth2) = any.downcast_mut::<Option<OAuth2>>().and_then(Option::take) {
+            self.oauth2 = Some(oauth2);
+            self.gate_options = true;
+            return self;
+        }
+        self.oauth2 = None;
+        match slot {
+            Some(refresher) => self.gate_option(|g| g.refresher(refresher)),
+            None => self,
+        }
+    }
+
+    /// Sets how the client reaches servers: trusted certificates, client certificate, proxies and
+    /// other ureq agent options; see [`Network`]. The OAuth2 refresher given to
+    /// [`refresher`](ClientBuilder::refresher) uses the same settings unless it has its own.
+    /// Defaults to [`Network::new`]: the operating system's trust store and the environment's
+    /// proxies.
+    pub fn network(mut self, network: Network) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// Sends every request through this proxy. See [`Network::proxy`]. Defaults to the
+    /// environment's proxies.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.network = self.network.proxy(url);
+        self
+    }
+
+    /// Trusts the CA certificates of a PEM file as well. See
+    /// [`Network::add_root_certificates_pem_file`]. Defaults to none.
+    pub fn add_root_certificates_pem_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.network = self.network.add_root_certificates_pem_file(path);
+        self
+    }
+
+    /// Presents the client certificate of these PEM files (mutual TLS). See
+    /// [`Network::client_certificate_pem_files`]. Defaults to none.
+    pub fn client_certificate_pem_files(
+        mut self,
+        chain: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.network = self.network.client_certificate_pem_files(chain, key);
+        self
+    }
+
+    /// Adds a header that carries credentials: like `Authorization`, `Cookie` and
+    /// `Proxy-Authorization`, it is dropped from a request when a redirect takes it to another
+    /// origin (scheme, host or port), and stays dropped for the rest of the redirects. An invalid
+    /// name makes [`build`](ClientBuilder::build) fail with [`Error::InvalidHeader`]. Defaults to
+    /// those three only.
+    pub fn sensitive_header(mut self, name: impl Into<String>) -> Self {
+        self.sensitive.push(name.into());
+        self
     }
 
     /// Sets the mandatory refresh window. See [`GateBuilder::refresh_before_expiry`]. Defaults to
@@ -421,6 +495,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Sets how long the body of an API response may take to arrive when the client reads it for
+    /// [`reject_when`](ClientBuilder::reject_when), so a server that trickles it cannot hold the
+    /// call. It is ureq's receive-body timeout on those requests, so it also bounds reading the
+    /// rest of a body larger than [`max_buffered_body`](ClientBuilder::max_buffered_body).
+    /// Without `reject_when` it is not used. Defaults to 30 seconds.
+    pub fn buffer_timeout(mut self, timeout: Duration) -> Self {
+        self.buffer_timeout = timeout;
+        self
+    }
+
     /// Sets how many times one request may be replayed after rejections (each replay follows a
     /// refresh or another thread's new token). `0` returns the first rejection as it is. Defaults to 1.
     pub fn max_replays(mut self, replays: u32) -> Self {
@@ -438,7 +522,9 @@ impl ClientBuilder {
     /// Sets an overall timeout for each API request, from connecting to the end of the response body
     /// (ureq's global timeout). Defaults to none: the connect and response timeouts bound a request,
     /// and a large download may take as long as it needs. (ureq's global timeout also costs some
-    /// throughput on keep-alive connections; measure before you set it on a hot path.)
+    /// throughput on keep-alive connections; measure before you set it on a hot path.) A
+    /// per-request deadline that also bounds the wait for a token is
+    /// [`RequestBuilder::timeout`].
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
         self
@@ -484,6 +570,15 @@ impl ClientBuilder {
         let (base, base_origin) = Origin::parse(&self.base, "base URL").map_err(Error::url)?;
         // `Uri`'s Display of a bare origin ends in `/`; joining adds its own.
         let base_url = base.to_string().trim_end_matches('/').to_owned();
+        let sensitive = self
+            .sensitive
+            .iter()
+            .map(|n| {
+                HeaderName::from_bytes(n.as_bytes())
+                    .map_err(|_| Error::InvalidHeader(Arc::from(n.as_str())))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let network = self.network.resolve()?;
         let gate = match (self.gate, self.gate_options) {
             (Some(_), true) => {
                 return Err(Error::config(
@@ -491,11 +586,16 @@ impl ClientBuilder {
                 ));
             }
             (Some(gate), false) => gate,
-            (None, _) => self.gate_builder.build()?,
+            (None, _) => {
+                let mut gate_builder = self.gate_builder;
+                if let Some(mut oauth2) = self.oauth2 {
+                    oauth2.inherit(&network);
+                    gate_builder = gate_builder.refresher(oauth2);
+                }
+                gate_builder.build()?
+            }
         };
         let mut config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
             .timeout_connect(Some(self.connect_timeout))
             .timeout_recv_response(Some(self.response_timeout))
             .timeout_global(self.timeout);
@@ -515,7 +615,7 @@ impl ClientBuilder {
         };
         Ok(Client {
             inner: Arc::new(Inner {
-                agent: config.build().new_agent(),
+                net: network.agent(&base, config),
                 base,
                 base_url,
                 base_origin,
@@ -524,6 +624,8 @@ impl ClientBuilder {
                 max_replays: self.max_replays,
                 max_buffered_body: self.max_buffered_body,
                 max_redirects: self.max_redirects,
+                buffer_timeout: self.buffer_timeout,
+                sensitive,
                 _background: background,
             }),
         })
@@ -532,7 +634,19 @@ impl ClientBuilder {
 
 /// A request being built. Finish it with [`call`](RequestBuilder::call) or one of the `send` methods.
 ///
-/// The body is held in memory so the request can be replayed after a rejection.
+/// # Bodies and replays
+///
+/// A body given as bytes ([`send`](RequestBuilder::send), [`send_json`](RequestBuilder::send_json),
+/// [`send_form`](RequestBuilder::send_form)) is kept in memory and sent again when the request is
+/// replayed after a rejection or follows a `307`/`308` redirect. A body streamed from a reader is
+/// not held in memory:
+///
+/// - [`send_seekable`](RequestBuilder::send_seekable) (a file, a `Cursor`): rewound to where it
+///   stood and sent again from there, like a body in memory;
+/// - [`send_reader`](RequestBuilder::send_reader) (any `Read`): sent once. After a rejection the
+///   gate still learns that the token was rejected (the next request refreshes it), but this one
+///   is not replayed: the rejection is returned, as it is after the last replay. A `307`/`308`
+///   redirect is returned instead of followed.
 #[must_use = "a request does nothing until it is sent"]
 pub struct RequestBuilder<'a> {
     client: &'a Client,
@@ -543,6 +657,7 @@ pub struct RequestBuilder<'a> {
     path_len: usize,
     headers: Vec<(HeaderName, HeaderValue)>,
     bad_header: Option<String>,
+    timeout: Option<Duration>,
 }
 
 impl fmt::Debug for RequestBuilder<'_> {
@@ -581,6 +696,16 @@ impl RequestBuilder<'_> {
         self
     }
 
+    /// Sets a deadline for this request: from now until the response arrives, covering the wait
+    /// for a token (also another thread's refresh), every redirect and replay, and reading the
+    /// response body (ureq's global timeout, given what is left at each hop). Past it the call
+    /// returns [`Error::Deadline`], and a body read fails with a timeout. Defaults to none: the
+    /// client's timeouts and `refresh_timeout` bound the call.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
     /// Sends the request without a body.
     ///
     /// # Errors
@@ -588,7 +713,7 @@ impl RequestBuilder<'_> {
     /// See [`Error`]: token errors from the gate (login required, refresh failure, timeout), transport
     /// errors, invalid URL or header. A rejected response is not an error; it is returned.
     pub fn call(self) -> Result<Response<Body>, Error> {
-        self.run(None, None)
+        self.run(Payload::Empty, None)
     }
 
     /// Sends the request with a body.
@@ -597,7 +722,45 @@ impl RequestBuilder<'_> {
     ///
     /// As [`call`](RequestBuilder::call).
     pub fn send(self, body: impl Into<Vec<u8>>) -> Result<Response<Body>, Error> {
-        self.run(Some(body.into()), None)
+        self.run(Payload::Bytes(body.into()), None)
+    }
+
+    /// Sends a body read from `reader` as it is sent (chunked, unless you set `Content-Length`),
+    /// without holding it in memory. It is sent once: see [bodies and
+    /// replays](RequestBuilder#bodies-and-replays) for what happens after a rejection. Use
+    /// [`send_seekable`](RequestBuilder::send_seekable) for a body that can be replayed.
+    ///
+    /// ```no_run
+    /// # let client = tokengate::Client::builder("https://api.example.com").build()?;
+    /// let stdin = std::io::stdin();
+    /// let resp = client.post("/upload").send_reader(stdin.lock())?;
+    /// # Ok::<_, tokengate::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](RequestBuilder::call); an error reading `reader` is a transport error.
+    pub fn send_reader(self, reader: impl Read) -> Result<Response<Body>, Error> {
+        self.run(Payload::stream(reader), None)
+    }
+
+    /// Sends a body read from `reader` from its current position (chunked, unless you set
+    /// `Content-Length`), without holding it in memory, and rewinds it to that position to send it
+    /// again after a rejection or a `307`/`308` redirect.
+    ///
+    /// ```no_run
+    /// # let client = tokengate::Client::builder("https://api.example.com").build()?;
+    /// let file = std::fs::File::open("backup.tar")?;
+    /// let resp = client.put("/backups/today").send_seekable(file)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`send_reader`](RequestBuilder::send_reader). When rewinding fails the response that
+    /// needed the replay is returned.
+    pub fn send_seekable(self, reader: impl Read + Seek) -> Result<Response<Body>, Error> {
+        self.run(Payload::seekable(reader), None)
     }
 
     /// Sends `value` as a JSON body with `Content-Type: application/json`.
@@ -610,7 +773,7 @@ impl RequestBuilder<'_> {
         value: &T,
     ) -> Result<Response<Body>, Error> {
         let body = serde_json::to_vec(value).map_err(|e| Error::Json(Arc::new(e)))?;
-        self.run(Some(body), Some("application/json"))
+        self.run(Payload::Bytes(body), Some("application/json"))
     }
 
     /// Sends form fields as `application/x-www-form-urlencoded`.
@@ -624,19 +787,23 @@ impl RequestBuilder<'_> {
     ) -> Result<Response<Body>, Error> {
         let body = form_pairs(fields);
         self.run(
-            Some(body.into_bytes()),
+            Payload::Bytes(body.into_bytes()),
             Some("application/x-www-form-urlencoded"),
         )
     }
 
     fn run(
         self,
-        body: Option<Vec<u8>>,
+        mut body: Payload<'_>,
         content_type: Option<&'static str>,
     ) -> Result<Response<Body>, Error> {
         if let Some(name) = self.bad_header {
             return Err(Error::InvalidHeader(Arc::from(name)));
         }
+        let deadline = self.timeout.map(|timeout| Deadline {
+            at: Instant::now() + timeout,
+            timeout,
+        });
         let client = self.client;
         let inner = &*client.inner;
         let uri = parse_url(self.url)?;
@@ -650,16 +817,16 @@ impl RequestBuilder<'_> {
             method: self.method,
             uri,
             headers,
-            body,
         };
         let mut lease = if client.same_origin(&req.uri) {
-            Some(inner.gate.lease()?)
+            Some(client.lease(deadline)?)
         } else {
             None
         };
         let mut replays = 0;
         loop {
-            let (resp, authed) = client.send_following_redirects(&req, lease.as_ref())?;
+            let (resp, authed) =
+                client.send_following_redirects(&req, lease.as_ref(), &mut body, deadline)?;
             let (resp, rejected) = client.classify(resp, authed);
             let lease_now = match (&lease, rejected) {
                 (Some(l), true) => l,
@@ -676,24 +843,91 @@ impl RequestBuilder<'_> {
             if inner.gate.reject(lease_now) == Rejection::Final || replays >= inner.max_replays {
                 return Ok(resp);
             }
-            drain(resp);
-            lease = Some(inner.gate.lease()?);
+            if !body.rewind() {
+                // A one-shot stream: the gate knows, the caller gets the rejection.
+                return Ok(resp);
+            }
+            discard(resp);
+            lease = Some(client.lease(deadline)?);
             replays += 1;
             inner.gate.count_replay();
         }
     }
 }
 
-/// One HTTP exchange's worth of request: kept so it can be re-sent after a redirect or a rejection.
+/// A request's own deadline ([`RequestBuilder::timeout`]).
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    /// What is left, or the error when nothing is.
+    fn remaining(self) -> Result<Duration, Error> {
+        let left = self.at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Deadline(self.timeout));
+        }
+        Ok(left)
+    }
+}
+
+/// One HTTP exchange's worth of request (without its body): kept so it can be re-sent after a
+/// redirect or a rejection.
 #[derive(Clone)]
 struct Hop {
     method: Method,
     uri: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
-    body: Option<Vec<u8>>,
+}
+
+/// Per-request ureq settings of one hop, when it needs any.
+#[derive(Default)]
+struct HopConfig<'a> {
+    global: Option<Duration>,
+    recv_body: Option<Duration>,
+    /// `Some` when the hop's proxy differs from the agent's.
+    proxy: Option<Option<&'a ureq::Proxy>>,
 }
 
 impl Client {
+    /// A token from the gate, within the request's deadline when it has one.
+    fn lease(&self, deadline: Option<Deadline>) -> Result<Lease, Error> {
+        match deadline {
+            None => self.inner.gate.lease(),
+            Some(d) => match self.inner.gate.lease_until(Some(d.at)) {
+                Err(Error::RefreshTimeout(_)) if Instant::now() >= d.at => {
+                    Err(Error::Deadline(d.timeout))
+                }
+                other => other,
+            },
+        }
+    }
+
+    /// Runs one exchange on the agent, with the hop's own settings when it has any.
+    fn exec<S: AsSendBody>(
+        &self,
+        request: Request<S>,
+        config: &HopConfig<'_>,
+    ) -> Result<Response<Body>, ureq::Error> {
+        let agent = &self.inner.net.agent;
+        if config.global.is_none() && config.recv_body.is_none() && config.proxy.is_none() {
+            return agent.run(request);
+        }
+        let mut builder = agent.configure_request(request);
+        if let Some(global) = config.global {
+            builder = builder.timeout_global(Some(global));
+        }
+        if let Some(recv_body) = config.recv_body {
+            builder = builder.timeout_recv_body(Some(recv_body));
+        }
+        if let Some(proxy) = config.proxy {
+            builder = builder.proxy(proxy.cloned());
+        }
+        agent.run(builder.build())
+    }
+
     /// Sends `req`, following redirects by hand so the token goes only to the API origin. Returns the
     /// final response and whether its request carried the token. The caller passes a `lease` only
     /// when `req` goes to the API origin.
@@ -701,12 +935,16 @@ impl Client {
         &self,
         req: &Hop,
         lease: Option<&Lease>,
+        body: &mut Payload<'_>,
+        deadline: Option<Deadline>,
     ) -> Result<(Response<Body>, bool), Error> {
         // Borrowed until a redirect has to change it: the common case copies nothing.
         let mut req = Cow::Borrowed(req);
         let mut redirects = 0;
         // The first hop's origin was checked by the caller; each redirect checks the next one.
         let mut authed = lease.is_some();
+        let mut home = authed;
+        let mut with_body = true;
         loop {
             // Built in place rather than with `Request::builder()`: every part is already parsed and
             // typed, so there is nothing for the builder to check.
@@ -723,10 +961,27 @@ impl Client {
             if let (true, Some(lease)) = (authed, lease) {
                 headers.insert(http::header::AUTHORIZATION, lease.authorization().clone());
             }
-            let resp = match &req.body {
-                Some(b) => self.inner.agent.run(request.map(|()| b.as_slice())),
-                None => self.inner.agent.run(request),
-            }?;
+            let route = self
+                .inner
+                .net
+                .route(&req.uri, home || self.same_origin(&req.uri));
+            let config = HopConfig {
+                global: deadline.map(Deadline::remaining).transpose()?,
+                recv_body: (authed && self.inner.reject_when.is_some())
+                    .then_some(self.inner.buffer_timeout),
+                proxy: route.differs.then_some(route.proxy),
+            };
+            let sent = match if with_body { body.next() } else { Next::None } {
+                Next::None => self.exec(request, &config),
+                Next::Bytes(b) => self.exec(request.map(|()| b), &config),
+                Next::Reader(r) => self.exec(request.map(|()| SendBody::from_reader(r)), &config),
+            };
+            let resp = sent.map_err(|e| match (deadline, &e) {
+                (Some(d), ureq::Error::Timeout(ureq::Timeout::Global)) => {
+                    Error::Deadline(d.timeout)
+                }
+                _ => NetAgent::error(e, route.proxy),
+            })?;
             let status = resp.status();
             if !status.is_redirection() || self.inner.max_redirects == 0 {
                 return Ok((resp, authed));
@@ -735,34 +990,39 @@ impl Client {
                 .headers()
                 .get(http::header::LOCATION)
                 .and_then(|l| l.to_str().ok())
-                .and_then(|l| resolve_location(&req.uri, l))
+                .and_then(|l| redirect::resolve_location(&req.uri, l))
             else {
                 return Ok((resp, authed));
             };
             if redirects >= self.inner.max_redirects {
                 return Err(ureq::Error::TooManyRedirects.into());
             }
-            redirects += 1;
-            drain(resp);
             // RFC 9110 §15.4: 303 always, and 301/302 after POST (as every browser does), become GET.
-            let cross_origin = !self.same_origin(&next);
+            let to_get = status == StatusCode::SEE_OTHER && req.method != Method::HEAD
+                || matches!(status.as_u16(), 301 | 302) && req.method == Method::POST;
+            if with_body && !to_get && !body.rewind() {
+                // A one-shot body cannot go to the next hop: the caller gets the redirect.
+                return Ok((resp, authed));
+            }
+            redirects += 1;
+            discard(resp);
+            let next_home = self.same_origin(&next);
+            let origin_changes = Origin::of(&req.uri) != Origin::of(&next);
             let req = req.to_mut();
-            if status == StatusCode::SEE_OTHER && req.method != Method::HEAD
-                || matches!(status.as_u16(), 301 | 302) && req.method == Method::POST
-            {
+            if to_get {
                 req.method = Method::GET;
-                req.body = None;
+                with_body = false;
                 req.headers.retain(|(n, _)| {
                     n != http::header::CONTENT_TYPE && n != http::header::CONTENT_LENGTH
                 });
             }
-            if cross_origin {
-                // A user-set Authorization header does not follow to another origin either.
-                req.headers
-                    .retain(|(n, _)| n != http::header::AUTHORIZATION);
+            if origin_changes {
+                // Credentials set by the caller were meant for the origin they were sent to.
+                redirect::strip_sensitive(&mut req.headers, &self.inner.sensitive);
             }
             req.uri = next;
-            authed = lease.is_some() && !cross_origin;
+            home = next_home;
+            authed = lease.is_some() && next_home;
         }
     }
 
@@ -818,36 +1078,36 @@ fn buffer(body: Body, limit: u64, judge: impl FnOnce(&[u8])) -> Body {
     }
 }
 
-/// Reads (a bounded amount of) a response we are about to drop, so its connection can be reused.
-fn drain(resp: Response<Body>) {
-    let mut reader = resp.into_body().into_reader();
-    let _ = std::io::copy(&mut (&mut reader).take(DRAIN_LIMIT), &mut std::io::sink());
+/// How much of a response the client drops is read first, so its connection can be reused.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+/// How long the client reads a response it drops before it gives up and closes the connection.
+const DRAIN_TIME: Duration = Duration::from_millis(250);
+
+/// Drops a response the caller will not see (a rejection about to be replayed, a redirect about
+/// to be followed). Its body is read first, so the connection can go back to the pool, but only
+/// when it declares a length of at most 64 KiB, and for at most 250 ms (checked between reads): a
+/// body that trickles is abandoned and its connection closed. A body that sends nothing at all
+/// blocks its read until the request's deadline ([`RequestBuilder::timeout`]) or ureq's
+/// `timeout_per_read` (set with [`Network::configure_agent`]), when set.
+fn discard(resp: Response<Body>) {
+    let mut body = resp.into_body();
+    if body.content_length().is_none_or(|n| n > DRAIN_LIMIT) {
+        return;
+    }
+    let started = Instant::now();
+    let mut reader = body.as_reader();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < DRAIN_TIME {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Parses a request URL. It takes the `String` so the `Uri` keeps its buffer instead of copying it.
 fn parse_url(url: String) -> Result<Uri, Error> {
     Uri::try_from(url).map_err(|_| Error::url("the request URL does not parse"))
-}
-
-/// Resolves a `Location` header against the URL it answered (RFC 3986 §5.2, the common cases).
-fn resolve_location(base: &Uri, location: &str) -> Option<Uri> {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        return location.parse().ok();
-    }
-    let scheme = base.scheme_str()?;
-    if let Some(rest) = location.strip_prefix("//") {
-        return format!("{scheme}://{rest}").parse().ok();
-    }
-    let authority = base.authority()?.as_str();
-    if location.starts_with('/') {
-        return format!("{scheme}://{authority}{location}").parse().ok();
-    }
-    let path = base.path();
-    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-    let dir = if dir.is_empty() { "/" } else { dir };
-    format!("{scheme}://{authority}{dir}{location}")
-        .parse()
-        .ok()
 }
 
 #[cfg(test)]
@@ -929,15 +1189,6 @@ mod tests {
             .token(Token::new("a"))
             .build();
         assert!(matches!(r, Err(Error::Config(_))));
-    }
-
-    #[test]
-    fn location_resolution() {
-        let base: Uri = "http://h:1/a/b?q=1".parse().unwrap();
-        assert_eq!(resolve_location(&base, "/x").unwrap(), "http://h:1/x");
-        assert_eq!(resolve_location(&base, "c").unwrap(), "http://h:1/a/c");
-        assert_eq!(resolve_location(&base, "//o:2/p").unwrap(), "http://o:2/p");
-        assert_eq!(resolve_location(&base, "https://z/").unwrap(), "https://z/");
     }
 
     #[test]

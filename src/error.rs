@@ -38,6 +38,20 @@ pub enum Error {
     /// The API request itself failed (connection, timeout, protocol error, body too large).
     #[error("request failed: {0}")]
     Transport(Arc<ureq::Error>),
+    /// TLS failed: the server's certificate is not trusted (e.g. `UnknownIssuer`: add its CA with
+    /// [`Network::add_root_certificates_pem`](crate::Network::add_root_certificates_pem)), is not
+    /// valid for the host name, or has expired; the server refused the client certificate; or the
+    /// handshake failed. Not transient: trying again does not change a certificate.
+    #[error("TLS failed: {0}")]
+    Tls(Arc<ureq::Error>),
+    /// The request could not get through the proxy; see [`ProxyError`].
+    #[error(transparent)]
+    Proxy(ProxyError),
+    /// The request's own deadline ([`RequestBuilder::timeout`](crate::RequestBuilder::timeout))
+    /// passed: while it waited for a token, or before the response arrived. The duration is the
+    /// timeout that was set.
+    #[error("the request did not complete within its timeout of {0:?}")]
+    Deadline(Duration),
     /// A URL given to the client or builder is not usable; the text says why.
     #[error("invalid URL: {0}")]
     InvalidUrl(Arc<str>),
@@ -66,25 +80,46 @@ impl Error {
     }
 
     /// Whether trying again later may succeed: a transient refresh failure, a refresh wait that timed
-    /// out, a panicked refresher, a transport failure of the request, or a store that could not be
-    /// read or reached ([`StoreErrorKind::Io`], [`StoreErrorKind::Unavailable`]).
+    /// out, a panicked refresher, a transport failure of the request, a missed deadline, a proxy
+    /// failure other than refused credentials, or a store that could not be read or reached
+    /// ([`StoreErrorKind::Io`], [`StoreErrorKind::Unavailable`]). TLS failures are not transient
+    /// (see [`is_tls`](Error::is_tls)).
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Refresh(e) => e.is_transient(),
-            Error::RefreshTimeout(_) | Error::RefresherPanicked | Error::Transport(_) => true,
+            Error::RefreshTimeout(_)
+            | Error::RefresherPanicked
+            | Error::Transport(_)
+            | Error::Deadline(_) => true,
+            Error::Proxy(e) => e.is_transient(),
             Error::Store(e) => matches!(e.kind(), StoreErrorKind::Io | StoreErrorKind::Unavailable),
             _ => false,
         }
     }
 
-    /// Whether the client's configuration is at fault: [`Error::Config`], or a refresh the
-    /// authorization server refused because of the client (see [`RefreshError::is_configuration`]).
-    /// An operator must fix it; logging in again would not help.
+    /// Whether the client's configuration is at fault: [`Error::Config`], a TLS failure
+    /// ([`Error::Tls`]: an untrusted certificate is not fixed by trying again), a proxy that
+    /// refused the credentials, or a refresh the authorization server refused because of the
+    /// client (see [`RefreshError::is_configuration`]). An operator must fix it; logging in again
+    /// would not help.
     pub fn is_configuration(&self) -> bool {
         match self {
-            Error::Config(_) => true,
+            Error::Config(_) | Error::Tls(_) => true,
+            Error::Proxy(e) => e.is_auth_refused(),
             Error::Refresh(e) => e.is_configuration(),
             _ => false,
+        }
+    }
+
+    /// Whether TLS failed, for the API request ([`Error::Tls`]) or for the token refresh
+    /// ([`RefreshErrorKind::Tls`]): a certificate or host name problem that only a change of
+    /// configuration (or of the server's certificate) fixes.
+    pub fn is_tls(&self) -> bool {
+        match self {
+            Error::Tls(_) => true,
+            _ => self
+                .refresh_error()
+                .is_some_and(|e| e.kind() == RefreshErrorKind::Tls),
         }
     }
 
@@ -125,6 +160,75 @@ impl From<ureq::Error> for Error {
     }
 }
 
+/// A request that could not get through its proxy: the proxy could not be reached, refused the
+/// tunnel or the credentials (HTTP `407`, a SOCKS authentication failure), or could not reach the
+/// server. Names the proxy (never its credentials), which tells a proxy that came from the
+/// environment apart from a server that is down.
+#[derive(Clone)]
+pub struct ProxyError {
+    inner: Arc<ProxyInner>,
+}
+
+struct ProxyInner {
+    proxy: Option<String>,
+    error: ureq::Error,
+}
+
+impl ProxyError {
+    pub(crate) fn new(proxy: Option<String>, error: ureq::Error) -> Self {
+        ProxyError {
+            inner: Arc::new(ProxyInner { proxy, error }),
+        }
+    }
+
+    /// The proxy as `scheme://host:port`, when known.
+    pub fn proxy(&self) -> Option<&str> {
+        self.inner.proxy.as_deref()
+    }
+
+    /// ureq's error.
+    pub fn transport_error(&self) -> &ureq::Error {
+        &self.inner.error
+    }
+
+    /// Whether the proxy refused the credentials (or asked for some that were not given).
+    pub fn is_auth_refused(&self) -> bool {
+        match &self.inner.error {
+            ureq::Error::ConnectProxyFailed(reason) => reason.contains("407"),
+            ureq::Error::Io(e) => {
+                e.kind() == std::io::ErrorKind::PermissionDenied
+                    || e.to_string().contains("no acceptable auth methods")
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether trying again may succeed: every proxy failure except refused credentials.
+    pub fn is_transient(&self) -> bool {
+        !self.is_auth_refused()
+    }
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner.proxy {
+            Some(p) => write!(f, "through proxy {p}: {}", self.inner.error),
+            None => write!(f, "proxy: {}", self.inner.error),
+        }
+    }
+}
+
+impl fmt::Debug for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyError")
+            .field("proxy", &self.inner.proxy)
+            .field("error", &self.inner.error)
+            .finish()
+    }
+}
+
+impl std::error::Error for ProxyError {}
+
 /// The broad class of a [`RefreshError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -133,8 +237,15 @@ pub enum RefreshErrorKind {
     OAuth,
     /// The token endpoint answered with an HTTP status that is neither success nor an OAuth2 error.
     Status,
-    /// The token endpoint could not be reached or its answer not read (connection, timeout, TLS).
+    /// The token endpoint could not be reached or its answer not read (connection, timeout).
     Transport,
+    /// TLS with the token endpoint failed: its certificate is not trusted, not valid for its host
+    /// name or expired, or it refused the client certificate. A configuration failure
+    /// ([`RefreshError::is_configuration`]): retrying cannot make a certificate trusted.
+    Tls,
+    /// The proxy to the token endpoint could not be reached, refused the connection or its
+    /// credentials, or could not reach the token endpoint.
+    Proxy,
     /// The answer was not a valid token response (not JSON, a required field missing or malformed).
     InvalidResponse,
     /// There is no refresh token (or no token at all) to refresh with.

@@ -515,6 +515,13 @@ impl Gate {
     /// - [`Error::RefresherPanicked`], [`Error::Store`]: the last attempt failed that way and the
     ///   next one would start after the budget.
     pub fn lease(&self) -> Result<Lease, Error> {
+        self.lease_until(None)
+    }
+
+    /// [`lease`](Gate::lease), waiting no later than `request_deadline` either (a request's own
+    /// deadline, see [`RequestBuilder::timeout`](crate::RequestBuilder::timeout)).
+    #[inline]
+    pub(crate) fn lease_until(&self, request_deadline: Option<Instant>) -> Result<Lease, Error> {
         // The clock is read before the lock is taken: it is most of the fast path's work, and other
         // threads need not wait for it.
         let mut now = self.shared.clock.now();
@@ -536,7 +543,10 @@ impl Gate {
                 }
                 return Ok(lease);
             }
-            let deadline = *deadline.get_or_insert(now.mono + budget);
+            let deadline = *deadline.get_or_insert_with(|| {
+                let own = now.mono + budget;
+                request_deadline.map_or(own, |d| d.min(own))
+            });
             let until = if st.refreshing {
                 // Wait for the attempt in flight; not past our budget, nor past the attempt's own:
                 // an attempt running for longer than a budget is stuck, and waiting for it again and

@@ -66,43 +66,64 @@
 //!
 //! # Crate features
 //!
-//! Both off by default; the default build has six dependencies.
-//!
+//! - `platform-verifier` (on by default): the operating system's trust store
+//!   ([`Roots::Platform`]) through ureq's rustls-platform-verifier. Without it the bundled Mozilla
+//!   roots are the default.
+//! - `native-tls`: the operating system's TLS stack as [`TlsBackend::NativeTls`].
 //! - `keyring`: `KeyringStore`, the token in the OS credential store
 //!   (macOS Keychain, Windows Credential Manager, the Secret Service or the kernel keyring on
 //!   Linux), for desktop apps.
 //! - `redis`: `RedisStore`, the token in Redis with a lease around each
 //!   refresh, for fleets of workers on many machines.
 //!
+//! The default build has nine direct dependencies: six, and rustls (the one ureq is built on),
+//! webpki-root-certs and rustls-native-certs (which the platform verifier already pulls in on
+//! Linux).
+//!
 //! `tokengate::ureq` and `tokengate::http` re-export the versions this crate uses, so you need no
 //! version-matched dependency of your own.
+//!
+//! # Networks
+//!
+//! [`Network`] sets the trusted certificates, the client certificate, the proxies (by default read
+//! from the environment like curl) and any other ureq agent option, for the client and its OAuth2
+//! refresher at once. [`RequestBuilder::timeout`] bounds a request, the wait for a token included;
+//! [`RequestBuilder::send_reader`] and [`RequestBuilder::send_seekable`] stream bodies.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod body;
 mod challenge;
 mod client;
 mod error;
 mod events;
 mod gate;
 mod middleware;
+mod net;
+mod redirect;
 mod refresh;
 mod store;
 mod sync;
+mod tls;
 mod token;
 mod util;
 
 pub use challenge::Challenge;
 pub use client::{Client, ClientBuilder, RequestBuilder};
-pub use error::{Error, OAuthError, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind};
+pub use error::{
+    Error, OAuthError, ProxyError, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind,
+};
 pub use events::{EVENT_BUFFER, Event};
 pub use gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 pub use middleware::TokenMiddleware;
+pub use net::Network;
 pub use refresh::{ClientAuth, OAuth2, Refresh, TokenResponse};
 pub use store::{FileStore, MemoryStore, StoreLock, TokenStore};
 #[cfg(feature = "keyring")]
 pub use store::{KeyringBackend, KeyringStore, KeyringStoreBuilder};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreBuilder};
+pub use tls::{Roots, TlsBackend};
 pub use token::{AccessToken, ClientSecret, RefreshToken, Token};
 
 /// The ureq version this crate is built on (its `Body`, `Error` and `Agent` appear in this API).
@@ -142,4 +163,6 @@ fn _assert_send_sync() {
     is::<KeyringStore>();
     #[cfg(feature = "redis")]
     is::<RedisStore>();
+    is::<Network>();
+    is::<ProxyError>();
 }

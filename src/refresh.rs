@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::error::{Class, OAuthError, RefreshError, RefreshErrorKind};
+use crate::net::{self, Failure, NetAgent, Network, Resolved};
 use crate::token::{ClientSecret, RefreshToken, Token};
 use crate::util::{Origin, base64, form_encode, form_pairs, retry_after};
 
@@ -121,7 +122,11 @@ pub struct OAuth2 {
     connect_timeout: Duration,
     timeout: Duration,
     allow_http: bool,
-    agent: Arc<std::sync::OnceLock<ureq::Agent>>,
+    /// Its own network settings; without them, the client's (see `inherit`) or the defaults.
+    /// Boxed: `OAuth2` is moved around by value (e.g. in enums of bindings), and most have none.
+    network: Option<Box<Network>>,
+    inherited: Option<Arc<Resolved>>,
+    agent: Arc<std::sync::OnceLock<Result<NetAgent, String>>>,
 }
 
 impl OAuth2 {
@@ -137,6 +142,8 @@ impl OAuth2 {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(8),
             allow_http: false,
+            network: None,
+            inherited: None,
             agent: Arc::default(),
         }
     }
@@ -209,15 +216,48 @@ impl OAuth2 {
         self
     }
 
-    fn agent(&self) -> &ureq::Agent {
-        self.agent.get_or_init(|| {
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(0)
+    /// Sets how the token request reaches the token endpoint: trusted certificates, client
+    /// certificate (RFC 8705 mutual-TLS client authentication), proxies; see [`Network`].
+    /// Defaults to the network of the [`Client`](crate::Client) this refresher is given to, or to
+    /// [`Network::new`] when it is given to a [`Gate`](crate::Gate) directly.
+    pub fn network(mut self, network: Network) -> Self {
+        self.network = Some(Box::new(network));
+        self.agent = Arc::default();
+        self
+    }
+
+    /// Uses the client's network settings, unless this refresher has its own.
+    pub(crate) fn inherit(&mut self, network: &Arc<Resolved>) {
+        if self.network.is_none() {
+            self.inherited = Some(Arc::clone(network));
+            self.agent = Arc::default();
+        }
+    }
+
+    /// The agent, built once: the network settings are read (files, environment) the first time.
+    fn agent(&self) -> Result<&NetAgent, RefreshError> {
+        let built = self.agent.get_or_init(|| {
+            let resolved = match (&self.network, &self.inherited) {
+                (Some(own), _) => own.resolve(),
+                (None, Some(client)) => Ok(Arc::clone(client)),
+                (None, None) => Network::default().resolve(),
+            }
+            .map_err(|e| e.to_string())?;
+            let home: ureq::http::Uri = self
+                .token_url
+                .parse()
+                .map_err(|_| "the token URL does not parse".to_owned())?;
+            let base = ureq::Agent::config_builder()
                 .timeout_connect(Some(self.connect_timeout))
-                .timeout_global(Some(self.timeout))
-                .build()
-                .new_agent()
+                .timeout_global(Some(self.timeout));
+            Ok(resolved.agent(&home, base))
+        });
+        built.as_ref().map_err(|msg| {
+            RefreshError::new(
+                RefreshErrorKind::Transport,
+                Class::Configuration,
+                msg.clone(),
+            )
         })
     }
 
@@ -283,15 +323,18 @@ impl fmt::Debug for OAuth2 {
 impl Refresh for OAuth2 {
     fn refresh(&self, current: Option<&Token>) -> Result<Token, RefreshError> {
         let form = self.form(current)?;
-        let mut req = self
-            .agent()
+        let net = self.agent()?;
+        let mut req = net
+            .agent
             .post(&self.token_url)
             .header("Accept", "application/json")
             .header("Content-Type", "application/x-www-form-urlencoded");
         if let Some(basic) = self.basic_auth() {
             req = req.header("Authorization", basic);
         }
-        let mut resp = req.send(form).map_err(transport_error)?;
+        let mut resp = req
+            .send(form)
+            .map_err(|e| network_error(e, net.home_proxy()))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -330,22 +373,56 @@ impl Refresh for OAuth2 {
                     .to_string(),
             );
         }
+        // Its own network settings are read now, so a problem is reported when the gate is built
+        // (a client's were read by the client builder). The agent itself is built at the first
+        // refresh.
+        if let Some(own) = &self.network {
+            own.resolve().map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 }
 
+/// A failed token request: TLS and proxy failures get their own kinds, the rest is
+/// [`transport_error`].
+fn network_error(e: ureq::Error, proxy: Option<&ureq::Proxy>) -> RefreshError {
+    match net::failure_of(&e, proxy) {
+        Failure::Proxy => {
+            let err = crate::error::ProxyError::new(proxy.map(net::describe), e);
+            let class = if err.is_auth_refused() {
+                Class::Configuration
+            } else {
+                Class::Transient
+            };
+            RefreshError::new(
+                RefreshErrorKind::Proxy,
+                class,
+                "could not reach the token endpoint through the proxy",
+            )
+            .with_source(err)
+        }
+        _ => transport_error(e),
+    }
+}
+
 fn transport_error(e: ureq::Error) -> RefreshError {
-    let class = if is_tls_trust_failure(&e) {
+    // Typed TLS failures (any rustls error, native-tls) get their own kind; the class is the one
+    // `is_tls_trust_failure` gives, widened to those: retrying cannot fix a handshake either.
+    let tls = net::is_tls(&e);
+    let class = if tls || is_tls_trust_failure(&e) {
         Class::Configuration
     } else {
         Class::Transient
     };
-    RefreshError::new(
-        RefreshErrorKind::Transport,
-        class,
-        "could not reach the token endpoint",
-    )
-    .with_source(e)
+    let (kind, message) = if tls {
+        (RefreshErrorKind::Tls, "TLS with the token endpoint failed")
+    } else {
+        (
+            RefreshErrorKind::Transport,
+            "could not reach the token endpoint",
+        )
+    };
+    RefreshError::new(kind, class, message).with_source(e)
 }
 
 /// Whether a transport failure is one that trying again cannot fix: the server's certificate or

@@ -171,6 +171,9 @@ const SHORT_LIFETIME: Duration = Duration::from_secs(1);
 const WORKER_BOUND: Duration = Duration::from_secs(120);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if let Ok(variant) = std::env::var(UPLOAD_CHILD) {
+        return upload_child(&variant);
+    }
     let s = Settings::from_env();
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -209,6 +212,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if wanted("short") {
         short_tokens(&s)?;
+    }
+    if wanted("upload") {
+        upload_memory()?;
     }
     if let Some(memory) = memory {
         println!("\n## Memory");
@@ -1368,4 +1374,102 @@ fn demo_memory() -> Result<Memory, Box<dyn std::error::Error>> {
         hwm_kb: proc_status_kb("VmHWM:"),
         requests: rps * 4.0,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory of a 50 MiB upload: streamed, from a file, and from memory
+// ---------------------------------------------------------------------------------------------
+
+/// Set in a child process of the bench: which upload it makes.
+const UPLOAD_CHILD: &str = "TOKENGATE_BENCH_UPLOAD_CHILD";
+/// The sink's URL, for the child.
+const UPLOAD_URL: &str = "TOKENGATE_BENCH_UPLOAD_URL";
+const UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
+
+/// `UPLOAD_BYTES` bytes made as they are read.
+struct Pattern(u64);
+
+impl io::Read for Pattern {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(usize::try_from(self.0).unwrap_or(usize::MAX));
+        buf[..n].fill(b'u');
+        self.0 -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Peak resident memory of a child process that makes one upload to a sink in this process (the
+/// sink counts the bytes and keeps none), so the figure is the client's alone.
+fn upload_memory() -> Result<(), Box<dyn std::error::Error>> {
+    let sink = tokengate_testserver::RawServer::start(|req| {
+        tokengate_testserver::RawReply::json(200, &format!(r#"{{"body_len":{}}}"#, req.body_len))
+    });
+    let dir = tokengate_testserver::support::temp_dir("bench-upload");
+    let file = dir.path().join("upload.bin");
+    io::copy(
+        &mut Pattern(UPLOAD_BYTES),
+        &mut std::fs::File::create(&file)?,
+    )?;
+    println!("\n## Upload memory (50 MiB, child process, peak VmHWM)");
+    println!("| body | peak RSS | bytes the server got |");
+    println!("|---|---|---|");
+    for (variant, what) in [
+        ("none", "no body (baseline: same client, one small request)"),
+        ("reader", "`send_reader` (a generated stream)"),
+        ("seekable", "`send_seekable` (a file)"),
+        ("bytes", "`send` (a `Vec<u8>` in memory)"),
+    ] {
+        let out = std::process::Command::new(std::env::current_exe()?)
+            .env(UPLOAD_CHILD, variant)
+            .env(UPLOAD_URL, sink.url())
+            .env("TOKENGATE_BENCH_UPLOAD_FILE", &file)
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |k: &str| {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .unwrap_or("?")
+                .to_owned()
+        };
+        if !out.status.success() {
+            return Err(format!(
+                "upload child {variant} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        println!(
+            "| {what} | {} MiB | {} |",
+            field("hwm_mib="),
+            field("received=")
+        );
+    }
+    Ok(())
+}
+
+fn upload_child(variant: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let client = Client::builder(std::env::var(UPLOAD_URL)?)
+        .token(Token::new("bench"))
+        .build()?;
+    let post = client.post("/upload");
+    let resp = match variant {
+        "none" => post.call()?,
+        "reader" => post.send_reader(Pattern(UPLOAD_BYTES))?,
+        "seekable" => post.send_seekable(std::fs::File::open(std::env::var(
+            "TOKENGATE_BENCH_UPLOAD_FILE",
+        )?)?)?,
+        "bytes" => {
+            let mut body = Vec::new();
+            io::Read::read_to_end(&mut Pattern(UPLOAD_BYTES), &mut body)?;
+            post.send(body)?
+        }
+        other => return Err(format!("unknown upload variant {other}").into()),
+    };
+    let v: serde_json::Value = resp.into_body().read_json()?;
+    println!(
+        "received={} hwm_mib={:.1}",
+        v["body_len"],
+        proc_status_kb("VmHWM:") as f64 / 1024.0
+    );
+    Ok(())
 }

@@ -7,12 +7,15 @@ mod challenges;
 mod children;
 mod concurrency;
 mod connections;
+mod deadlines;
 mod failures;
 mod faults;
 #[cfg(feature = "keyring")]
 mod keyring_store;
 mod middleware;
+mod network;
 mod outages;
+mod redirects;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod refreshers;
@@ -21,4 +24,5 @@ mod security;
 mod services;
 mod sessions;
 mod store;
+mod streaming;
 mod support;

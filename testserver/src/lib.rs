@@ -43,6 +43,16 @@
 //! - `state`, `counters`, `failure`: shared state and fault injection.
 //! - `form`: strict form decoding (on `form_urlencoded`).
 //! - [`support`]: helpers for the workspace's tests (threads, polling, patience, temp dirs).
+//!
+//! Network fixtures, independent of the server's own HTTP codec (they relay bytes, or parse with
+//! httparse):
+//!
+//! - `pki`: a private CA made at test time (rcgen) with server and client certificates.
+//! - `tls_front`: an HTTPS front (rustls) for a `TestServer`, optionally requiring a client
+//!   certificate: the same token endpoint and API over `https`.
+//! - `proxy`, `socks`: an HTTP `CONNECT` proxy and a SOCKS5 proxy that count what they carry.
+//! - `raw`: a programmable server for slow answers and large uploads.
+//! - `relay`: the listener and byte relay they share.
 
 #![forbid(unsafe_code)]
 
@@ -52,15 +62,27 @@ mod failure;
 mod form;
 mod http;
 pub mod load;
+mod pki;
+mod proxy;
+mod raw;
+mod relay;
 mod router;
 mod server;
+mod socks;
 mod state;
 pub mod support;
+mod tls_front;
 mod token_endpoint;
 mod token_store;
 
 pub use counters::Counters;
 pub use failure::Failure;
+pub use pki::{Identity, TestPki};
+pub use proxy::HttpProxy;
+pub use raw::{FNV_START, RawReply, RawRequest, RawServer, fnv1a};
+pub use socks::Socks5Proxy;
+pub use support::TempDir;
+pub use tls_front::{ClientCerts, TlsFront};
 pub use token_endpoint::TokenRequest;
 pub use token_store::Issued;
 
