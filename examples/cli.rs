@@ -142,6 +142,10 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let bytes = response.body_mut().read_to_vec()?;
     std::io::stdout().write_all(&bytes)?;
     println!();
+    // The exit rule: a refresh started ahead of expiry may still be in flight. Returning (which
+    // drops the client) waits for it and saves the rotated refresh token; `close` does the same
+    // explicitly, as a program ending with `std::process::exit` must.
+    client.close();
     Ok(if status.is_success() {
         ExitCode::SUCCESS
     } else {
