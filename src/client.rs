@@ -51,14 +51,18 @@ type RejectFn = dyn Fn(&http::response::Parts, &[u8]) -> bool + Send + Sync;
 /// `Client` is `Send + Sync + Clone`. A request blocks its own thread only:
 ///
 /// - on the network, for the request itself (bounded by the client's timeouts);
-/// - on the gate's condition variable, when the token must be refreshed and another thread is already
-///   refreshing it. It wakes when that refresh completes (success, failure or panic) or after
-///   `refresh_timeout`, whichever comes first; it never spins or sleeps.
+/// - on the gate's condition variable, when the token must be refreshed: while a refresh runs, and
+///   through the short backoff after a transient failure until the next attempt. It wakes when a
+///   token is installed or its [`refresh_timeout`](ClientBuilder::refresh_timeout) budget runs out,
+///   whichever comes first; it never spins.
 ///
 /// The gate's mutex is held only to read or install the token, never across network I/O. A refresh in
-/// the mandatory window runs on the first thread that needed it, with no lock held; one in the advisory
-/// window runs on a short-lived thread of its own (or on the background refresher, when enabled) while
-/// requests go on with the still-valid token.
+/// the mandatory window is claimed by the first thread that needed it and runs on a short-lived
+/// refresher thread, with no lock held, while that thread waits like the others (so a token endpoint
+/// that hangs holds no request past its budget); one in the advisory window runs on a short-lived
+/// thread of its own (or on the background refresher, when enabled) while requests go on with the
+/// still-valid token. Dropping the last clone of the client waits for a refresh in flight (see
+/// [`close`](Client::close)).
 ///
 /// # Rejections and replays
 ///
