@@ -38,6 +38,8 @@ fn permanent_failure_wakes_everyone_and_then_fails_fast_until_set_token() {
     let c = server.counters();
     assert_eq!(c.refresh_attempts, 1);
     assert_eq!(c.api_calls, 0);
+    // The callback runs on the refresher thread once the waiters are woken.
+    eventually("the login callback", || logins.load(SeqCst) == 1);
     assert_eq!(logins.load(SeqCst), 1, "login callback called once");
 
     // Fails fast, without network.
