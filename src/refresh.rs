@@ -678,8 +678,7 @@ impl TokenResponse {
                 format!("invalid token response: {msg}"),
             )
         };
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|_| invalid("not JSON"))?;
+        let value: Value = serde_json::from_slice(body).map_err(|_| invalid("not JSON"))?;
         let Value::Object(mut map) = value else {
             return Err(invalid("not a JSON object"));
         };
@@ -848,7 +847,10 @@ mod tests {
             assert!(!e.to_string().contains("abc"));
         }
         // A success body is never kept: one that is not JSON may hold the new tokens.
-        for body in [&b"<html>login</html>"[..], b"access_token=abc&refresh_token=def"] {
+        for body in [
+            &b"<html>login</html>"[..],
+            b"access_token=abc&refresh_token=def",
+        ] {
             assert_eq!(TokenResponse::parse(body).unwrap_err().body_excerpt(), None);
         }
     }
@@ -886,7 +888,12 @@ mod tests {
                 "{status}"
             );
         }
-        let e = error_response(400, br#"{"error":"invalid_grant"}"#, None, &Secrets::default());
+        let e = error_response(
+            400,
+            br#"{"error":"invalid_grant"}"#,
+            None,
+            &Secrets::default(),
+        );
         assert_eq!(e.oauth_error().unwrap().error, "invalid_grant");
     }
 
@@ -1005,10 +1012,19 @@ mod tests {
         let oauth = e.oauth_error().unwrap();
         let kept = format!(
             "{e} {e:?} {} {} {:?}",
-            oauth.error, oauth.error_uri.as_deref().unwrap(), oauth.error_description
+            oauth.error,
+            oauth.error_uri.as_deref().unwrap(),
+            oauth.error_description
         );
         for secret in [
-            "ref/old", "ref%2Fold", "acc-old", "s3cret", "acc-new", "ref-new", basic, &raw_basic,
+            "ref/old",
+            "ref%2Fold",
+            "acc-old",
+            "s3cret",
+            "acc-new",
+            "ref-new",
+            basic,
+            &raw_basic,
         ] {
             assert!(!kept.contains(secret), "{secret} in {kept}");
         }

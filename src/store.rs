@@ -612,7 +612,14 @@ impl FileStore {
         ));
         let mut file = match private_options().write(true).create_new(true).open(&temp) {
             Ok(file) => file,
-            Err(e) => return Err(create_failed("cannot create a temporary file", dir, &temp, e)),
+            Err(e) => {
+                return Err(create_failed(
+                    "cannot create a temporary file",
+                    dir,
+                    &temp,
+                    e,
+                ));
+            }
         };
         let written = (|| {
             file.lock()?;

@@ -13,7 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokengate::{Client, Error, Event, FileStore, StoreErrorKind, Token, TokenStore};
-use tokengate_testserver::{TempDir, TestServer};
+use tokengate_testserver::TestServer;
+use tokengate_testserver::support::TempDir;
 
 use crate::children::{CHILD_URL, finish};
 use crate::support::*;
@@ -33,10 +34,7 @@ fn mkfifo(path: &Path) {
 
 /// Runs `f` on a thread of its own; a hang (a blocked open of a FIFO) fails the test. On a hang,
 /// `fifo` is opened for writing to release the stuck reader.
-fn within_patience<T: Send + 'static>(
-    fifo: &Path,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
+fn within_patience<T: Send + 'static>(fifo: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = crossbeam_channel::bounded(1);
     thread::spawn(move || {
         let _ = tx.send(f());
@@ -67,8 +65,8 @@ fn client_with_store(server: &TestServer, store: FileStore) -> Result<Client, Er
 #[test]
 fn issue_12_a_fifo_at_the_token_path_never_blocks_load_build_save_or_refresh() {
     let server = TestServer::start();
-    let dir = TempDir::new("fifo-token");
-    let path = dir.join("token.json");
+    let dir = temp_dir("fifo-token");
+    let path = dir.path().join("token.json");
     mkfifo(&path);
 
     let store = FileStore::new(&path);
@@ -91,7 +89,10 @@ fn issue_12_a_fifo_at_the_token_path_never_blocks_load_build_save_or_refresh() {
         text.contains("FIFO") && text.contains("not a regular file"),
         "{text}"
     );
-    assert_eq!(store_kind(&build.expect_err("build")), StoreErrorKind::NotRegularFile);
+    assert_eq!(
+        store_kind(&build.expect_err("build")),
+        StoreErrorKind::NotRegularFile
+    );
     assert_eq!(save.unwrap_err().kind(), StoreErrorKind::NotRegularFile);
 
     // A client given a token refreshes through the store: the refresh stops at the FIFO, before
@@ -100,7 +101,10 @@ fn issue_12_a_fifo_at_the_token_path_never_blocks_load_build_save_or_refresh() {
     let client = builder(&server, token).store(store).build().unwrap();
     let c = client.clone();
     let (first, second) = within_patience(&path, move || {
-        (c.get("/data").call().map(|_| ()), c.get("/data").call().map(|_| ()))
+        (
+            c.get("/data").call().map(|_| ()),
+            c.get("/data").call().map(|_| ()),
+        )
     });
     for e in [first.unwrap_err(), second.unwrap_err()] {
         assert_eq!(store_kind(&e), StoreErrorKind::NotRegularFile, "{e}");
@@ -110,14 +114,14 @@ fn issue_12_a_fifo_at_the_token_path_never_blocks_load_build_save_or_refresh() {
     // Nothing was renamed or replaced: the FIFO is still there.
     let meta = fs::symlink_metadata(&path).unwrap();
     assert!(std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()));
-    assert_eq!(dir.entries(), ["token.json", "token.json.lock"]);
+    assert_eq!(entries(dir.path()), ["token.json", "token.json.lock"]);
 }
 
 #[test]
 fn issue_12_a_fifo_or_directory_at_the_lock_path_is_refused_without_opening_it() {
     let server = TestServer::start();
-    let dir = TempDir::new("fifo-lock");
-    let path = dir.join("token.json");
+    let dir = temp_dir("fifo-lock");
+    let path = dir.path().join("token.json");
     let store = FileStore::new(&path);
     store.save(&expired_login(&server)).unwrap();
     mkfifo(store.lock_path());
@@ -145,23 +149,30 @@ fn issue_12_a_fifo_or_directory_at_the_lock_path_is_refused_without_opening_it()
 
     // A directory at the token path, and a symlink to a FIFO, are refused the same way; a
     // symlink to a regular token file is followed.
-    let other = TempDir::new("dir-token");
-    fs::create_dir(other.join("token.json")).unwrap();
-    let e = FileStore::new(other.join("token.json")).load().unwrap_err();
+    let other = temp_dir("dir-token");
+    fs::create_dir(other.path().join("token.json")).unwrap();
+    let e = FileStore::new(other.path().join("token.json"))
+        .load()
+        .unwrap_err();
     assert_eq!(e.kind(), StoreErrorKind::NotRegularFile);
     assert!(e.to_string().contains("is a directory"), "{e}");
-    std::os::unix::fs::symlink(store.lock_path(), other.join("to-fifo.json")).unwrap();
-    let linked = other.join("to-fifo.json");
+    std::os::unix::fs::symlink(store.lock_path(), other.path().join("to-fifo.json")).unwrap();
+    let linked = other.path().join("to-fifo.json");
     let l = linked.clone();
     let e = within_patience(&linked, move || FileStore::new(l).load().map(|_| ())).unwrap_err();
     assert_eq!(e.kind(), StoreErrorKind::NotRegularFile);
-    std::os::unix::fs::symlink(&path, other.join("to-file.json")).unwrap();
-    assert!(FileStore::new(other.join("to-file.json")).load().unwrap().is_some());
+    std::os::unix::fs::symlink(&path, other.path().join("to-file.json")).unwrap();
+    assert!(
+        FileStore::new(other.path().join("to-file.json"))
+            .load()
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// Creates a temporary file named like a `FileStore`'s, holding a token, last modified `age` ago.
 fn leftover(dir: &TempDir, name: &str, age: Duration) -> PathBuf {
-    let path = dir.join(name);
+    let path = dir.path().join(name);
     let file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -179,8 +190,8 @@ fn leftover(dir: &TempDir, name: &str, age: Duration) -> PathBuf {
 #[test]
 fn issue_12_temporaries_left_by_a_crashed_save_are_removed_by_the_next_save() {
     let server = TestServer::start();
-    let dir = TempDir::new("leftovers");
-    let path = dir.join("token.json");
+    let dir = temp_dir("leftovers");
+    let path = dir.path().join("token.json");
     let store = FileStore::new(&path);
     store.save(&expired_login(&server)).unwrap();
     let old = Duration::from_secs(120);
@@ -194,7 +205,7 @@ fn issue_12_temporaries_left_by_a_crashed_save_are_removed_by_the_next_save() {
     // Not ours: another store's temporary, another naming, a directory of our naming.
     let other_store = leftover(&dir, ".other.json.tmp.4000003.3", old);
     let other_name = leftover(&dir, ".token.json.tmp.x.y", old);
-    fs::create_dir(dir.join(".token.json.tmp.4000004.4")).unwrap();
+    fs::create_dir(dir.path().join(".token.json.tmp.4000004.4")).unwrap();
 
     // The next save is the one a refresh makes.
     let client = client_with_store(&server, store.clone()).unwrap();
@@ -206,7 +217,7 @@ fn issue_12_temporaries_left_by_a_crashed_save_are_removed_by_the_next_save() {
     for kept in [&fresh, &writing, &other_store, &other_name] {
         assert!(kept.exists(), "{} was removed", kept.display());
     }
-    assert!(dir.join(".token.json.tmp.4000004.4").is_dir());
+    assert!(dir.path().join(".token.json.tmp.4000004.4").is_dir());
     drop(held);
     // The saved token is the refreshed one, whole.
     let saved = store.load().unwrap().unwrap();
@@ -220,29 +231,38 @@ fn issue_12_temporaries_left_by_a_crashed_save_are_removed_by_the_next_save() {
 #[test]
 fn issue_12_a_world_readable_token_file_is_made_private_on_load() {
     let server = TestServer::start();
-    let dir = TempDir::new("loose-mode");
-    let path = dir.join("token.json");
+    let dir = temp_dir("loose-mode");
+    let path = dir.path().join("token.json");
     fs::write(&path, FileStore::encode(&login(&server))).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
 
     let store = FileStore::new(&path);
     let client = client_with_store(&server, store.clone()).unwrap();
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert_eq!(get_status(&client, "/data"), 200);
 
     fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
     assert!(store.load().unwrap().is_some());
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert_eq!(server.counters().token_requests, 0);
 
     // A loose file this user cannot change (another user's) is refused, not used.
     if privileged(&dir) {
-        let theirs = dir.join("theirs.json");
+        let theirs = dir.path().join("theirs.json");
         fs::write(&theirs, FileStore::encode(&login(&server))).unwrap();
         fs::set_permissions(&theirs, fs::Permissions::from_mode(0o644)).unwrap();
         std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
         run_unprivileged("permissions", &theirs, &server);
-        assert_eq!(fs::metadata(&theirs).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            fs::metadata(&theirs).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
     } else {
         eprintln!("not root: the refusal of another user's loose token file is not tested");
     }
@@ -251,8 +271,8 @@ fn issue_12_a_world_readable_token_file_is_made_private_on_load() {
 #[test]
 fn issue_12_a_read_only_token_directory_gives_one_clear_error_and_spends_nothing() {
     let server = TestServer::start();
-    let dir = TempDir::new("read-only");
-    let path = dir.join("token.json");
+    let dir = temp_dir("read-only");
+    let path = dir.path().join("token.json");
     FileStore::new(&path).save(&expired_login(&server)).unwrap();
     fs::remove_file(FileStore::new(&path).lock_path()).ok();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o500)).unwrap();
@@ -277,7 +297,7 @@ fn issue_12_a_read_only_token_directory_gives_one_clear_error_and_spends_nothing
 fn privileged(dir: &TempDir) -> bool {
     let mode = fs::metadata(dir.path()).unwrap().permissions().mode();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o500)).unwrap();
-    let probe = dir.join(".probe");
+    let probe = dir.path().join(".probe");
     let wrote = fs::write(&probe, b"").is_ok();
     let _ = fs::remove_file(&probe);
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).unwrap();
@@ -323,7 +343,10 @@ fn unprivileged_child() {
     let dir = path.parent().unwrap();
     match mode.as_str() {
         "read-only" => {
-            assert!(fs::write(dir.join(".probe"), b"").is_err(), "still privileged");
+            assert!(
+                fs::write(dir.join(".probe"), b"").is_err(),
+                "still privileged"
+            );
             read_only_checks(&path, &url);
         }
         "permissions" => {
@@ -331,8 +354,13 @@ fn unprivileged_child() {
             assert_eq!(e.kind(), StoreErrorKind::Permissions, "{e}");
             assert!(e.is_configuration());
             let text = e.to_string();
-            assert!(text.contains("mode 0644") && text.contains("other users"), "{text}");
-            let built = Client::builder(format!("{url}/api")).store(FileStore::new(&path)).build();
+            assert!(
+                text.contains("mode 0644") && text.contains("other users"),
+                "{text}"
+            );
+            let built = Client::builder(format!("{url}/api"))
+                .store(FileStore::new(&path))
+                .build();
             assert_eq!(store_kind(&built.unwrap_err()), StoreErrorKind::Permissions);
         }
         other => panic!("unknown child mode {other}"),

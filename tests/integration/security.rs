@@ -247,7 +247,11 @@ fn issue_12_a_token_endpoint_echoing_secrets_leaves_none_in_errors_or_events() {
     );
     assert_none_in("the error", &kept, &secrets);
     assert!(
-        answer.error_description.as_deref().unwrap().starts_with("bad request: [redacted] | "),
+        answer
+            .error_description
+            .as_deref()
+            .unwrap()
+            .starts_with("bad request: [redacted] | "),
         "{kept}"
     );
     let event = events.recv_timeout(PATIENCE).unwrap();
@@ -263,7 +267,10 @@ fn issue_12_a_token_endpoint_echoing_secrets_leaves_none_in_errors_or_events() {
     });
     let r = oauth(&server).refresh(Some(&token)).unwrap_err();
     let excerpt = r.body_excerpt().expect("an error page is kept");
-    assert!(excerpt.starts_with("<html>not found: [redacted]"), "{excerpt}");
+    assert!(
+        excerpt.starts_with("<html>not found: [redacted]"),
+        "{excerpt}"
+    );
     assert_none_in("the excerpt", &format!("{excerpt} {r} {r:?}"), &secrets);
 
     // A 2xx that is not a usable token response may hold the new tokens: nothing of it is kept.
