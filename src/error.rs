@@ -99,14 +99,16 @@ impl Error {
 
     /// Whether the client's configuration is at fault: [`Error::Config`], a TLS failure
     /// ([`Error::Tls`]: an untrusted certificate is not fixed by trying again), a proxy that
-    /// refused the credentials, or a refresh the authorization server refused because of the
-    /// client (see [`RefreshError::is_configuration`]). An operator must fix it; logging in again
-    /// would not help.
+    /// refused the credentials, a refresh the authorization server refused because of the client
+    /// (see [`RefreshError::is_configuration`]), or a store whose location cannot be used as it is
+    /// (see [`StoreError::is_configuration`]). An operator must fix it; logging in again would not
+    /// help.
     pub fn is_configuration(&self) -> bool {
         match self {
             Error::Config(_) | Error::Tls(_) => true,
             Error::Proxy(e) => e.is_auth_refused(),
             Error::Refresh(e) => e.is_configuration(),
+            Error::Store(e) => e.is_configuration(),
             _ => false,
         }
     }
@@ -452,6 +454,21 @@ impl RefreshError {
         self
     }
 
+    /// Passes every text that may quote the server (the message, the OAuth2 `error`,
+    /// `error_description` and `error_uri`, the body excerpt) through `scrub`, which replaces the
+    /// secrets the refresher knows with `[redacted]`.
+    pub(crate) fn scrubbed(mut self, scrub: impl Fn(&str) -> String) -> Self {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.message = scrub(&inner.message);
+        if let Some(oauth) = &mut inner.oauth {
+            oauth.error = scrub(&oauth.error);
+            oauth.error_description = oauth.error_description.as_deref().map(&scrub);
+            oauth.error_uri = oauth.error_uri.as_deref().map(&scrub);
+        }
+        inner.body_excerpt = inner.body_excerpt.as_deref().map(&scrub);
+        self
+    }
+
     pub(crate) fn with_source(
         mut self,
         source: impl std::error::Error + Send + Sync + 'static,
@@ -510,9 +527,15 @@ impl RefreshError {
         self.inner.oauth.as_ref()
     }
 
-    /// The start of a response body that was not a token response (e.g. an HTML page), for
-    /// diagnostics. Never part of `Display`. Only kept for bodies that are not JSON, so it cannot hold
-    /// a token.
+    /// The start (200 characters) of an error answer's body that is not JSON (e.g. an HTML page
+    /// from a proxy), for diagnostics. Never part of `Display` or `Debug`.
+    ///
+    /// Never kept for a `2xx` answer: a success body that is not a usable token response
+    /// (form-encoded, cut short) may hold the new tokens. In what is kept, and in the OAuth2 error
+    /// fields, the built-in [`OAuth2`](crate::OAuth2) refresher replaces every secret it knows with
+    /// `[redacted]`: the refresh and access tokens it presented, any token the answer carries, the
+    /// client secret and the Basic credentials (raw, form-encoded and base64). A secret the server
+    /// made up and the client never saw cannot be recognised.
     pub fn body_excerpt(&self) -> Option<&str> {
         self.inner.body_excerpt.as_deref()
     }
@@ -592,6 +615,19 @@ pub enum StoreErrorKind {
     /// The store refused access: wrong Redis credentials or an ACL that forbids a command, a locked
     /// keychain or a credential prompt the user declined.
     Denied,
+    /// The store's path, or a file beside it (a [`FileStore`](crate::FileStore)'s `<path>.lock`),
+    /// is there but is not a regular file: a FIFO, a directory, a socket or a device. It is never
+    /// opened (a FIFO would block the reader forever); the message names the path and what it is.
+    /// An operator must remove or move it.
+    NotRegularFile,
+    /// The store's directory cannot be written (a read-only file system, or a directory this user
+    /// may not create files in): tokens can be read but neither saved nor shared between processes,
+    /// since the lock file cannot be created either. An operator must fix it; retrying will not.
+    ReadOnly,
+    /// The token file can be read by other users (group or world permissions) and its mode cannot
+    /// be tightened to `0600` because this user does not own it. It is not used: an operator must
+    /// fix its owner or mode.
+    Permissions,
     /// A save was refused because this process no longer held the store's exclusive section and
     /// another process has saved since (a `RedisStore` lease that expired
     /// during a slow refresh). The newer stored token was kept.
@@ -678,6 +714,18 @@ impl StoreError {
         matches!(
             self.inner.kind,
             StoreErrorKind::Empty | StoreErrorKind::Malformed | StoreErrorKind::UnsupportedVersion
+        )
+    }
+
+    /// Whether the store's location cannot be used as it is and an operator must fix it
+    /// ([`NotRegularFile`](StoreErrorKind::NotRegularFile), [`ReadOnly`](StoreErrorKind::ReadOnly),
+    /// [`Permissions`](StoreErrorKind::Permissions)). The gate treats such a failure like a refused
+    /// client configuration: requests fail at once and it tries again only after its longest
+    /// backoff, never in a tight loop.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self.inner.kind,
+            StoreErrorKind::NotRegularFile | StoreErrorKind::ReadOnly | StoreErrorKind::Permissions
         )
     }
 

@@ -294,6 +294,38 @@ impl OAuth2 {
         Ok(form_pairs(pairs))
     }
 
+    /// The secrets this refresh knows, to be kept out of any server text it keeps: the tokens of
+    /// `current`, the client secret, the Basic credentials in every form they may be echoed in
+    /// (raw `id:secret`, form-encoded, base64 of both), and any token `body` carries; each also
+    /// form-encoded.
+    fn secrets(&self, current: Option<&Token>, body: Option<&[u8]>) -> Secrets {
+        let mut secrets = Secrets::default();
+        if let Some(token) = current {
+            secrets.add(token.access_token().secret());
+            if let Some(r) = token.get_refresh_token() {
+                secrets.add(r.secret());
+            }
+        }
+        if let Some(secret) = &self.client_secret {
+            let secret = secret.secret();
+            secrets.add(secret);
+            let id = self.client_id.as_deref().unwrap_or("");
+            let raw = format!("{id}:{secret}");
+            let mut encoded = String::new();
+            form_encode(id, &mut encoded);
+            encoded.push(':');
+            form_encode(secret, &mut encoded);
+            secrets.add(&base64(raw.as_bytes()));
+            secrets.add(&base64(encoded.as_bytes()));
+            secrets.add(&raw);
+            secrets.add(&encoded);
+        }
+        if let Some(body) = body {
+            secrets.add_tokens_of(body);
+        }
+        secrets
+    }
+
     /// The `Authorization: Basic ..` value, when Basic authentication applies.
     fn basic_auth(&self) -> Option<String> {
         let secret = self.client_secret.as_ref()?;
@@ -322,6 +354,35 @@ impl fmt::Debug for OAuth2 {
 
 impl Refresh for OAuth2 {
     fn refresh(&self, current: Option<&Token>) -> Result<Token, RefreshError> {
+        let mut body = Vec::new();
+        self.exchange(current, &mut body).map_err(|e| {
+            let secrets = self.secrets(current, Some(&body));
+            e.scrubbed(|text| secrets.scrub(text))
+        })
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let (_, origin) = Origin::parse(&self.token_url, "token URL")?;
+        if !origin.is_https() && !origin.is_loopback() && !self.allow_http {
+            return Err(
+                "the token URL is plain http and not loopback; use https or allow_insecure_http(true)"
+                    .to_string(),
+            );
+        }
+        // Its own network settings are read now, so a problem is reported when the gate is built
+        // (a client's were read by the client builder). The agent itself is built at the first
+        // refresh.
+        if let Some(own) = &self.network {
+            own.resolve().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+impl OAuth2 {
+    /// One token request. The answer's body is left in `body` so the caller can scrub any token it
+    /// carries from the error.
+    fn exchange(&self, current: Option<&Token>, body: &mut Vec<u8>) -> Result<Token, RefreshError> {
         let form = self.form(current)?;
         let net = self.agent()?;
         let mut req = net
@@ -341,7 +402,7 @@ impl Refresh for OAuth2 {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry_after(v, std::time::SystemTime::now()));
-        let body = resp
+        *body = resp
             .body_mut()
             .with_config()
             .limit(MAX_TOKEN_RESPONSE)
@@ -356,30 +417,70 @@ impl Refresh for OAuth2 {
                 other => transport_error(other).with_status(status),
             })?;
         let previous = current.and_then(Token::get_refresh_token);
-        if (200..300).contains(&status) && OAuthError::parse(&body).is_none() {
-            return TokenResponse::parse(&body)
+        if (200..300).contains(&status) && OAuthError::parse(body).is_none() {
+            return TokenResponse::parse(body)
                 .map(|r| r.into_token(previous))
                 .map_err(|e| e.with_status(status));
         }
         // An error response, or a 2xx carrying an RFC 6749 §5.2 error object instead of a token.
-        Err(error_response(status, &body, retry_after))
+        let secrets = self.secrets(current, Some(body));
+        Err(error_response(status, body, retry_after, &secrets))
+    }
+}
+
+/// What replaces a secret in text the client keeps.
+const REDACTED: &str = "[redacted]";
+
+/// Secrets to be replaced with `[redacted]` in text from the server (see [`OAuth2::secrets`]).
+#[derive(Default)]
+struct Secrets(Vec<String>);
+
+impl Secrets {
+    /// Adds `secret` and its form-encoded form (as a request body carries it, and as a server may
+    /// echo that body).
+    fn add(&mut self, secret: &str) {
+        let mut encoded = String::new();
+        form_encode(secret, &mut encoded);
+        for s in [secret.to_owned(), encoded] {
+            if !s.is_empty() && !self.0.contains(&s) {
+                self.0.push(s);
+            }
+        }
     }
 
-    fn check(&self) -> Result<(), String> {
-        let (_, origin) = Origin::parse(&self.token_url, "token URL")?;
-        if !origin.is_https() && !origin.is_loopback() && !self.allow_http {
-            return Err(
-                "the token URL is plain http and not loopback; use https or allow_insecure_http(true)"
-                    .to_string(),
-            );
+    /// Adds the tokens a body carries: the string `access_token`, `refresh_token` and `id_token`
+    /// fields of a JSON object, or the same keys' values in a form-encoded body, as they appear.
+    fn add_tokens_of(&mut self, body: &[u8]) {
+        const KEYS: [&str; 3] = ["access_token", "refresh_token", "id_token"];
+        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
+            for key in KEYS {
+                if let Some(Value::String(s)) = map.get(key) {
+                    self.add(s);
+                }
+            }
         }
-        // Its own network settings are read now, so a problem is reported when the gate is built
-        // (a client's were read by the client builder). The agent itself is built at the first
-        // refresh.
-        if let Some(own) = &self.network {
-            own.resolve().map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(body);
+        for pair in text.split(['&', '\n']) {
+            if let Some((key, value)) = pair.split_once('=')
+                && KEYS.contains(&key.trim())
+            {
+                self.add(value.trim());
+            }
         }
-        Ok(())
+    }
+
+    /// `text` with every occurrence of every secret replaced by `[redacted]`, longest secret first
+    /// (so `id:secret` goes whole, not as `id:[redacted]`).
+    fn scrub(&self, text: &str) -> String {
+        let mut by_length: Vec<&String> = self.0.iter().collect();
+        by_length.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = text.to_owned();
+        for secret in by_length {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), REDACTED);
+            }
+        }
+        out
     }
 }
 
@@ -475,8 +576,14 @@ fn class_of_status(status: u16) -> Class {
 }
 
 /// Classifies a token endpoint answer that is not a token: an error status, or a 2xx carrying an
-/// error object. See the table on [`RefreshError`].
-fn error_response(status: u16, body: &[u8], retry_after: Option<Duration>) -> RefreshError {
+/// error object. See the table on [`RefreshError`]. The server's text is kept with `secrets`
+/// scrubbed out; the body of a 2xx is never kept.
+fn error_response(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+    secrets: &Secrets,
+) -> RefreshError {
     let oauth = OAuthError::parse(body);
     let mut err = match oauth {
         Some(oauth) => {
@@ -490,21 +597,25 @@ fn error_response(status: u16, body: &[u8], retry_after: Option<Duration>) -> Re
                 class_of_status(status),
                 "unexpected answer from the token endpoint",
             );
-            if serde_json::from_slice::<Value>(body).is_err() {
-                e = e.with_body_excerpt(excerpt(body));
+            if !(200..300).contains(&status) && serde_json::from_slice::<Value>(body).is_err() {
+                e = e.with_body_excerpt(excerpt(body, secrets));
             }
             e
         }
     }
-    .with_status(status);
+    .with_status(status)
+    .scrubbed(|text| secrets.scrub(text));
     if let Some(after) = retry_after {
         err = err.with_retry_after(after);
     }
     err
 }
 
-fn excerpt(body: &[u8]) -> String {
-    String::from_utf8_lossy(body)
+/// The start of `body`, scrubbed whole before it is cut (a secret straddling the cut would
+/// otherwise leave its first half).
+fn excerpt(body: &[u8], secrets: &Secrets) -> String {
+    secrets
+        .scrub(&String::from_utf8_lossy(body))
         .chars()
         .take(EXCERPT_CHARS)
         .collect()
@@ -557,8 +668,8 @@ impl TokenResponse {
     /// when the body is not a JSON object, `access_token` is missing, empty or not a string, or
     /// `token_type` or `refresh_token` has the wrong type. An unusable `expires_in` is not an error
     /// (see [`expires_in`](TokenResponse::expires_in)). The message names the field, never its
-    /// value; a body that is not JSON at all is kept as a short
-    /// [`body_excerpt`](RefreshError::body_excerpt).
+    /// value, and no part of the body is kept: a success body that is not JSON (form-encoded, cut
+    /// short) may hold the new tokens.
     pub fn parse(body: &[u8]) -> Result<TokenResponse, RefreshError> {
         let invalid = |msg: &str| {
             RefreshError::new(
@@ -567,8 +678,7 @@ impl TokenResponse {
                 format!("invalid token response: {msg}"),
             )
         };
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|_| invalid("not JSON").with_body_excerpt(excerpt(body)))?;
+        let value: Value = serde_json::from_slice(body).map_err(|_| invalid("not JSON"))?;
         let Value::Object(mut map) = value else {
             return Err(invalid("not a JSON object"));
         };
@@ -736,8 +846,13 @@ mod tests {
             assert!(e.is_transient());
             assert!(!e.to_string().contains("abc"));
         }
-        let e = TokenResponse::parse(b"<html>login</html>").unwrap_err();
-        assert_eq!(e.body_excerpt(), Some("<html>login</html>"));
+        // A success body is never kept: one that is not JSON may hold the new tokens.
+        for body in [
+            &b"<html>login</html>"[..],
+            b"access_token=abc&refresh_token=def",
+        ] {
+            assert_eq!(TokenResponse::parse(body).unwrap_err().body_excerpt(), None);
+        }
     }
 
     #[test]
@@ -755,7 +870,7 @@ mod tests {
 
     /// The class the table on `RefreshError` gives an answer.
     fn class(status: u16, body: &str) -> Class {
-        let e = error_response(status, body.as_bytes(), None);
+        let e = error_response(status, body.as_bytes(), None, &Secrets::default());
         match (e.is_transient(), e.is_permanent(), e.is_configuration()) {
             (true, false, false) => Class::Transient,
             (false, true, false) => Class::Login,
@@ -773,7 +888,12 @@ mod tests {
                 "{status}"
             );
         }
-        let e = error_response(400, br#"{"error":"invalid_grant"}"#, None);
+        let e = error_response(
+            400,
+            br#"{"error":"invalid_grant"}"#,
+            None,
+            &Secrets::default(),
+        );
         assert_eq!(e.oauth_error().unwrap().error, "invalid_grant");
     }
 
@@ -825,7 +945,12 @@ mod tests {
                 "{status}"
             );
         }
-        let e = error_response(503, b"<html>down</html>", Some(Duration::from_secs(7)));
+        let e = error_response(
+            503,
+            b"<html>down</html>",
+            Some(Duration::from_secs(7)),
+            &Secrets::default(),
+        );
         assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
         assert_eq!(e.body_excerpt(), Some("<html>down</html>"));
     }
@@ -859,6 +984,69 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), RefreshErrorKind::NoRefreshToken);
         assert!(e.is_permanent());
+    }
+
+    #[test]
+    fn issue_12_server_text_never_keeps_a_known_secret() {
+        let o = OAuth2::refresh_token_grant("https://x/t")
+            .client_id("app")
+            .client_secret("p:w/s3cret");
+        let current = Token::new("acc-old").refresh_token("ref/old");
+        let basic = o.basic_auth().unwrap();
+        let basic = basic.strip_prefix("Basic ").unwrap();
+        let raw_basic = base64(b"app:p:w/s3cret");
+        let echo = format!(
+            "ref/old ref%2Fold acc-old p:w/s3cret p%3Aw%2Fs3cret app:p:w/s3cret {basic} \
+             {raw_basic} acc-new ref-new"
+        );
+        let body = serde_json::json!({
+            "error": format!("bad_{basic}"),
+            "error_description": echo,
+            "error_uri": "https://x/e?rt=ref/old",
+            "access_token": "acc-new",
+            "refresh_token": "ref-new",
+        })
+        .to_string();
+        let secrets = o.secrets(Some(&current), Some(body.as_bytes()));
+        let e = error_response(400, body.as_bytes(), None, &secrets);
+        let oauth = e.oauth_error().unwrap();
+        let kept = format!(
+            "{e} {e:?} {} {} {:?}",
+            oauth.error,
+            oauth.error_uri.as_deref().unwrap(),
+            oauth.error_description
+        );
+        for secret in [
+            "ref/old",
+            "ref%2Fold",
+            "acc-old",
+            "s3cret",
+            "acc-new",
+            "ref-new",
+            basic,
+            &raw_basic,
+        ] {
+            assert!(!kept.contains(secret), "{secret} in {kept}");
+        }
+        assert_eq!(oauth.error, "bad_[redacted]");
+        assert!(kept.contains("[redacted]"));
+
+        // A non-JSON error page: scrubbed before it is cut, so a secret straddling the cut goes too.
+        let page = format!("{}ref/old tail", "x".repeat(EXCERPT_CHARS - 3));
+        let e = error_response(502, page.as_bytes(), None, &secrets);
+        let excerpt = e.body_excerpt().unwrap();
+        assert!(!excerpt.contains("ref"), "{excerpt}");
+        assert!(excerpt.ends_with("xxx[re"), "{excerpt}");
+
+        // A form-encoded answer's tokens are recognised too.
+        let form = b"error=x&access_token=acc-form&refresh_token=ref-form";
+        let secrets = o.secrets(Some(&current), Some(form));
+        let e = error_response(500, form, None, &secrets);
+        assert!(!e.body_excerpt().unwrap().contains("-form"));
+
+        // Never an excerpt of a 2xx, even one carrying an error code.
+        let e = error_response(200, b"error=x&access_token=acc", None, &secrets);
+        assert_eq!(e.body_excerpt(), None);
     }
 
     #[test]

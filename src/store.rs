@@ -28,6 +28,10 @@ const FORMAT_VERSION: u64 = 1;
 const MAX_FILE: u64 = 64 * 1024;
 /// Longest pause between two attempts to take a file lock held by another process.
 const LOCK_POLL_MAX: Duration = Duration::from_millis(10);
+/// How old a temporary file of ours must be (by its modification time) before a save may remove
+/// it as the leftover of a crash. A save writes, flushes and renames its temporary in well under a
+/// second.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
 
 /// Where a client's token lives between runs, shared by every process that uses the same store.
 ///
@@ -244,6 +248,30 @@ impl Drop for MemoryLock<'_> {
 ///   inside it; see [`TokenStore`].
 /// - **Nothing silently lost**: a save that finds an unusable file (empty, malformed, another
 ///   format version) first renames it to `<path>.corrupt-<unix seconds>`.
+/// - **Only regular files**: the token file and `<path>.lock` are checked with [`fs::metadata`]
+///   before they are opened, so a FIFO, directory, socket or device there is never opened (opening
+///   a FIFO to read blocks until something writes to it) and gives
+///   [`StoreErrorKind::NotRegularFile`] naming the path. A symlink is followed: one to a regular
+///   file is used (a save replaces the link itself with a regular file), one to anything else is
+///   refused the same way. The file is checked again once open; only something that can replace
+///   files in the directory between the check and the open could still make a read wait.
+/// - **Private on load** (Unix): a token file found readable or writable by group or others is
+///   tightened to owner-only (`0600` for a `0644` file) when it is loaded, through the open file.
+///   When its mode cannot be changed (another user owns it), the load fails with
+///   [`StoreErrorKind::Permissions`] and the token is not used.
+/// - **Crash leftovers cleaned**: a save removes the temporary files of earlier saves of the same
+///   token file (`.<name>.tmp.<pid>.<n>`, which hold tokens) that a crash left behind. A save holds
+///   an exclusive [`File::lock`] on its temporary from creating it until the rename, so a
+///   temporary is removed only when it is a regular file, was last modified more than a minute
+///   ago, *and* its lock can be taken (no process is writing it). Even a writer stalled for over
+///   a minute between creating its temporary and locking it loses nothing: its rename then fails
+///   and its save reports the error.
+/// - **Read-only directory**: when the directory cannot be written (a read-only file system, or
+///   no permission to create files in it), [`lock`](TokenStore::lock) and
+///   [`save`](TokenStore::save) fail with [`StoreErrorKind::ReadOnly`], naming the directory:
+///   tokens can be loaded but not saved or shared between processes. It is a configuration
+///   failure ([`StoreError::is_configuration`]), not a transient one: the gate does not retry it
+///   in a loop, requests fail at once until its longest backoff has passed.
 ///
 /// # Format (version 1)
 ///
@@ -444,18 +472,92 @@ impl FileStore {
         Ok(token)
     }
 
-    /// Reads the file: `Ok(None)` when it does not exist.
-    fn read(&self) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Reads the file: `Ok(None)` when it does not exist. With [`Tighten::Yes`], a file that other
+    /// users may read or write is first made owner-only (see [`FileStore`]).
+    fn read(&self, tighten: Tighten) -> Result<Option<Vec<u8>>, StoreError> {
+        if !regular_file_or_missing(&self.path, "token file")? {
+            return Ok(None);
+        }
         let file = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::io("cannot open", &self.path, e)),
         };
+        let meta = file
+            .metadata()
+            .map_err(|e| StoreError::io("cannot inspect", &self.path, e))?;
+        check_regular(&self.path, "token file", &meta)?;
+        if tighten == Tighten::Yes {
+            make_private(&self.path, &file, &meta)?;
+        }
         let mut bytes = Vec::new();
         file.take(MAX_FILE + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| StoreError::io("cannot read", &self.path, e))?;
         Ok(Some(bytes))
+    }
+
+    /// The directory the token file is in.
+    fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        }
+    }
+
+    /// The prefix of this store's temporary files: `.<file name>.tmp.`.
+    fn temp_prefix(&self) -> Result<String, StoreError> {
+        let name = self
+            .path
+            .file_name()
+            .ok_or_else(|| {
+                StoreError::new(StoreErrorKind::Io, "the path names no file").with_path(&self.path)
+            })?
+            .to_string_lossy();
+        Ok(format!(".{name}.tmp."))
+    }
+
+    /// Removes the temporaries of earlier saves that a crash left behind: regular files named
+    /// `.<name>.tmp.<pid>.<n>` last modified more than [`STALE_TEMP_AGE`] ago whose lock can be
+    /// taken (a save holds its temporary's lock until the rename). Best effort: a temporary that
+    /// cannot be inspected or removed is left, and the save goes on.
+    fn remove_stale_temps(&self, prefix: &str) {
+        let Ok(entries) = fs::read_dir(self.dir()) else {
+            return;
+        };
+        let now = SystemTime::now();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+                continue;
+            };
+            let ours = rest.split_once('.').is_some_and(|(pid, n)| {
+                !pid.is_empty()
+                    && !n.is_empty()
+                    && pid.bytes().all(|b| b.is_ascii_digit())
+                    && n.bytes().all(|b| b.is_ascii_digit())
+            });
+            // Not followed: a symlink, FIFO or directory of this name is not one of ours.
+            let old = entry.metadata().is_ok_and(|m| {
+                m.file_type().is_file()
+                    && m.modified()
+                        .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > STALE_TEMP_AGE))
+            });
+            if !ours || !old {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            // Re-checked on the open file: the name may have been replaced meanwhile.
+            if !file.metadata().is_ok_and(|m| m.file_type().is_file()) {
+                continue;
+            }
+            if file.try_lock().is_ok() {
+                let _ = fs::remove_file(&path);
+            }
+        }
     }
 
     fn create_parent(&self) -> Result<(), StoreError> {
@@ -497,35 +599,40 @@ impl FileStore {
     }
 
     /// Writes `text` to a new temporary file next to the token file and renames it over the token
-    /// file, flushing both the file and the directory.
+    /// file, flushing both the file and the directory. The temporary stays locked until it is
+    /// renamed, so [`remove_stale_temps`](FileStore::remove_stale_temps) never takes it for a
+    /// leftover.
     fn write_atomically(&self, text: &str) -> Result<(), StoreError> {
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let name = self
-            .path
-            .file_name()
-            .ok_or_else(|| {
-                StoreError::new(StoreErrorKind::Io, "the path names no file").with_path(&self.path)
-            })?
-            .to_string_lossy();
+        let dir = self.dir();
+        let prefix = self.temp_prefix()?;
         let temp = dir.join(format!(
-            ".{name}.tmp.{}.{}",
+            "{prefix}{}.{}",
             std::process::id(),
             TEMP_COUNTER.fetch_add(1, Relaxed)
         ));
+        let mut file = match private_options().write(true).create_new(true).open(&temp) {
+            Ok(file) => file,
+            Err(e) => {
+                return Err(create_failed(
+                    "cannot create a temporary file",
+                    dir,
+                    &temp,
+                    e,
+                ));
+            }
+        };
         let written = (|| {
-            let mut file = private_options().write(true).create_new(true).open(&temp)?;
+            file.lock()?;
             file.write_all(text.as_bytes())?;
             file.sync_all()?;
-            drop(file);
             fs::rename(&temp, &self.path)
         })();
+        drop(file);
         if let Err(e) = written {
             let _ = fs::remove_file(&temp);
             return Err(StoreError::io("cannot write", &self.path, e));
         }
+        self.remove_stale_temps(&prefix);
         // The rename is durable once the directory is. Windows cannot open a directory this way and
         // makes renames durable by itself.
         #[cfg(unix)]
@@ -533,6 +640,113 @@ impl FileStore {
             .and_then(|d| d.sync_all())
             .map_err(|e| StoreError::io("cannot flush the directory of", &self.path, e))?;
         Ok(())
+    }
+}
+
+/// Whether a load tightens a token file's loose permissions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tighten {
+    Yes,
+    /// A save is about to replace the file with a private one anyway.
+    No,
+}
+
+/// Checks, without opening it, that `path` is a regular file (following symlinks). `Ok(false)`
+/// when nothing is there.
+fn regular_file_or_missing(path: &Path, what: &str) -> Result<bool, StoreError> {
+    match fs::metadata(path) {
+        Ok(meta) => check_regular(path, what, &meta).map(|()| true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StoreError::io("cannot inspect", path, e)),
+    }
+}
+
+/// [`StoreErrorKind::NotRegularFile`] unless `meta` is a regular file's.
+fn check_regular(path: &Path, what: &str, meta: &fs::Metadata) -> Result<(), StoreError> {
+    let file_type = meta.file_type();
+    if file_type.is_file() {
+        return Ok(());
+    }
+    let is = if file_type.is_dir() {
+        "a directory"
+    } else {
+        special_file_kind(&file_type)
+    };
+    Err(StoreError::new(
+        StoreErrorKind::NotRegularFile,
+        format!("the {what} is {is}, not a regular file; it was not opened (remove or move it)"),
+    )
+    .with_path(path))
+}
+
+#[cfg(unix)]
+fn special_file_kind(file_type: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "a device"
+    } else {
+        "not a file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_file_kind(_: &fs::FileType) -> &'static str {
+    "not a file"
+}
+
+/// Makes a token file that group or others may read or write owner-only, through the open file
+/// (the mode of the file that was opened, not of whatever the name points to later).
+#[cfg(unix)]
+fn make_private(path: &Path, file: &File, meta: &fs::Metadata) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    file.set_permissions(fs::Permissions::from_mode(mode & 0o700))
+        .map_err(|e| {
+            StoreError::new(
+                StoreErrorKind::Permissions,
+                format!(
+                    "the token file can be read by other users (mode {mode:04o}) and cannot be \
+                     made private (0600), so it is not used; fix its owner or mode"
+                ),
+            )
+            .with_path(path)
+            .with_source(e)
+        })
+}
+
+#[cfg(not(unix))]
+fn make_private(_: &Path, _: &File, _: &fs::Metadata) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// The error for a file that could not be created in `dir`: [`StoreErrorKind::ReadOnly`] when the
+/// directory cannot be written, else [`StoreErrorKind::Io`].
+fn create_failed(what: &str, dir: &Path, file: &Path, e: io::Error) -> StoreError {
+    match e.kind() {
+        io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied => {
+            let why = if e.kind() == io::ErrorKind::ReadOnlyFilesystem {
+                "is on a read-only file system"
+            } else {
+                "cannot be written by this user"
+            };
+            StoreError::new(
+                StoreErrorKind::ReadOnly,
+                format!(
+                    "{what}: the directory {why}, so tokens can be read but not saved or shared \
+                     between processes"
+                ),
+            )
+            .with_path(dir)
+            .with_source(e)
+        }
+        _ => StoreError::io(what, file, e),
     }
 }
 
@@ -546,8 +760,12 @@ fn private_options() -> OpenOptions {
 
 impl TokenStore for FileStore {
     /// Reads the token file. `Ok(None)` when it does not exist.
+    ///
+    /// The file must be a regular file ([`StoreErrorKind::NotRegularFile`] otherwise, without
+    /// opening it); one that other users may read is made owner-only first, or refused with
+    /// [`StoreErrorKind::Permissions`] when it cannot be (see [`FileStore`]).
     fn load(&self) -> Result<Option<Token>, StoreError> {
-        match self.read()? {
+        match self.read(Tighten::Yes)? {
             None => Ok(None),
             Some(bytes) => FileStore::decode(&bytes)
                 .map(Some)
@@ -556,14 +774,16 @@ impl TokenStore for FileStore {
     }
 
     /// Writes the token file atomically. An existing file that is not a usable token file is first
-    /// renamed to `<path>.corrupt-<unix seconds>`; one that cannot be read is left alone and the save
-    /// fails.
+    /// renamed to `<path>.corrupt-<unix seconds>`; one that cannot be read, or is not a regular
+    /// file, is left alone and the save fails. Afterwards, temporary files a crashed save left
+    /// behind are removed (see [`FileStore`]). In a directory that cannot be written the save fails
+    /// with [`StoreErrorKind::ReadOnly`].
     ///
     /// Not locked by itself: the gate calls it inside [`lock`](TokenStore::lock). Do the same when
     /// other processes may be refreshing.
     fn save(&self, token: &Token) -> Result<(), StoreError> {
         self.create_parent()?;
-        if let Some(bytes) = self.read()?
+        if let Some(bytes) = self.read(Tighten::No)?
             && FileStore::decode(&bytes).is_err_and(|e| e.is_corrupt())
         {
             self.set_aside()?;
@@ -573,7 +793,9 @@ impl TokenStore for FileStore {
 
     /// Takes an exclusive [`File::lock`] on `<path>.lock`, polling (at most every 10 ms) until
     /// `timeout`. The lock is released when the [`StoreLock`] is dropped, or by the OS when the
-    /// process dies.
+    /// process dies. Fails with [`StoreErrorKind::NotRegularFile`] when `<path>.lock` is not a
+    /// regular file, and with [`StoreErrorKind::ReadOnly`] when it is missing and the directory
+    /// cannot be written.
     fn lock(&self, timeout: Duration) -> Result<StoreLock<'_>, StoreError> {
         self.create_parent()?;
         lock_file(&self.lock_path, timeout).map(StoreLock::new)
@@ -589,23 +811,44 @@ pub(crate) fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| StoreError::io("cannot create the directory", dir, e))
+    builder.create(dir).map_err(|e| {
+        let parent = dir.parent().filter(|d| !d.as_os_str().is_empty());
+        create_failed(
+            "cannot create the directory",
+            parent.unwrap_or(Path::new(".")),
+            dir,
+            e,
+        )
+    })
 }
 
 /// Takes an exclusive [`File::lock`] on `path` (created with mode `0600` when missing, never
 /// deleted), polling at most every 10 ms until `timeout`. The lock lasts as long as the returned
 /// file is open, and the OS releases it when the process dies. Every store with a lock file
-/// ([`FileStore`], the keyring store) locks through here.
+/// ([`FileStore`], the keyring store) locks through here. Something other than a regular file at
+/// `path` is refused without opening it ([`StoreErrorKind::NotRegularFile`]); a lock file that
+/// cannot be created because its directory cannot be written is [`StoreErrorKind::ReadOnly`].
 pub(crate) fn lock_file(path: &Path, timeout: Duration) -> Result<File, StoreError> {
+    let existed = regular_file_or_missing(path, "lock file")?;
     let file = private_options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(|e| StoreError::io("cannot open the lock file", path, e))?;
+        .map_err(|e| {
+            if existed {
+                StoreError::io("cannot open the lock file", path, e)
+            } else {
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+                let dir = dir.unwrap_or(Path::new("."));
+                create_failed("cannot create the lock file", dir, path, e)
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| StoreError::io("cannot inspect", path, e))?;
+    check_regular(path, "lock file", &meta)?;
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     loop {

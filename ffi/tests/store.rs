@@ -305,7 +305,8 @@ fn an_unusable_token_file_is_a_store_error_and_is_kept_aside_not_overwritten() {
         assert_eq!(std::fs::read(dir.path().join(aside)).unwrap(), bytes);
     }
 
-    // A file that cannot be read (here: a directory) is an I/O failure, which may pass.
+    // A directory where the token file should be is not a regular file: an operator must move
+    // it, so the failure is not transient.
     let dir = temp_dir("unreadable");
     let strings = Strings::new(&server, dir.path());
     let mut out = ptr::null_mut();
@@ -315,7 +316,7 @@ fn an_unusable_token_file_is_a_store_error_and_is_kept_aside_not_overwritten() {
     let e = tokengate_last_error();
     // SAFETY: a live error we own, freed once.
     unsafe {
-        assert!(tokengate_error_is_transient(e));
+        assert!(!tokengate_error_is_transient(e));
         tokengate_error_free(e);
     }
 

@@ -10,6 +10,7 @@ mod connections;
 mod deadlines;
 mod failures;
 mod faults;
+mod file_store;
 #[cfg(feature = "keyring")]
 mod keyring_store;
 mod middleware;

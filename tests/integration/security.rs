@@ -179,3 +179,114 @@ fn the_token_endpoint_call_follows_no_redirects() {
     let c = server.counters();
     assert_eq!((c.redirects, c.token_requests, c.api_calls), (1, 0, 0));
 }
+
+/// The secrets a refresh knows, in every form an echoing token endpoint may send them back.
+fn echoed_secrets(token: &tokengate::Token) -> Vec<String> {
+    let refresh = token.get_refresh_token().unwrap().secret().to_owned();
+    let b64 = |s: &str| {
+        use std::process::Command;
+        let out = Command::new("base64")
+            .arg("-w0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(s.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("base64 (coreutils)");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    vec![
+        refresh,
+        token.access_token().secret().to_owned(),
+        "demo-secret".to_owned(),
+        "demo-client:demo-secret".to_owned(),
+        b64("demo-client:demo-secret"),
+    ]
+}
+
+fn assert_none_in(what: &str, text: &str, secrets: &[String]) {
+    for s in secrets {
+        assert!(!text.contains(s.as_str()), "{what} holds {s}: {text}");
+    }
+}
+
+#[test]
+fn issue_12_a_token_endpoint_echoing_secrets_leaves_none_in_errors_or_events() {
+    use tokengate::{Event, Refresh};
+    use tokengate_testserver::Failure;
+
+    let server = TestServer::start();
+    let token = expired_login(&server);
+    let secrets = echoed_secrets(&token);
+    let echo = secrets.join(" | ");
+    server.set_failure(Failure::Answer {
+        status: 400,
+        headers: vec![],
+        body: serde_json::json!({
+            "error": "invalid_request",
+            "error_description": format!("bad request: {echo}"),
+            "error_uri": format!("https://auth.example/e?rt={}", secrets[0]),
+        })
+        .to_string(),
+    });
+    let client = builder(&server, token.clone()).build().unwrap();
+    let events = client.events();
+    let e = client.get("/data").call().map(|_| ()).unwrap_err();
+    assert!(e.is_configuration(), "{e}");
+    let r = e.refresh_error().unwrap();
+    let answer = r.oauth_error().unwrap();
+    assert_eq!(answer.error, "invalid_request");
+    let kept = format!(
+        "{e} {e:?} {r} {r:?} {:?} {:?} {:?}",
+        answer.error_description,
+        answer.error_uri,
+        r.body_excerpt()
+    );
+    assert_none_in("the error", &kept, &secrets);
+    assert!(
+        answer
+            .error_description
+            .as_deref()
+            .unwrap()
+            .starts_with("bad request: [redacted] | "),
+        "{kept}"
+    );
+    let event = events.recv_timeout(PATIENCE).unwrap();
+    assert!(matches!(event, Event::RefreshFailed { .. }), "{event:?}");
+    assert_none_in("the event", &format!("{event:?}"), &secrets);
+    assert_eq!(server.counters().token_requests, 1);
+
+    // A non-JSON error page echoing them keeps an excerpt, scrubbed.
+    server.set_failure(Failure::Answer {
+        status: 404,
+        headers: vec![],
+        body: format!("<html>not found: {echo}</html>"),
+    });
+    let r = oauth(&server).refresh(Some(&token)).unwrap_err();
+    let excerpt = r.body_excerpt().expect("an error page is kept");
+    assert!(
+        excerpt.starts_with("<html>not found: [redacted]"),
+        "{excerpt}"
+    );
+    assert_none_in("the excerpt", &format!("{excerpt} {r} {r:?}"), &secrets);
+
+    // A 2xx that is not a usable token response may hold the new tokens: nothing of it is kept.
+    for body in [
+        "access_token=NEW-ACCESS-1&token_type=Bearer&refresh_token=NEW-REFRESH-1",
+        r#"{"access_token":"NEW-ACCESS-2","token_type":"Bearer","refresh_token":"NEW-REFR"#,
+    ] {
+        server.set_failure(Failure::Answer {
+            status: 200,
+            headers: vec![],
+            body: body.to_owned(),
+        });
+        let r = oauth(&server).refresh(Some(&token)).unwrap_err();
+        assert!(r.is_transient(), "{r}");
+        assert_eq!(r.body_excerpt(), None, "{body}");
+        assert!(!format!("{r} {r:?}").contains("NEW-"), "{r:?}");
+    }
+    assert_eq!(server.counters().token_requests, 4);
+}

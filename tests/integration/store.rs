@@ -529,19 +529,23 @@ fn a_file_corrupted_while_running_is_kept_aside_by_the_next_refresh() {
 }
 
 #[test]
-fn an_unreadable_file_is_an_io_error_and_is_left_alone() {
+fn a_directory_at_the_token_path_is_a_typed_error_and_is_left_alone() {
     let server = TestServer::start();
     let dir = temp_dir("unreadable");
-    // A directory where the file should be: unreadable as a file, whoever runs the test (root too).
+    // A directory where the file should be: not a regular file, whoever runs the test (root too).
     let file = dir.path().join("token.json");
     std::fs::create_dir(&file).unwrap();
     std::fs::write(file.join("keep"), b"x").unwrap();
     let store = FileStore::new(&file);
     let e = client_on(&server, store.clone()).unwrap_err();
-    assert_eq!(e.store_error().unwrap().kind(), StoreErrorKind::Io, "{e}");
+    assert_eq!(
+        e.store_error().unwrap().kind(),
+        StoreErrorKind::NotRegularFile,
+        "{e}"
+    );
     assert!(e.to_string().contains("token.json"), "{e}");
     let e = store.save(&login(&server)).unwrap_err();
-    assert_eq!(e.kind(), StoreErrorKind::Io, "{e}");
+    assert_eq!(e.kind(), StoreErrorKind::NotRegularFile, "{e}");
     assert!(file.join("keep").exists());
     assert_eq!(entries(dir.path()), ["token.json"]);
 }
