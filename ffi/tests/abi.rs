@@ -402,6 +402,10 @@ fn permanent_refusal_calls_login_required_once_then_set_token_recovers() {
         assert!(message.contains("custom API said no"), "{message}");
     }
     assert_eq!(recorder.refresh_calls.load(SeqCst), 1);
+    // The callback runs on the refresher thread once the waiting requests are woken.
+    tokengate_testserver::support::eventually("the login callback", || {
+        recorder.login_calls.load(SeqCst) == 1
+    });
     assert_eq!(recorder.login_calls.load(SeqCst), 1, "login callback once");
     let login_thread = recorder.login_threads.lock().unwrap()[0];
     assert_eq!(
