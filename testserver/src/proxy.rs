@@ -3,6 +3,8 @@
 //! a token sent over `https` never crossed it in clear text). It only connects to loopback targets.
 
 use crate::relay::{Capture, Listener, is_loopback, read_head, relay};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use std::fmt;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -58,7 +60,7 @@ impl HttpProxy {
         let capture = Arc::new(Capture::default());
         let expected = credentials
             .as_ref()
-            .map(|(u, p)| format!("Basic {}", base64(format!("{u}:{p}").as_bytes())));
+            .map(|(u, p)| format!("Basic {}", STANDARD.encode(format!("{u}:{p}"))));
         let listener = {
             let (stats, capture) = (Arc::clone(&stats), Arc::clone(&capture));
             Listener::start("proxy", move |client| {
@@ -218,26 +220,4 @@ fn serve(mut client: TcpStream, expected: Option<&str>, stats: &Stats, capture: 
         return;
     }
     relay(client, upstream, Some(Arc::clone(capture)));
-}
-
-/// Standard base64 with padding (RFC 4648 §4).
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
