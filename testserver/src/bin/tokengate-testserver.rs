@@ -16,9 +16,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokengate_testserver::support::{TempDir, temp_dir};
 use tokengate_testserver::{
-    Counters, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PUBLIC_CLIENT_ID, Failure, Issued,
-    ServerBuilder, TestServer,
+    ClientCerts, Counters, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PUBLIC_CLIENT_ID, Failure,
+    HttpProxy, Issued, ServerBuilder, TestPki, TestServer, TlsFront,
 };
 
 const HELP: &str = "\
@@ -27,6 +28,10 @@ tokengate-testserver: a loopback OAuth2 token endpoint and bearer-protected API 
 Prints one JSON line on stdout when it is listening:
   {\"url\", \"api_url\", \"token_url\", \"custom_refresh_url\", \"client_id\", \"client_secret\",
    \"public_client_id\", \"access_token\", \"refresh_token\", \"expires_in\"}
+With --tls or --mtls the URLs are https (the server itself stays on \"http_url\") and the line
+also has \"ca_file\" (the test CA's certificate, PEM); with --mtls also \"client_cert_file\" and
+\"client_key_file\" (a client certificate from that CA and its key). With --proxy it has
+\"proxy_url\". The files live in a temp directory removed when the program exits.
 then reads commands on stdin (one per line, one JSON line answered per command) until `quit` or
 the end of stdin.
 
@@ -44,6 +49,10 @@ Flags (DUR is 250ms, 1.5s, 2m or plain seconds):
   --client ID:SECRET            register another confidential client (repeatable)
   --public-client ID            register another public client (repeatable)
   --workers N                   connection threads kept warm (default 32)
+  --tls                         serve over HTTPS, with a private CA made at start
+  --mtls                        as --tls, and require a client certificate from that CA
+  --proxy                       also start an HTTP proxy (CONNECT tunnels and plain requests)
+                                that counts what it carries
   --no-control                  do not read stdin: serve until killed
   -h, --help                    this text
 
@@ -53,7 +62,9 @@ Failure modes (MODE):
   empty-access-token | expires-in:JSON
 
 Commands on stdin:
-  counters                      {\"ok\":true,\"counters\":{...}} (what the server saw)
+  counters                      {\"ok\":true,\"counters\":{...}} (what the server saw; with
+                                --tls/--mtls also tls_handshakes, tls_failed_handshakes; with
+                                --proxy also proxy_tunnels, proxy_plain_requests)
   reset-counters                zero every counter
   issue                         {\"ok\":true,\"token\":{access_token, refresh_token, expires_in}}
   failure MODE                  set the token endpoint's failure mode
@@ -73,6 +84,16 @@ struct Args {
     reject_all: bool,
     omit_expires_in: bool,
     control: bool,
+    tls: Option<ClientCerts>,
+    proxy: bool,
+}
+
+/// The network fixtures in front of the server, when the flags asked for them.
+struct Fronts {
+    tls: Option<TlsFront>,
+    proxy: Option<HttpProxy>,
+    /// Holds the PEM files named in the hello line; removed when the program exits.
+    _files: Option<TempDir>,
 }
 
 fn main() -> ExitCode {
@@ -99,15 +120,46 @@ fn main() -> ExitCode {
     server.set_reject_all(args.reject_all);
     server.set_omit_expires_in(args.omit_expires_in);
 
+    let mut fronts = Fronts {
+        tls: None,
+        proxy: None,
+        _files: None,
+    };
+    let mut base = server.url();
+    let mut extra = serde_json::Map::new();
+    if let Some(client_certs) = args.tls {
+        match tls_files(client_certs, &mut extra) {
+            Ok((pki, dir)) => {
+                let front = TlsFront::start(&pki, server.addr(), client_certs);
+                base = front.url();
+                fronts.tls = Some(front);
+                fronts._files = Some(dir);
+            }
+            Err(e) => {
+                eprintln!("tokengate-testserver: cannot write the certificates: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if args.proxy {
+        let proxy = HttpProxy::start();
+        extra.insert("proxy_url".to_owned(), json!(proxy.url()));
+        fronts.proxy = Some(proxy);
+    }
+    let rebase = |url: String| url.replacen(&server.url(), &base, 1);
     let mut hello = json!({
-        "url": server.url(),
-        "api_url": format!("{}/api", server.url()),
-        "token_url": server.token_url(),
-        "custom_refresh_url": server.custom_refresh_url(),
+        "url": base,
+        "http_url": server.url(),
+        "api_url": format!("{base}/api"),
+        "token_url": rebase(server.token_url()),
+        "custom_refresh_url": rebase(server.custom_refresh_url()),
         "client_id": DEMO_CLIENT_ID,
         "client_secret": DEMO_CLIENT_SECRET,
         "public_client_id": DEMO_PUBLIC_CLIENT_ID,
     });
+    if let Value::Object(map) = &mut hello {
+        map.extend(extra);
+    }
     if let (Value::Object(map), Value::Object(token)) = (&mut hello, issued(&server.issue_token()))
     {
         map.extend(token);
@@ -132,12 +184,35 @@ fn main() -> ExitCode {
             let _ = say(&json!({"ok": true}));
             break;
         }
-        let answer = command(&server, line).unwrap_or_else(|e| json!({"ok": false, "error": e}));
+        let answer = command(&server, &fronts, line).unwrap_or_else(|e| json!({"ok": false, "error": e}));
         if say(&answer).is_err() {
             break;
         }
     }
     ExitCode::SUCCESS
+}
+
+/// A new test CA, with its certificate (and for mutual TLS a client certificate and key) written
+/// to a temp directory whose paths go into `hello`.
+fn tls_files(
+    client_certs: ClientCerts,
+    hello: &mut serde_json::Map<String, Value>,
+) -> io::Result<(TestPki, TempDir)> {
+    let pki = TestPki::new("tokengate-testserver CA");
+    let dir = temp_dir("testserver-pki");
+    let mut write = |key: &str, name: &str, pem: &str| -> io::Result<()> {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem)?;
+        hello.insert(key.to_owned(), json!(path.to_string_lossy()));
+        Ok(())
+    };
+    write("ca_file", "ca.pem", &pki.ca_pem())?;
+    if client_certs == ClientCerts::Required {
+        let client = pki.client("tokengate test client");
+        write("client_cert_file", "client.crt", &client.cert_pem)?;
+        write("client_key_file", "client.key", &client.key_pem)?;
+    }
+    Ok((pki, dir))
 }
 
 /// Writes one JSON line on stdout and flushes it (the reader is waiting for it).
@@ -154,6 +229,8 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         reject_all: false,
         omit_expires_in: false,
         control: true,
+        tls: None,
+        proxy: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -201,6 +278,18 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
                 parsed.control = false;
                 b
             }
+            "--tls" => {
+                parsed.tls.get_or_insert(ClientCerts::Ignored);
+                b
+            }
+            "--mtls" => {
+                parsed.tls = Some(ClientCerts::Required);
+                b
+            }
+            "--proxy" => {
+                parsed.proxy = true;
+                b
+            }
             other => return Err(format!("unknown flag {other:?}")),
         };
     }
@@ -208,7 +297,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
 }
 
 /// Runs one stdin command; the answer to print, or what was wrong with the command.
-fn command(server: &TestServer, line: &str) -> Result<Value, String> {
+fn command(server: &TestServer, fronts: &Fronts, line: &str) -> Result<Value, String> {
     let (name, arg) = match line.split_once(char::is_whitespace) {
         Some((n, a)) => (n, a.trim()),
         None => (line, ""),
@@ -221,7 +310,26 @@ fn command(server: &TestServer, line: &str) -> Result<Value, String> {
         }
     };
     match name {
-        "counters" => return Ok(json!({"ok": true, "counters": counters(&server.counters())})),
+        "counters" => {
+            let mut all = counters(&server.counters());
+            if let Value::Object(map) = &mut all {
+                if let Some(tls) = &fronts.tls {
+                    map.insert("tls_handshakes".to_owned(), json!(tls.handshakes()));
+                    map.insert(
+                        "tls_failed_handshakes".to_owned(),
+                        json!(tls.failed_handshakes()),
+                    );
+                }
+                if let Some(proxy) = &fronts.proxy {
+                    map.insert("proxy_tunnels".to_owned(), json!(proxy.tunnels()));
+                    map.insert(
+                        "proxy_plain_requests".to_owned(),
+                        json!(proxy.plain_requests()),
+                    );
+                }
+            }
+            return Ok(json!({"ok": true, "counters": all}));
+        }
         "issue" => return Ok(json!({"ok": true, "token": issued(&server.issue_token())})),
         "valid" => {
             let valid = server.is_access_token_valid(arg_or("an access token")?);
@@ -423,11 +531,16 @@ mod tests {
             "--no-rotation",
             "--failure",
             "html",
+            "--mtls",
+            "--tls",
+            "--proxy",
         ]
         .map(String::from)
         .into();
         let parsed = parse_args(&args).unwrap();
         assert_eq!(parsed.failure, Failure::Html);
+        assert_eq!(parsed.tls, Some(ClientCerts::Required), "--tls does not undo --mtls");
+        assert!(parsed.proxy);
         assert!(parse_args(&["--token-lifetime".to_owned()]).is_err());
         assert!(parse_args(&["--bogus".to_owned()]).is_err());
     }
