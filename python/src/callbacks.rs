@@ -17,6 +17,7 @@ use tokengate::http::response::Parts;
 use tokengate::{ClientAuth, Error, Refresh, RefreshError, RefreshToken, Token, TokenResponse};
 
 use crate::errors;
+use crate::net::NetArgs;
 use crate::response::PyResponse;
 use crate::token::{PyToken, opt_seconds};
 
@@ -26,9 +27,15 @@ use crate::token::{PyToken, opt_seconds};
 /// Build one with ``OAuth2.refresh_token_grant(...)`` or ``OAuth2.client_credentials(...)`` and
 /// pass it as ``refresher=``. The token endpoint must be ``https`` unless it is on loopback or
 /// ``allow_insecure_http=True``. ``repr()`` never shows the client secret.
+///
+/// The token request goes through the network settings (CA certificates, client certificate,
+/// proxy) of the ``Client`` it is given to, unless it is given network keyword arguments of its
+/// own: then it uses only those.
 #[pyclass(frozen, module = "tokengate", name = "OAuth2")]
 pub(crate) struct PyOAuth2 {
     inner: tokengate::OAuth2,
+    /// Whether network keyword arguments were given (else the client's settings are inherited).
+    own_network: bool,
 }
 
 #[pymethods]
@@ -48,8 +55,16 @@ impl PyOAuth2 {
     ///     timeout: seconds for the whole token request. Defaults to 10.
     ///     connect_timeout: seconds to connect to the token endpoint. Defaults to 5.
     ///     allow_insecure_http: allow a plain ``http`` endpoint off loopback. Defaults to False.
+    ///     ca_certs, roots, client_cert, proxy, no_proxy, proxy_from_env: network settings of the
+    ///         token request alone, as on ``Client`` (where they are described); giving any of
+    ///         them replaces all of the client's. Defaults to the client's settings (to the
+    ///         defaults under a ``Gate`` given directly).
+    ///
+    /// Raises:
+    ///     ConfigError: an unknown ``client_auth`` or ``roots``, a network argument of the wrong
+    ///         type. Unreadable certificate files are reported when the client is built.
     #[staticmethod]
-    #[pyo3(signature = (token_url, *, client_id=None, client_secret=None, client_auth=None, scope=None, extra_params=None, timeout=None, connect_timeout=None, allow_insecure_http=false))]
+    #[pyo3(signature = (token_url, *, client_id=None, client_secret=None, client_auth=None, scope=None, extra_params=None, timeout=None, connect_timeout=None, allow_insecure_http=false, ca_certs=None, roots=None, client_cert=None, proxy=None, no_proxy=None, proxy_from_env=true))]
     #[allow(clippy::too_many_arguments)]
     fn refresh_token_grant(
         py: Python<'_>,
@@ -62,6 +77,12 @@ impl PyOAuth2 {
         timeout: Option<&Bound<'_, PyAny>>,
         connect_timeout: Option<&Bound<'_, PyAny>>,
         allow_insecure_http: bool,
+        ca_certs: Option<&Bound<'_, PyAny>>,
+        roots: Option<&str>,
+        client_cert: Option<&Bound<'_, PyAny>>,
+        proxy: Option<&str>,
+        no_proxy: Option<&str>,
+        proxy_from_env: bool,
     ) -> PyResult<Self> {
         let options = Options {
             client_id,
@@ -72,6 +93,14 @@ impl PyOAuth2 {
             timeout,
             connect_timeout,
             allow_insecure_http,
+            net: NetArgs {
+                ca_certs,
+                roots,
+                client_cert,
+                proxy,
+                no_proxy,
+                proxy_from_env,
+            },
         };
         options.apply(py, tokengate::OAuth2::refresh_token_grant(token_url))
     }
@@ -80,7 +109,7 @@ impl PyOAuth2 {
     /// credentials; no refresh token and no starting token are needed. Takes the same keyword
     /// arguments as ``refresh_token_grant``.
     #[staticmethod]
-    #[pyo3(signature = (token_url, *, client_id=None, client_secret=None, client_auth=None, scope=None, extra_params=None, timeout=None, connect_timeout=None, allow_insecure_http=false))]
+    #[pyo3(signature = (token_url, *, client_id=None, client_secret=None, client_auth=None, scope=None, extra_params=None, timeout=None, connect_timeout=None, allow_insecure_http=false, ca_certs=None, roots=None, client_cert=None, proxy=None, no_proxy=None, proxy_from_env=true))]
     #[allow(clippy::too_many_arguments)]
     fn client_credentials(
         py: Python<'_>,
@@ -93,6 +122,12 @@ impl PyOAuth2 {
         timeout: Option<&Bound<'_, PyAny>>,
         connect_timeout: Option<&Bound<'_, PyAny>>,
         allow_insecure_http: bool,
+        ca_certs: Option<&Bound<'_, PyAny>>,
+        roots: Option<&str>,
+        client_cert: Option<&Bound<'_, PyAny>>,
+        proxy: Option<&str>,
+        no_proxy: Option<&str>,
+        proxy_from_env: bool,
     ) -> PyResult<Self> {
         let options = Options {
             client_id,
@@ -103,6 +138,14 @@ impl PyOAuth2 {
             timeout,
             connect_timeout,
             allow_insecure_http,
+            net: NetArgs {
+                ca_certs,
+                roots,
+                client_cert,
+                proxy,
+                no_proxy,
+                proxy_from_env,
+            },
         };
         options.apply(py, tokengate::OAuth2::client_credentials(token_url))
     }
@@ -122,6 +165,7 @@ struct Options<'a, 'py> {
     timeout: Option<&'a Bound<'py, PyAny>>,
     connect_timeout: Option<&'a Bound<'py, PyAny>>,
     allow_insecure_http: bool,
+    net: NetArgs<'a, 'py>,
 }
 
 impl Options<'_, '_> {
@@ -157,8 +201,14 @@ impl Options<'_, '_> {
         if let Some(t) = opt_seconds(self.connect_timeout, "connect_timeout")? {
             oauth = oauth.connect_timeout(t);
         }
+        let network = self.net.network(py)?;
+        let own_network = network.is_some();
+        if let Some(network) = network {
+            oauth = oauth.network(network);
+        }
         Ok(PyOAuth2 {
             inner: oauth.allow_insecure_http(self.allow_insecure_http),
+            own_network,
         })
     }
 }
@@ -207,10 +257,19 @@ impl Refresh for Refresher {
     }
 }
 
-/// The refresher for a `refresher=` argument.
-pub(crate) fn refresher(value: &Bound<'_, PyAny>) -> PyResult<Refresher> {
+/// The refresher for a `refresher=` argument. An `OAuth2` refresher without network settings of
+/// its own takes `inherit` (the client's), as the Rust `ClientBuilder::refresher` does.
+pub(crate) fn refresher(
+    value: &Bound<'_, PyAny>,
+    inherit: Option<&tokengate::Network>,
+) -> PyResult<Refresher> {
     if let Ok(oauth) = value.cast::<PyOAuth2>() {
-        return Ok(Refresher::OAuth2(oauth.get().inner.clone()));
+        let oauth = oauth.get();
+        let mut inner = oauth.inner.clone();
+        if let (false, Some(network)) = (oauth.own_network, inherit) {
+            inner = inner.network(network.clone());
+        }
+        return Ok(Refresher::OAuth2(inner));
     }
     if value.is_callable() {
         return Ok(Refresher::Python(PyRefresher {

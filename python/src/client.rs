@@ -4,27 +4,22 @@
 //! with the GIL released (`py.detach`): the network, the wait for another thread's refresh, the
 //! store's lock. Python threads therefore really run in parallel while they wait.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use parking_lot::Mutex;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMapping, PyString};
 use tokengate::Error;
 use tokengate::http::Method;
 
-use crate::callbacks::{self, RejectFn, string_pairs};
+use crate::callbacks::{self, string_pairs};
 use crate::errors::{self, py_err};
 use crate::events::{PyEvents, PyStats};
 use crate::gate::{self, GateSettings, PyGate};
+use crate::net::NetArgs;
 use crate::response::{PyResponse, RawResponse};
 use crate::token::{PyToken, opt_seconds, quoted, seconds};
 
 /// Largest response body read, unless `max_response_body` says otherwise.
 const DEFAULT_MAX_RESPONSE_BODY: u64 = 10 * 1024 * 1024;
-/// Distinct per-request timeouts that keep a client of their own (see `PyClient::client_for`).
-const TIMEOUT_CLIENTS: usize = 16;
 
 /// A thread-safe HTTP client for one API that keeps its OAuth2 bearer token fresh.
 ///
@@ -65,23 +60,46 @@ const TIMEOUT_CLIENTS: usize = 16;
 ///     max_replays: replays per request after rejections. Defaults to 1.
 ///     max_buffered_body: largest body buffered for ``reject_when``. Defaults to 1 MiB.
 ///     max_redirects: redirects followed. Defaults to 10.
-///     timeout: seconds for a whole request (connect to last byte). Defaults to none.
+///     timeout: seconds for each whole request (connect to last byte of the response), each
+///         redirect and replay on its own. Defaults to none.
 ///     connect_timeout: seconds to connect. Defaults to 10.
 ///     response_timeout: seconds to wait for the response head. Defaults to 60.
 ///     user_agent: the ``User-Agent`` header. Defaults to ureq's.
 ///     max_idle_connections_per_host: keep-alive connections kept for reuse. Defaults to 3.
 ///     max_response_body: largest response body read, in bytes. Defaults to 10 MiB.
+///     ca_certs: CA certificates trusted in addition to ``roots`` (e.g. a company's private
+///         root): a PEM file path, PEM ``bytes``, or a list of them. Defaults to none.
+///     roots: the built-in trust anchors: ``"platform"`` (the operating system's trust store,
+///         honouring ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` on Linux), ``"webpki"`` (the Mozilla
+///         roots compiled in) or ``"added_only"`` (only ``ca_certs``, like ``curl --cacert``).
+///         Defaults to ``"platform"``.
+///     client_cert: a client certificate for mutual TLS (also at the token endpoint): a PEM file
+///         holding the certificate and its key, or a ``(certificate file, key file)`` pair. The
+///         key must fit the certificate. Defaults to none.
+///     proxy: send every request through this proxy (``http://host:port``,
+///         ``socks5://user:password@host:port``, ...), except to the hosts of ``no_proxy``; the
+///         environment is then not read. ``https`` requests go through a ``CONNECT`` tunnel: the
+///         proxy never sees the token. Defaults to the environment's proxy.
+///     no_proxy: hosts reached directly, replacing ``NO_PROXY``: comma-separated host names
+///         (with their subdomains), IP addresses, CIDR ranges, or ``*``. Defaults to the
+///         environment's list when the proxy comes from the environment, none otherwise.
+///     proxy_from_env: read the proxy from ``https_proxy``, ``HTTPS_PROXY``, ``http_proxy``,
+///         ``HTTP_PROXY``, ``all_proxy``, ``ALL_PROXY`` and ``no_proxy``/``NO_PROXY`` (as curl
+///         does; lower case first) when the client is built; ``False`` connects directly. Ignored
+///         when ``proxy`` is given. Defaults to True.
+///
+/// The network settings also apply to an ``OAuth2`` refresher given here, unless it has network
+/// settings of its own. (A refresher inside a ``gate=`` keeps the ones it was built with.)
 ///
 /// Raises:
-///     ConfigError: a bad URL, both a gate and token settings, an unusable refresher.
+///     ConfigError: a bad URL, both a gate and token settings, an unusable refresher; an
+///         unreadable, invalid or mismatched certificate or key file, an unusable proxy URL.
 ///     InvalidToken: the starting token cannot be sent in a header.
 ///     StoreError: the store cannot be read or holds no token file.
 #[pyclass(frozen, module = "tokengate", name = "Client")]
 pub(crate) struct PyClient {
     main: MainClient,
-    recipe: Recipe,
-    /// Clients for per-request timeouts, sharing `main`'s gate.
-    timeouts: Mutex<Vec<(Duration, tokengate::Client)>>,
+    base_url: String,
     max_response_body: u64,
 }
 
@@ -98,61 +116,6 @@ impl Drop for MainClient {
         if let (true, Some(client)) = (self.background, self.client.take()) {
             Python::try_attach(|py| py.detach(move || drop(client)));
         }
-    }
-}
-
-/// Everything but the gate and the timeout that a client is built from, so per-timeout clients
-/// can be built like the main one.
-struct Recipe {
-    base_url: String,
-    reject_when: Option<Arc<RejectFn>>,
-    max_replays: Option<u32>,
-    max_buffered_body: Option<u64>,
-    max_redirects: Option<u32>,
-    timeout: Option<Duration>,
-    connect_timeout: Option<Duration>,
-    response_timeout: Option<Duration>,
-    user_agent: Option<String>,
-    max_idle_connections_per_host: Option<usize>,
-}
-
-impl Recipe {
-    fn build(
-        &self,
-        gate: tokengate::Gate,
-        timeout: Option<Duration>,
-        background: bool,
-    ) -> Result<tokengate::Client, Error> {
-        let mut b = tokengate::Client::builder(self.base_url.as_str())
-            .gate(gate)
-            .timeout(timeout)
-            .background_refresh(background);
-        if let Some(predicate) = &self.reject_when {
-            let predicate = Arc::clone(predicate);
-            b = b.reject_when(move |parts, body| predicate(parts, body));
-        }
-        if let Some(n) = self.max_replays {
-            b = b.max_replays(n);
-        }
-        if let Some(n) = self.max_buffered_body {
-            b = b.max_buffered_body(n);
-        }
-        if let Some(n) = self.max_redirects {
-            b = b.max_redirects(n);
-        }
-        if let Some(t) = self.connect_timeout {
-            b = b.connect_timeout(t);
-        }
-        if let Some(t) = self.response_timeout {
-            b = b.response_timeout(t);
-        }
-        if let Some(ua) = &self.user_agent {
-            b = b.user_agent(ua.as_str());
-        }
-        if let Some(n) = self.max_idle_connections_per_host {
-            b = b.max_idle_connections_per_host(n);
-        }
-        b.build()
     }
 }
 
@@ -178,7 +141,7 @@ struct Prepared {
 #[pymethods]
 impl PyClient {
     #[new]
-    #[pyo3(signature = (base_url, *, gate=None, token=None, refresher=None, store=None, refresh_before_expiry=None, refresh_ahead=None, refresh_timeout=None, assumed_lifetime=None, refresh_backoff=None, on_refresh=None, on_login_required=None, background_refresh=false, reject_when=None, max_replays=None, max_buffered_body=None, max_redirects=None, timeout=None, connect_timeout=None, response_timeout=None, user_agent=None, max_idle_connections_per_host=None, max_response_body=None))]
+    #[pyo3(signature = (base_url, *, gate=None, token=None, refresher=None, store=None, refresh_before_expiry=None, refresh_ahead=None, refresh_timeout=None, assumed_lifetime=None, refresh_backoff=None, on_refresh=None, on_login_required=None, background_refresh=false, reject_when=None, max_replays=None, max_buffered_body=None, max_redirects=None, timeout=None, connect_timeout=None, response_timeout=None, user_agent=None, max_idle_connections_per_host=None, max_response_body=None, ca_certs=None, roots=None, client_cert=None, proxy=None, no_proxy=None, proxy_from_env=true))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
         py: Python<'py>,
@@ -205,6 +168,12 @@ impl PyClient {
         user_agent: Option<String>,
         max_idle_connections_per_host: Option<usize>,
         max_response_body: Option<u64>,
+        ca_certs: Option<Bound<'py, PyAny>>,
+        roots: Option<&str>,
+        client_cert: Option<Bound<'py, PyAny>>,
+        proxy: Option<&str>,
+        no_proxy: Option<&str>,
+        proxy_from_env: bool,
     ) -> PyResult<Self> {
         let settings = GateSettings {
             token,
@@ -223,18 +192,45 @@ impl PyClient {
             Some(_) => return Err(PyTypeError::new_err("reject_when wants a callable")),
             None => None,
         };
-        let recipe = Recipe {
-            base_url,
-            reject_when,
-            max_replays,
-            max_buffered_body,
-            max_redirects,
-            timeout: opt_seconds(timeout.as_ref(), "timeout")?,
-            connect_timeout: opt_seconds(connect_timeout.as_ref(), "connect_timeout")?,
-            response_timeout: opt_seconds(response_timeout.as_ref(), "response_timeout")?,
-            user_agent,
-            max_idle_connections_per_host,
-        };
+        let network = NetArgs {
+            ca_certs: ca_certs.as_ref(),
+            roots,
+            client_cert: client_cert.as_ref(),
+            proxy,
+            no_proxy,
+            proxy_from_env,
+        }
+        .network(py)?;
+        let mut b = tokengate::Client::builder(base_url.as_str())
+            .timeout(opt_seconds(timeout.as_ref(), "timeout")?)
+            .background_refresh(background_refresh);
+        if let Some(predicate) = reject_when {
+            b = b.reject_when(move |parts, body| predicate(parts, body));
+        }
+        if let Some(n) = max_replays {
+            b = b.max_replays(n);
+        }
+        if let Some(n) = max_buffered_body {
+            b = b.max_buffered_body(n);
+        }
+        if let Some(n) = max_redirects {
+            b = b.max_redirects(n);
+        }
+        if let Some(t) = opt_seconds(connect_timeout.as_ref(), "connect_timeout")? {
+            b = b.connect_timeout(t);
+        }
+        if let Some(t) = opt_seconds(response_timeout.as_ref(), "response_timeout")? {
+            b = b.response_timeout(t);
+        }
+        if let Some(ua) = user_agent {
+            b = b.user_agent(ua);
+        }
+        if let Some(n) = max_idle_connections_per_host {
+            b = b.max_idle_connections_per_host(n);
+        }
+        if let Some(network) = &network {
+            b = b.network(network.clone());
+        }
         let gate = match (gate, settings.any()) {
             (Some(_), true) => {
                 return Err(errors::config_error(
@@ -243,18 +239,15 @@ impl PyClient {
                 ));
             }
             (Some(gate), false) => gate.get().inner.clone(),
-            (None, _) => settings.build(py)?,
+            (None, _) => settings.build(py, network.as_ref())?,
         };
-        let client = recipe
-            .build(gate, recipe.timeout, background_refresh)
-            .map_err(py_err(py))?;
+        let client = b.gate(gate).build().map_err(py_err(py))?;
         Ok(PyClient {
             main: MainClient {
                 client: Some(client),
                 background: background_refresh,
             },
-            recipe,
-            timeouts: Mutex::new(Vec::new()),
+            base_url,
             max_response_body: max_response_body.unwrap_or(DEFAULT_MAX_RESPONSE_BODY),
         })
     }
@@ -271,8 +264,9 @@ impl PyClient {
     ///     json: a value sent as JSON (``json.dumps``) with ``Content-Type: application/json``.
     ///     data: the body: ``bytes`` or ``str`` as they are, or a mapping / pairs sent as an
     ///         ``application/x-www-form-urlencoded`` form.
-    ///     timeout: seconds for this whole request (connect to last byte). Defaults to the
-    ///         client's ``timeout``.
+    ///     timeout: a deadline in seconds for this request: the wait for a token (also another
+    ///         thread's refresh), every redirect and replay, and reading the whole response.
+    ///         Defaults to none: the client's timeouts and ``refresh_timeout`` bound it.
     ///
     /// Returns:
     ///     The ``Response``. A rejected request (401) is refreshed and replayed once; a rejection
@@ -281,6 +275,10 @@ impl PyClient {
     /// Raises:
     ///     LoginRequired, RefreshFailed, RefreshTimeout: no token could be had within
     ///         ``refresh_timeout``.
+    ///     Timeout: the request's ``timeout`` passed (a ``TransportError``).
+    ///     TlsError: the server's certificate is not trusted or not valid for its host, or the
+    ///         client certificate was refused (a ``TransportError``; not transient).
+    ///     ProxyError: the request could not get through the proxy (a ``TransportError``).
     ///     TransportError: the request itself failed (connection, timeout, body too large).
     ///     ConfigError: a bad method, URL or header.
     #[pyo3(signature = (method, path, *, params=None, headers=None, json=None, data=None, timeout=None))]
@@ -311,11 +309,12 @@ impl PyClient {
             },
             payload: payload(py, json, data)?,
         };
-        let client = self.client_for(py, timeout)?;
+        let deadline = timeout.map(|t| seconds(t, "timeout")).transpose()?;
+        let client = self.core(py)?.clone();
         let limit = self.max_response_body;
         // A predicate error left by an earlier request on this thread is not this request's.
         drop(callbacks::take_predicate_error());
-        let outcome = py.detach(move || send(&client, prepared, limit));
+        let outcome = py.detach(move || send(&client, prepared, deadline, limit));
         if let Some(err) = callbacks::take_predicate_error() {
             return Err(err);
         }
@@ -450,11 +449,11 @@ impl PyClient {
     /// The base URL the client was built with.
     #[getter]
     fn base_url(&self) -> &str {
-        &self.recipe.base_url
+        &self.base_url
     }
 
     fn __repr__(&self) -> String {
-        format!("Client({})", quoted(&self.recipe.base_url))
+        format!("Client({})", quoted(&self.base_url))
     }
 }
 
@@ -466,38 +465,19 @@ impl PyClient {
             .as_ref()
             .ok_or_else(|| errors::config_error(py, "the client is closed"))
     }
-
-    /// The client to send with: the main one, or for a per-request timeout one built like it on
-    /// the same gate (token state shared; its own connection pool). The first
-    /// `TIMEOUT_CLIENTS` distinct timeouts keep theirs.
-    fn client_for(
-        &self,
-        py: Python<'_>,
-        timeout: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<tokengate::Client> {
-        let main = self.core(py)?;
-        let Some(timeout) = timeout else {
-            return Ok(main.clone());
-        };
-        let timeout = seconds(timeout, "timeout")?;
-        let mut cache = self.timeouts.lock();
-        if let Some((_, c)) = cache.iter().find(|(t, _)| *t == timeout) {
-            return Ok(c.clone());
-        }
-        let client = self
-            .recipe
-            .build(main.gate().clone(), Some(timeout), false)
-            .map_err(py_err(py))?;
-        if cache.len() < TIMEOUT_CLIENTS {
-            cache.push((timeout, client.clone()));
-        }
-        Ok(client)
-    }
 }
 
 /// Sends `p` and reads the whole answer (at most `limit` bytes). Runs with the GIL released.
-fn send(client: &tokengate::Client, p: Prepared, limit: u64) -> Result<RawResponse, Error> {
+fn send(
+    client: &tokengate::Client,
+    p: Prepared,
+    deadline: Option<std::time::Duration>,
+    limit: u64,
+) -> Result<RawResponse, Error> {
     let mut rb = client.request(p.method, &p.path);
+    if let Some(t) = deadline {
+        rb = rb.timeout(t);
+    }
     for (name, value) in &p.query {
         rb = rb.query(name, value);
     }

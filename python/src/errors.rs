@@ -7,7 +7,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use tokengate::{Error, RefreshError, StoreError, StoreErrorKind};
+use tokengate::{Error, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind};
 
 /// The module that defines the exception classes.
 const ERRORS_MODULE: &str = "tokengate._errors";
@@ -49,6 +49,16 @@ pub(crate) fn instance<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'p
             "RefreshTimeout"
         }
         Error::Transport(_) => "TransportError",
+        Error::Tls(_) => "TlsError",
+        Error::Proxy(proxy) => {
+            kwargs.set_item("proxy", proxy.proxy())?;
+            kwargs.set_item("auth_refused", proxy.is_auth_refused())?;
+            "ProxyError"
+        }
+        Error::Deadline(timeout) => {
+            kwargs.set_item("timeout", timeout.as_secs_f64())?;
+            "Timeout"
+        }
         Error::InvalidToken => "InvalidToken",
         Error::Store(store) => {
             store_details(&kwargs, store)?;
@@ -82,6 +92,19 @@ fn refresh_details(kwargs: &Bound<'_, PyDict>, refresh: Option<&RefreshError>) -
         return Ok(());
     };
     kwargs.set_item("status", refresh.status())?;
+    let kind = match refresh.kind() {
+        RefreshErrorKind::OAuth => "oauth",
+        RefreshErrorKind::Status => "status",
+        RefreshErrorKind::Transport => "transport",
+        RefreshErrorKind::Tls => "tls",
+        RefreshErrorKind::Proxy => "proxy",
+        RefreshErrorKind::InvalidResponse => "invalid_response",
+        RefreshErrorKind::NoRefreshToken => "no_refresh_token",
+        RefreshErrorKind::Custom => "custom",
+        RefreshErrorKind::Rejected => "rejected",
+        _ => "other",
+    };
+    kwargs.set_item("kind", kind)?;
     if let Some(oauth) = refresh.oauth_error() {
         kwargs.set_item("oauth_error", &oauth.error)?;
         kwargs.set_item("error_description", oauth.error_description.as_deref())?;

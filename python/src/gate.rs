@@ -46,7 +46,12 @@ impl GateSettings<'_> {
     }
 
     /// Builds the gate (reading the store, when there is one and no token, with the GIL released).
-    pub(crate) fn build(self, py: Python<'_>) -> PyResult<tokengate::Gate> {
+    /// An `OAuth2` refresher without network settings of its own gets `network` (a client's).
+    pub(crate) fn build(
+        self,
+        py: Python<'_>,
+        network: Option<&tokengate::Network>,
+    ) -> PyResult<tokengate::Gate> {
         let mut b = tokengate::Gate::builder();
         if let Some(token) = &self.token {
             let token = token
@@ -55,7 +60,7 @@ impl GateSettings<'_> {
             b = b.token((*token.get().inner).clone());
         }
         if let Some(r) = &self.refresher {
-            b = b.refresher(callbacks::refresher(r)?);
+            b = b.refresher(callbacks::refresher(r, network)?);
         }
         if let Some(s) = &self.store {
             b = b.store(store::store(s)?);
@@ -151,7 +156,7 @@ impl PyGate {
             on_login_required,
         };
         Ok(PyGate {
-            inner: settings.build(py)?,
+            inner: settings.build(py, None)?,
         })
     }
 

@@ -18,6 +18,7 @@ mod client;
 mod errors;
 mod events;
 mod gate;
+mod net;
 mod response;
 mod store;
 mod token;

@@ -12,6 +12,9 @@ __all__ = [
     "InvalidToken",
     "StoreError",
     "TransportError",
+    "TlsError",
+    "ProxyError",
+    "Timeout",
     "ConfigError",
 ]
 
@@ -43,6 +46,7 @@ class LoginRequired(TokengateError):
         oauth_error: the OAuth2 error code (RFC 6749 §5.2), e.g. ``"invalid_grant"``, if any.
         error_description: the server's ``error_description``, if any.
         status: the token endpoint's HTTP status, if it answered.
+        kind: what failed, as for ``RefreshFailed``; ``None`` when there was no refresh.
     """
 
     def __init__(
@@ -53,11 +57,13 @@ class LoginRequired(TokengateError):
         oauth_error: Optional[str] = None,
         error_description: Optional[str] = None,
         status: Optional[int] = None,
+        kind: Optional[str] = None,
     ) -> None:
         super().__init__(message, transient=transient)
         self.oauth_error = oauth_error
         self.error_description = error_description
         self.status = status
+        self.kind = kind
 
 
 class RefreshFailed(TokengateError):
@@ -67,8 +73,8 @@ class RefreshFailed(TokengateError):
     and tries again, requests wait for that attempt when it comes within ``refresh_timeout``, and
     this is raised only when it would come later (``retry_in`` says when). A ``configuration``
     failure means the token endpoint refused the client itself (``invalid_client``, a wrong
-    endpoint, an untrusted certificate): an operator must fix it, logging in again would not help,
-    and the session is kept.
+    endpoint, an untrusted certificate: ``kind == "tls"``): an operator must fix it, logging in
+    again would not help, and the session is kept.
 
     A refresher of your own may raise it: ``transient=False`` makes the failure permanent (the
     client enters the login-required state), ``configuration=True`` marks the client's setup as at
@@ -84,6 +90,11 @@ class RefreshFailed(TokengateError):
         status: the token endpoint's HTTP status, if it answered.
         oauth_error: the OAuth2 error code, if the server sent one.
         error_description: the server's ``error_description``, if any.
+        kind: what failed: ``"oauth"`` (an RFC 6749 §5.2 error answer), ``"status"``,
+            ``"transport"``, ``"tls"`` (the token endpoint's certificate is not trusted, or it
+            refused the client certificate), ``"proxy"``, ``"invalid_response"``,
+            ``"no_refresh_token"``, ``"custom"`` (a refresher of your own), ``"rejected"`` (the API
+            refused a token just issued) or ``"other"``; ``None`` when raised by your own code.
     """
 
     def __init__(
@@ -97,6 +108,7 @@ class RefreshFailed(TokengateError):
         status: Optional[int] = None,
         oauth_error: Optional[str] = None,
         error_description: Optional[str] = None,
+        kind: Optional[str] = None,
     ) -> None:
         super().__init__(message, transient=transient and not configuration)
         self.configuration = configuration
@@ -105,6 +117,7 @@ class RefreshFailed(TokengateError):
         self.status = status
         self.oauth_error = oauth_error
         self.error_description = error_description
+        self.kind = kind
 
 
 class RefreshTimeout(TokengateError):
@@ -154,6 +167,50 @@ class TransportError(TokengateError):
     body larger than ``max_response_body``."""
 
 
+class TlsError(TransportError):
+    """TLS with the API failed: its certificate is not trusted (add its CA with ``ca_certs=``), not
+    valid for the host name, or expired; the server refused (or wanted) a client certificate; or
+    the handshake failed. Not transient: trying again does not change a certificate."""
+
+
+class ProxyError(TransportError):
+    """The request could not get through its proxy: the proxy could not be reached, refused the
+    tunnel or the credentials, or could not reach the server.
+
+    Attributes:
+        proxy: the proxy as ``scheme://host:port`` (never its credentials), if known.
+        auth_refused: whether the proxy refused the credentials (or wanted some); only that case
+            is not transient.
+    """
+
+    def __init__(
+        self,
+        message: str = "proxy error",
+        *,
+        transient: bool = True,
+        proxy: Optional[str] = None,
+        auth_refused: bool = False,
+    ) -> None:
+        super().__init__(message, transient=transient)
+        self.proxy = proxy
+        self.auth_refused = auth_refused
+
+
+class Timeout(TransportError, TimeoutError):
+    """The request's own ``timeout=`` passed: while it waited for a token, or before its response
+    arrived. Transient.
+
+    Attributes:
+        timeout: the ``timeout`` that was set, in seconds.
+    """
+
+    def __init__(
+        self, message: str = "deadline passed", *, transient: bool = True, timeout: float = 0.0
+    ) -> None:
+        super().__init__(message, transient=transient)
+        self.timeout = timeout
+
+
 class ConfigError(TokengateError, ValueError):
     """An argument tokengate cannot work with: a bad URL, method or header, both a gate and token
     settings, an unusable refresher configuration."""
@@ -168,6 +225,9 @@ for _cls in (
     InvalidToken,
     StoreError,
     TransportError,
+    TlsError,
+    ProxyError,
+    Timeout,
     ConfigError,
 ):
     _cls.__module__ = "tokengate"
