@@ -42,6 +42,11 @@ class TestServer:
         self.custom_refresh_url: str = hello["custom_refresh_url"]
         self.client_id: str = hello["client_id"]
         self.client_secret: str = hello["client_secret"]
+        # Present with --tls/--mtls (PEM files) and --proxy.
+        self.ca_file: Optional[str] = hello.get("ca_file")
+        self.client_cert_file: Optional[str] = hello.get("client_cert_file")
+        self.client_key_file: Optional[str] = hello.get("client_key_file")
+        self.proxy_url: Optional[str] = hello.get("proxy_url")
         self.first: Dict[str, Any] = {
             k: hello[k] for k in ("access_token", "refresh_token", "expires_in")
         }

@@ -21,9 +21,15 @@ def test_the_hierarchy():
         tokengate.InvalidToken,
         tokengate.StoreError,
         tokengate.TransportError,
+        tokengate.TlsError,
+        tokengate.ProxyError,
+        tokengate.Timeout,
         tokengate.ConfigError,
     ):
         assert issubclass(cls, tokengate.TokengateError)
+    for cls in (tokengate.TlsError, tokengate.ProxyError, tokengate.Timeout):
+        assert issubclass(cls, tokengate.TransportError)
+    assert issubclass(tokengate.Timeout, TimeoutError)
     assert issubclass(tokengate.ConfigError, ValueError)
     assert issubclass(tokengate.InvalidToken, ValueError)
 
@@ -216,10 +222,11 @@ def test_per_request_timeout_on_a_server_that_never_answers():
         listener.listen()
         port = listener.getsockname()[1]
         client = tokengate.Client(f"http://127.0.0.1:{port}", token=tokengate.Token("t"))
+        with pytest.raises(tokengate.TransportError) as caught:
+            client.get("/x", timeout=0.3)
+        assert caught.value.transient is True
         with pytest.raises(tokengate.TransportError):
             client.get("/x", timeout=0.3)
-        with pytest.raises(tokengate.TransportError):
-            client.get("/x", timeout=0.3)  # the same timeout again: its client is reused
 
 
 def test_config_errors(server):
