@@ -7,7 +7,19 @@ Everything here is re-exported from ``tokengate``; the docstrings live on the ru
 import datetime
 import os
 import pathlib
-from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Iterable,
+    Iterator,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from ._errors import LoginRequired, TokengateError
 
@@ -21,6 +33,12 @@ Pairs = Union[Mapping[str, Any], Iterable[Tuple[str, Any]]]
 RefreshResult = Union["Token", Mapping[str, Any]]
 Refresher = Union["OAuth2", Callable[[Optional["Token"]], RefreshResult]]
 StorePath = Union["FileStore", str, "os.PathLike[str]"]
+PathLike = Union[str, "os.PathLike[str]"]
+#: ``ca_certs=``: a PEM file path, PEM bytes, or a list of them.
+CaCerts = Union[PathLike, bytes, bytearray, Sequence[Union[PathLike, bytes, bytearray]]]
+#: ``client_cert=``: one PEM file with certificate and key, or ``(certificate, key)`` files.
+ClientCert = Union[PathLike, Tuple[PathLike, PathLike]]
+Roots = Literal["platform", "webpki", "added_only"]
 
 class Token:
     def __init__(
@@ -71,6 +89,12 @@ class OAuth2:
         timeout: Optional[Seconds] = None,
         connect_timeout: Optional[Seconds] = None,
         allow_insecure_http: bool = False,
+        ca_certs: Optional[CaCerts] = None,
+        roots: Optional[Roots] = None,
+        client_cert: Optional[ClientCert] = None,
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
     ) -> OAuth2: ...
     @staticmethod
     def client_credentials(
@@ -84,6 +108,12 @@ class OAuth2:
         timeout: Optional[Seconds] = None,
         connect_timeout: Optional[Seconds] = None,
         allow_insecure_http: bool = False,
+        ca_certs: Optional[CaCerts] = None,
+        roots: Optional[Roots] = None,
+        client_cert: Optional[ClientCert] = None,
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
     ) -> OAuth2: ...
 
 class FileStore:
@@ -217,6 +247,12 @@ class Client:
         user_agent: Optional[str] = None,
         max_idle_connections_per_host: Optional[int] = None,
         max_response_body: Optional[int] = None,
+        ca_certs: Optional[CaCerts] = None,
+        roots: Optional[Roots] = None,
+        client_cert: Optional[ClientCert] = None,
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
     ) -> None: ...
     def request(
         self,
