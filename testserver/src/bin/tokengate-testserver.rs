@@ -184,7 +184,8 @@ fn main() -> ExitCode {
             let _ = say(&json!({"ok": true}));
             break;
         }
-        let answer = command(&server, &fronts, line).unwrap_or_else(|e| json!({"ok": false, "error": e}));
+        let answer =
+            command(&server, &fronts, line).unwrap_or_else(|e| json!({"ok": false, "error": e}));
         if say(&answer).is_err() {
             break;
         }
@@ -539,7 +540,11 @@ mod tests {
         .into();
         let parsed = parse_args(&args).unwrap();
         assert_eq!(parsed.failure, Failure::Html);
-        assert_eq!(parsed.tls, Some(ClientCerts::Required), "--tls does not undo --mtls");
+        assert_eq!(
+            parsed.tls,
+            Some(ClientCerts::Required),
+            "--tls does not undo --mtls"
+        );
         assert!(parsed.proxy);
         assert!(parse_args(&["--token-lifetime".to_owned()]).is_err());
         assert!(parse_args(&["--bogus".to_owned()]).is_err());
