@@ -12,10 +12,11 @@ use ureq::http::uri::Authority;
 use ureq::http::{self, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use ureq::{AsSendBody, Body, SendBody};
 
+use crate::background::Background;
 use crate::body::{Next, Payload};
 use crate::challenge;
 use crate::error::Error;
-use crate::events::{Background, Event};
+use crate::events::Event;
 use crate::gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 use crate::net::{NetAgent, Network};
 use crate::redirect;

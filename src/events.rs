@@ -1,14 +1,11 @@
-//! Events ([`Event`], delivered over crossbeam channels that never block the gate) and the optional
-//! background refresher thread that renews the token before anybody needs it.
+//! Events ([`Event`]) and the gate's subscriber list: crossbeam channels that never block the gate.
 
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use parking_lot::Mutex;
 
 use crate::error::Error;
-use crate::gate::Gate;
 
 /// How many undelivered events a subscriber's channel holds. When it is full, new events for that
 /// subscriber are dropped (and counted in [`Stats::events_dropped`](crate::Stats::events_dropped)):
@@ -17,7 +14,7 @@ pub const EVENT_BUFFER: usize = 64;
 
 /// Something that happened to the token. Carries no secrets.
 ///
-/// Subscribe with [`Client::events`](crate::Client::events) or [`Gate::events`].
+/// Subscribe with [`Client::events`](crate::Client::events) or [`Gate::events`](crate::Gate::events).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Event {
@@ -45,7 +42,7 @@ pub enum Event {
         /// The error every request now fails with until a new token is set.
         error: Error,
     },
-    /// A token was installed with [`Gate::set_token`] / [`Client::set_token`](crate::Client::set_token).
+    /// A token was installed with [`Gate::set_token`](crate::Gate::set_token) / [`Client::set_token`](crate::Client::set_token).
     TokenSet {
         /// The token's generation.
         generation: u64,
@@ -103,55 +100,6 @@ impl Subscribers {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.senders.lock().len()
-    }
-}
-
-/// The background refresher: one thread per client that sleeps until the token's advisory window
-/// opens and refreshes it through the gate. Dropping this handle (when the last clone of its client
-/// is dropped) stops the thread and joins it.
-pub(crate) struct Background {
-    shutdown: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Background {
-    pub(crate) fn start(gate: Gate) -> std::io::Result<Background> {
-        let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
-        let events = gate.events();
-        let thread = std::thread::Builder::new()
-            .name("tokengate-bg".into())
-            .spawn(move || run(&gate, &shutdown_rx, &events))?;
-        Ok(Background {
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
-        })
-    }
-}
-
-fn run(gate: &Gate, shutdown: &Receiver<()>, events: &Receiver<Event>) {
-    loop {
-        let wait = gate.background_nap();
-        select! {
-            recv(shutdown) -> _ => return,
-            // Any change of token or failure moves the schedule: look again.
-            recv(events) -> ev => if ev.is_err() { return },
-            default(wait) => gate.refresh_ahead(),
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        // Disconnecting the channel wakes the thread; an in-flight refresh finishes first (it is
-        // bounded by the refresher's own timeouts).
-        drop(self.shutdown.take());
-        if let Some(t) = self.thread.take() {
-            // A callback running on the background thread may hold the last client clone; a thread
-            // cannot join itself, and it is about to return anyway.
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
-        }
     }
 }
 
