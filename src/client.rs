@@ -17,13 +17,14 @@ use crate::body::{Next, Payload};
 use crate::challenge;
 use crate::error::Error;
 use crate::events::Event;
+use crate::form::{form_encode, form_pairs};
 use crate::gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 use crate::net::{NetAgent, Network};
+use crate::origin::Origin;
 use crate::redirect;
 use crate::refresh::{OAuth2, Refresh};
 use crate::store::TokenStore;
 use crate::token::Token;
-use crate::util::{Origin, form_encode, form_pairs};
 
 /// A predicate that sees a response's head and (buffered) body and says whether the server rejected
 /// the token.

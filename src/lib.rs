@@ -98,16 +98,17 @@ mod challenge;
 mod client;
 mod error;
 mod events;
+mod form;
 mod gate;
 mod middleware;
 mod net;
+mod origin;
 mod redirect;
 mod refresh;
 mod store;
 mod sync;
 mod tls;
 mod token;
-mod util;
 
 pub use challenge::Challenge;
 pub use client::{Client, ClientBuilder, RequestBuilder};
@@ -143,7 +144,7 @@ pub mod __fuzz {
     /// `Retry-After` (RFC 9110 §10.2.3) as the token endpoint's answer is read: delay-seconds or
     /// an IMF-fixdate, as a delay from `now`.
     pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<std::time::Duration> {
-        crate::util::retry_after(value, now)
+        crate::refresh::retry_after(value, now)
     }
 }
 

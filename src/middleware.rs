@@ -9,7 +9,7 @@ use ureq::{Body, SendBody};
 use crate::challenge;
 use crate::error::Error;
 use crate::gate::Gate;
-use crate::util::Origin;
+use crate::origin::Origin;
 
 /// A `ureq` middleware that attaches a [`Gate`]'s token to requests for one origin.
 ///

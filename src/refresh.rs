@@ -12,9 +12,14 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::error::{Class, OAuthError, RefreshError, RefreshErrorKind};
+use crate::form::{base64, form_encode, form_pairs};
 use crate::net::{self, Failure, NetAgent, Network, Resolved};
+use crate::origin::Origin;
 use crate::token::{ClientSecret, RefreshToken, Token};
-use crate::util::{Origin, base64, form_encode, form_pairs, retry_after};
+
+mod retry_after;
+
+pub(crate) use retry_after::retry_after;
 
 /// Largest token endpoint answer we read. Real ones are well under 8 KiB.
 const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;
