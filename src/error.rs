@@ -674,8 +674,9 @@ impl StoreError {
         }
     }
 
-    /// Attaches the underlying cause (e.g. an [`std::io::Error`]); its text is appended to the
-    /// message.
+    /// Attaches the underlying cause (e.g. an [`std::io::Error`]). It is returned by
+    /// [`source`](std::error::Error::source) and not repeated in this error's `Display` text, so an
+    /// error reporter that prints the chain shows it once.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.source = Some(Box::new(source));
@@ -741,11 +742,7 @@ impl fmt::Display for StoreError {
         if let Some(path) = &self.inner.path {
             write!(f, " {}", path.display())?;
         }
-        write!(f, ": {}", self.inner.message)?;
-        if let Some(source) = &self.inner.source {
-            write!(f, ": {source}")?;
-        }
-        Ok(())
+        write!(f, ": {}", self.inner.message)
     }
 }
 
@@ -813,5 +810,70 @@ mod tests {
             Error::LoginRequired(Some(e)).to_string(),
             "login required (token refresh failed: server refused: invalid_grant (revoked))"
         );
+    }
+
+    /// Each link of `e`'s `source()` chain, as its `Display` text.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        std::iter::successors(Some(e), |e| e.source())
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// An error reporter prints every link of the chain: a cause that is both in an error's
+    /// `Display` and returned by its `source()` would be printed twice.
+    fn assert_each_cause_printed_once(e: &(dyn std::error::Error + 'static)) {
+        let links = chain(e);
+        assert!(links.len() >= 2, "a chain with a cause: {links:?}");
+        for (i, earlier) in links.iter().enumerate() {
+            for later in &links[i + 1..] {
+                assert!(
+                    !earlier.contains(later.as_str()),
+                    "{later:?} is printed by {earlier:?} and again as its source: {links:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn causes_are_in_source_and_not_repeated_in_display() {
+        use std::error::Error as _;
+
+        use crate::{FileStore, OAuth2, Refresh, Token, TokenStore};
+
+        // An I/O error inside a StoreError: a token file whose directory is a regular file.
+        let not_a_dir = std::env::current_exe().expect("the test binary's path");
+        let store = FileStore::new(not_a_dir.join("token.json"));
+        let store_err = store
+            .save(&Token::new("ACCESS"))
+            .expect_err("a file cannot be a directory");
+        assert!(
+            store_err.source().is_some_and(|s| s.is::<std::io::Error>()),
+            "{store_err:?}"
+        );
+        assert_each_cause_printed_once(&store_err);
+        assert_each_cause_printed_once(&Error::Store(store_err));
+
+        // A transport error inside a RefreshError inside Error::Refresh: a token endpoint on a
+        // loopback port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let oauth =
+            OAuth2::refresh_token_grant(format!("http://127.0.0.1:{port}/token")).client_id("app");
+        let refresh_err = oauth
+            .refresh(Some(&Token::new("ACCESS").refresh_token("REFRESH")))
+            .expect_err("nobody listens on the port");
+        assert_eq!(
+            refresh_err.kind(),
+            RefreshErrorKind::Transport,
+            "{refresh_err:?}"
+        );
+        assert!(
+            refresh_err.source().is_some_and(|s| s.is::<ureq::Error>()),
+            "{refresh_err:?}"
+        );
+        assert_each_cause_printed_once(&refresh_err);
+        assert_each_cause_printed_once(&Error::Refresh(refresh_err));
     }
 }
