@@ -55,10 +55,23 @@ impl From<tokengate::Error> for Failure {
     fn from(e: tokengate::Error) -> Failure {
         Failure {
             code: tokengate_result::of(&e),
-            message: e.to_string(),
+            message: with_causes(&e),
             transient: e.is_transient(),
         }
     }
+}
+
+/// An error's text followed by its causes (each `source()`, as error reporters print them), for
+/// a binding that has only one string to show. None of them holds a secret.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 thread_local! {

@@ -71,7 +71,20 @@ pub(crate) fn instance<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'p
     };
     py.import(ERRORS_MODULE)?
         .getattr(class)?
-        .call((error.to_string(),), Some(&kwargs))
+        .call((with_causes(error),), Some(&kwargs))
+}
+
+/// An error's text followed by its causes (each `source()`, as error reporters print them), for
+/// a binding that has only one string to show. None of them holds a secret.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// A `ConfigError` with `message` (bad arguments that tokengate itself would call configuration).
