@@ -259,8 +259,10 @@ pub enum RefreshErrorKind {
     Rejected,
 }
 
-/// An OAuth2 error response from the token endpoint (RFC 6749 §5.2).
+/// An OAuth2 error response from the token endpoint (RFC 6749 §5.2). Read its fields; build one
+/// with [`OAuthError::parse`] (the struct may gain fields, so it cannot be built literally).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OAuthError {
     /// `error`: the error code, e.g. `invalid_grant` (RFC 6749 §5.2).
     pub error: String,
