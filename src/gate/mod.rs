@@ -526,6 +526,26 @@ impl Gate {
         }
     }
 
+    /// The delay before the next attempt after the `failures`-th failure in a row: the backoff
+    /// policy with this gate's settings, [within the budget](Gate::within_budget).
+    fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let cfg = &self.shared.config;
+        self.within_budget(policy::backoff(
+            cfg.backoff_initial,
+            cfg.backoff_max,
+            failures,
+            retry_after,
+            policy::random(),
+        ))
+    }
+
+    /// `delay`, but never past a whole budget: a request that starts waiting just after a
+    /// failure then always sees the next attempt, so a long outage costs each caller about one
+    /// error per budget, never a flood of instant ones.
+    fn within_budget(&self, delay: Duration) -> Duration {
+        delay.min(self.shared.config.refresh_timeout.max(policy::MIN_BACKOFF))
+    }
+
     /// Records a failed attempt: a login-required state for a permanent failure, otherwise a
     /// backoff (exponential for a transient failure, the longest one for anything else). Returns
     /// the error as waiters will see it (saying when the next attempt is due) and its event.
@@ -541,24 +561,14 @@ impl Gate {
         } else {
             Class::Configuration
         };
-        // Never past a whole budget: a request that starts waiting just after a failure then
-        // always sees the next attempt, so a long outage costs each caller one error per budget,
-        // never a flood of instant ones.
         let delay = match class {
             Class::Transient => {
                 st.consecutive_failures = st.consecutive_failures.saturating_add(1);
                 let retry_after = err.refresh_error().and_then(RefreshError::retry_after);
-                policy::backoff(
-                    cfg.backoff_initial,
-                    cfg.backoff_max,
-                    st.consecutive_failures,
-                    retry_after,
-                    policy::random(),
-                )
+                self.backoff(st.consecutive_failures, retry_after)
             }
-            _ => cfg.backoff_max.max(policy::MIN_BACKOFF),
-        }
-        .min(cfg.refresh_timeout.max(policy::MIN_BACKOFF));
+            _ => self.within_budget(cfg.backoff_max.max(policy::MIN_BACKOFF)),
+        };
         let next = now.mono + delay;
         let err = match err {
             Error::Refresh(e) => Error::Refresh(e.with_next_attempt(next)),
@@ -733,15 +743,7 @@ impl Gate {
             return Rejection::Invalidated;
         }
         st.rejected_unconfirmed = st.rejected_unconfirmed.saturating_add(1);
-        let cfg = &self.shared.config;
-        let delay = policy::backoff(
-            cfg.backoff_initial,
-            cfg.backoff_max,
-            st.rejected_unconfirmed,
-            None,
-            policy::random(),
-        )
-        .min(cfg.refresh_timeout.max(policy::MIN_BACKOFF));
+        let delay = self.backoff(st.rejected_unconfirmed, None);
         let next = now.mono + delay;
         if st.backoff_until.is_none_or(|until| until < next) {
             st.backoff_until = Some(next);
