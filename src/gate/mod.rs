@@ -446,22 +446,29 @@ impl Gate {
             self.shared.cond.notify_all();
             return;
         }
+        let stats = &self.shared.stats;
+        // A token that came back but could not be saved: used anyway, and reported.
         let mut save_failed = None;
+        let outcome = outcome.map(|mut fetched| {
+            if let Some(e) = fetched.save_error.take() {
+                stats.store_errors.fetch_add(1, Relaxed);
+                save_failed = Some(Event::StoreFailed {
+                    error: Error::Store(e),
+                });
+            }
+            fetched
+        });
         let (result, event) = match outcome {
-            Ok(fetched) if fetched.unusable.is_some() => {
+            Ok(Fetched {
+                token,
+                unusable: Some(err),
+                ..
+            }) => {
                 // A failed attempt that still rotated the refresh token: install the token it
                 // replaces with the new refresh token (still dead if it was rejected), then back
                 // off like after any transient failure.
-                let stats = &self.shared.stats;
                 stats.refresh_failures.fetch_add(1, Relaxed);
-                if let Some(e) = fetched.save_error {
-                    stats.store_errors.fetch_add(1, Relaxed);
-                    save_failed = Some(Event::StoreFailed {
-                        error: Error::Store(e),
-                    });
-                }
-                let err = fetched.unusable.unwrap_or(Error::RefresherPanicked);
-                self.install(&mut st, fetched.token, ticket.reactive, now);
+                self.install(&mut st, token, ticket.reactive, now);
                 if let Some(c) = st.current.as_mut() {
                     c.dead = ticket.reactive;
                 }
@@ -469,19 +476,12 @@ impl Gate {
                 (Err(err), event)
             }
             Ok(fetched) => {
-                let stats = &self.shared.stats;
                 let counter = if fetched.adopted {
                     &stats.adopted
                 } else {
                     &stats.refreshes
                 };
                 counter.fetch_add(1, Relaxed);
-                if let Some(e) = fetched.save_error {
-                    stats.store_errors.fetch_add(1, Relaxed);
-                    save_failed = Some(Event::StoreFailed {
-                        error: Error::Store(e),
-                    });
-                }
                 st.last_error = None;
                 st.backoff_until = None;
                 st.consecutive_failures = 0;
@@ -506,7 +506,7 @@ impl Gate {
                 (Ok(lease), event)
             }
             Err(err) => {
-                self.shared.stats.refresh_failures.fetch_add(1, Relaxed);
+                stats.refresh_failures.fetch_add(1, Relaxed);
                 let (err, event) = self.fail(&mut st, err, now);
                 (Err(err), event)
             }
