@@ -158,7 +158,7 @@ fn build(base: &str, store: FileStore) -> Result<Client, Error> {
     Client::builder(base)
         .store(store)
         .refresher(
-            OAuth2::refresh_token_grant(format!("{base}/oauth/token"))
+            OAuth2::refresh_token(format!("{base}/oauth/token"))
                 .client_id(DEMO_CLIENT_ID)
                 .client_secret(DEMO_CLIENT_SECRET),
         )

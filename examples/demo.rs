@@ -30,11 +30,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::builder(format!("{}/api", server.url()))
         .token(
             Token::new(issued.access_token)
-                .expires_in(Duration::from_secs(issued.expires_in))
-                .refresh_token(issued.refresh_token),
+                .with_expires_in(Duration::from_secs(issued.expires_in))
+                .with_refresh_token(issued.refresh_token),
         )
         .refresher(
-            OAuth2::refresh_token_grant(server.token_url())
+            OAuth2::refresh_token(server.token_url())
                 .client_id("demo-client")
                 .client_secret("demo-secret"),
         )

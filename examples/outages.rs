@@ -111,16 +111,16 @@ fn main() -> ExitCode {
             .workers(THREADS + 8)
             .start();
         let issued = server.issue_token();
-        let mut token = Token::new(issued.access_token).refresh_token(issued.refresh_token);
+        let mut token = Token::new(issued.access_token).with_refresh_token(issued.refresh_token);
         token = if row.expired {
-            token.expires_at_system_time(std::time::SystemTime::now() - Duration::from_secs(1))
+            token.with_expires_at_wall(std::time::SystemTime::now() - Duration::from_secs(1))
         } else {
-            token.expires_in(row.lifetime)
+            token.with_expires_in(row.lifetime)
         };
         let client = Client::builder(format!("{}/api", server.url()))
             .token(token)
             .refresher(
-                OAuth2::refresh_token_grant(server.token_url())
+                OAuth2::refresh_token(server.token_url())
                     .client_id("demo-client")
                     .client_secret("demo-secret"),
             )

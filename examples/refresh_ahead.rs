@@ -95,12 +95,12 @@ fn run(
         .start();
     let issued = server.issue_token();
     let token = Token::new(issued.access_token)
-        .expires_in(Duration::from_secs(issued.expires_in))
-        .refresh_token(issued.refresh_token);
+        .with_expires_in(Duration::from_secs(issued.expires_in))
+        .with_refresh_token(issued.refresh_token);
     let builder = Client::builder(format!("{}/api", server.url()))
         .token(token)
         .refresher(
-            OAuth2::refresh_token_grant(server.token_url())
+            OAuth2::refresh_token(server.token_url())
                 .client_id("demo-client")
                 .client_secret("demo-secret"),
         );

@@ -35,8 +35,8 @@ fn next_token(size: usize) -> Token {
     let n = COUNTER.fetch_add(1, Relaxed);
     let access = format!("access-{n:08}-{}", "a".repeat(size.saturating_sub(16)));
     Token::new(access)
-        .refresh_token(format!("refresh-{n:08}-{}", "r".repeat(64)))
-        .expires_at_system_time(SystemTime::now())
+        .with_refresh_token(format!("refresh-{n:08}-{}", "r".repeat(64)))
+        .with_expires_at_wall(SystemTime::now())
 }
 
 fn gate(size: usize) -> GateBuilder {

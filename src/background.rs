@@ -21,7 +21,7 @@ impl Background {
         let events = gate.events();
         let thread = std::thread::Builder::new()
             .name("tokengate-bg".into())
-            .spawn(move || run(&gate, &shutdown_rx, &events))?;
+            .spawn(move || run(&gate, &shutdown_rx, events.receiver()))?;
         Ok(Background {
             shutdown: Some(shutdown_tx),
             thread: Some(thread),

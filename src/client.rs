@@ -16,7 +16,6 @@ use crate::background::Background;
 use crate::body::{Next, Payload};
 use crate::challenge;
 use crate::error::Error;
-use crate::events::Event;
 use crate::form::{form_encode, form_pairs};
 use crate::gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 use crate::net::{NetAgent, Network};
@@ -40,8 +39,8 @@ type RejectFn = dyn Fn(&http::response::Parts, &[u8]) -> bool + Send + Sync;
 /// use tokengate::{Client, OAuth2, Token};
 ///
 /// let client = Client::builder("https://api.example.com")
-///     .token(Token::new("ACCESS").expires_in(Duration::from_secs(3600)).refresh_token("REFRESH"))
-///     .refresher(OAuth2::refresh_token_grant("https://auth.example.com/oauth/token").client_id("my-app"))
+///     .token(Token::new("ACCESS").with_expires_in(Duration::from_secs(3600)).with_refresh_token("REFRESH"))
+///     .refresher(OAuth2::refresh_token("https://auth.example.com/oauth/token").client_id("my-app"))
 ///     .build()?;
 /// let mut resp = client.get("/users/me").call()?;
 /// let me: serde_json::Value = resp.body_mut().read_json()?;
@@ -264,7 +263,7 @@ impl Client {
     /// });
     /// # Ok::<_, tokengate::Error>(())
     /// ```
-    pub fn events(&self) -> crossbeam_channel::Receiver<Event> {
+    pub fn events(&self) -> crate::Events {
         self.inner.gate.events()
     }
 

@@ -485,6 +485,11 @@ impl RefreshError {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
+    /// The message alone, without the prefix and details `Display` adds.
+    pub(crate) fn message(&self) -> &str {
+        &self.inner.message
+    }
+
     /// The broad class of the failure.
     pub fn kind(&self) -> RefreshErrorKind {
         self.inner.kind
@@ -862,9 +867,9 @@ mod tests {
             .expect("a free loopback port")
             .port();
         let oauth =
-            OAuth2::refresh_token_grant(format!("http://127.0.0.1:{port}/token")).client_id("app");
+            OAuth2::refresh_token(format!("http://127.0.0.1:{port}/token")).client_id("app");
         let refresh_err = oauth
-            .refresh(Some(&Token::new("ACCESS").refresh_token("REFRESH")))
+            .refresh(Some(&Token::new("ACCESS").with_refresh_token("REFRESH")))
             .expect_err("nobody listens on the port");
         assert_eq!(
             refresh_err.kind(),

@@ -1,5 +1,6 @@
 //! Events ([`Event`]) and the gate's subscriber list: crossbeam channels that never block the gate.
 
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
@@ -65,18 +66,104 @@ pub enum Event {
     },
 }
 
+/// A subscription to a gate's [`Event`]s, from [`Client::events`](crate::Client::events) or
+/// [`Gate::events`](crate::Gate::events).
+///
+/// It holds up to [`EVENT_BUFFER`] undelivered events; past that, new events are dropped for this
+/// subscriber (never blocking the gate). Iterating blocks for the next event and ends once every
+/// client and gate handle is gone and the buffered events are read.
+///
+/// ```
+/// use std::time::Duration;
+/// use tokengate::{Event, Gate, Token};
+///
+/// let gate = Gate::builder().build()?;
+/// let events = gate.events();
+/// gate.set_token(Token::new("ACCESS"))?;
+/// assert!(matches!(events.try_recv(), Some(Event::TokenSet { .. })));
+/// assert!(events.recv_timeout(Duration::from_millis(1)).is_none());
+/// # Ok::<_, tokengate::Error>(())
+/// ```
+pub struct Events {
+    rx: Receiver<Event>,
+    /// Dead once the gate's subscriber list (and with it every sender) is gone.
+    gate: Weak<()>,
+}
+
+impl Events {
+    /// Waits for the next event; `None` once the gate is gone and every buffered event was read.
+    pub fn recv(&self) -> Option<Event> {
+        self.rx.recv().ok()
+    }
+
+    /// Waits at most `timeout` for the next event; `None` on timeout or once the gate is gone.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// The next buffered event, without waiting.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    /// The buffered events, without waiting.
+    pub fn try_iter(&self) -> impl Iterator<Item = Event> + '_ {
+        self.rx.try_iter()
+    }
+
+    /// The channel itself, for `select!` inside the crate.
+    pub(crate) fn receiver(&self) -> &Receiver<Event> {
+        &self.rx
+    }
+
+    /// Whether no more events can come: the gate is gone and every buffered event was read.
+    pub fn is_closed(&self) -> bool {
+        self.gate.strong_count() == 0 && self.rx.is_empty()
+    }
+
+    /// How many events are buffered.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Whether no event is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+}
+
+impl Iterator for Events {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        self.recv()
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("buffered", &self.len())
+            .finish()
+    }
+}
+
 /// The gate's list of subscribers. Sending is `try_send`: a full channel drops the event for that
 /// subscriber, a disconnected one is pruned.
 #[derive(Default)]
 pub(crate) struct Subscribers {
     senders: Mutex<Vec<Sender<Event>>>,
+    alive: Arc<()>,
 }
 
 impl Subscribers {
-    pub(crate) fn subscribe(&self) -> Receiver<Event> {
+    pub(crate) fn subscribe(&self) -> Events {
         let (tx, rx) = bounded(EVENT_BUFFER);
         self.senders.lock().push(tx);
-        rx
+        Events {
+            rx,
+            gate: Arc::downgrade(&self.alive),
+        }
     }
 
     /// Delivers `event` to every live subscriber; returns how many could not take it (full).
@@ -127,5 +214,11 @@ mod tests {
         );
         assert_eq!(subs.len(), 1, "the dropped receiver was pruned");
         assert_eq!(slow.len(), EVENT_BUFFER);
+        assert!(!slow.is_closed());
+        drop(subs);
+        assert!(!slow.is_closed(), "buffered events are still to be read");
+        assert_eq!(slow.try_iter().count(), EVENT_BUFFER);
+        assert!(slow.is_closed());
+        assert!(slow.recv().is_none());
     }
 }

@@ -7,8 +7,8 @@
 //! use tokengate::{Client, OAuth2, Token};
 //!
 //! let client = Client::builder("https://api.example.com")
-//!     .token(Token::new("ACCESS").expires_in(Duration::from_secs(3600)).refresh_token("REFRESH"))
-//!     .refresher(OAuth2::refresh_token_grant("https://auth.example.com/oauth/token").client_id("my-app"))
+//!     .token(Token::new("ACCESS").with_expires_in(Duration::from_secs(3600)).with_refresh_token("REFRESH"))
+//!     .refresher(OAuth2::refresh_token("https://auth.example.com/oauth/token").client_id("my-app"))
 //!     .build()?;
 //!
 //! // from any thread; clones share one token state
@@ -115,7 +115,7 @@ pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use error::{
     Error, OAuthError, ProxyError, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind,
 };
-pub use events::{EVENT_BUFFER, Event};
+pub use events::{EVENT_BUFFER, Event, Events};
 pub use gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 pub use middleware::TokenMiddleware;
 pub use net::Network;

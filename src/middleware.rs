@@ -18,8 +18,8 @@ use crate::origin::Origin;
 /// use tokengate::{Gate, OAuth2, Token, TokenMiddleware};
 ///
 /// let gate = Gate::builder()
-///     .token(Token::new("ACCESS").expires_in(Duration::from_secs(3600)).refresh_token("REFRESH"))
-///     .refresher(OAuth2::refresh_token_grant("https://auth.example.com/oauth/token"))
+///     .token(Token::new("ACCESS").with_expires_in(Duration::from_secs(3600)).with_refresh_token("REFRESH"))
+///     .refresher(OAuth2::refresh_token("https://auth.example.com/oauth/token"))
 ///     .build()?;
 /// let agent: tokengate::ureq::Agent = tokengate::ureq::Agent::config_builder()
 ///     .middleware(TokenMiddleware::new(gate, "https://api.example.com")?)

@@ -37,10 +37,10 @@ const EXCERPT_CHARS: usize = 200;
 /// use tokengate::{Gate, RefreshError, Token};
 ///
 /// let gate = Gate::builder()
-///     .token(Token::new("old").refresh_token("r1"))
+///     .token(Token::new("old").with_refresh_token("r1"))
 ///     .refresher(|current: &Token| -> Result<Token, RefreshError> {
-///         // Call your token API here with current.get_refresh_token().
-///         Ok(Token::new("new").expires_in(Duration::from_secs(60)))
+///         // Call your token API here with current.refresh_token().
+///         Ok(Token::new("new").with_expires_in(Duration::from_secs(60)))
 ///     })
 ///     .build()?;
 /// # Ok::<_, tokengate::Error>(())
@@ -60,8 +60,9 @@ pub trait Refresh: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// A description of what is wrong, reported as [`Error::Config`](crate::Error::Config).
-    fn check(&self) -> Result<(), String> {
+    /// What is wrong, as a [`RefreshError::configuration`]; building the gate then fails with
+    /// [`Error::Config`](crate::Error::Config) carrying its message.
+    fn check(&self) -> Result<(), RefreshError> {
         Ok(())
     }
 }
@@ -109,7 +110,7 @@ enum Grant {
 /// use std::time::Duration;
 /// use tokengate::OAuth2;
 ///
-/// let refresher = OAuth2::refresh_token_grant("https://auth.example.com/oauth/token")
+/// let refresher = OAuth2::refresh_token("https://auth.example.com/oauth/token")
 ///     .client_id("my-app")
 ///     .client_secret("s3cret")
 ///     .scope("read write")
@@ -156,7 +157,7 @@ impl OAuth2 {
     /// The refresh_token grant (RFC 6749 §6): trades the current refresh token for a new access token.
     /// When the answer carries no refresh token the old one is kept; when it carries one (rotation),
     /// the new one replaces it.
-    pub fn refresh_token_grant(token_url: impl Into<String>) -> Self {
+    pub fn refresh_token(token_url: impl Into<String>) -> Self {
         Self::new(Grant::RefreshToken, token_url)
     }
 
@@ -270,7 +271,7 @@ impl OAuth2 {
         let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(6);
         match self.grant {
             Grant::RefreshToken => {
-                let refresh = current.and_then(Token::get_refresh_token).ok_or_else(|| {
+                let refresh = current.and_then(Token::refresh_token).ok_or_else(|| {
                     RefreshError::new(
                         RefreshErrorKind::NoRefreshToken,
                         Class::Login,
@@ -307,7 +308,7 @@ impl OAuth2 {
         let mut secrets = Secrets::default();
         if let Some(token) = current {
             secrets.add(token.access_token().secret());
-            if let Some(r) = token.get_refresh_token() {
+            if let Some(r) = token.refresh_token() {
                 secrets.add(r.secret());
             }
         }
@@ -366,19 +367,20 @@ impl Refresh for OAuth2 {
         })
     }
 
-    fn check(&self) -> Result<(), String> {
-        let (_, origin) = Origin::parse(&self.token_url, "token URL")?;
+    fn check(&self) -> Result<(), RefreshError> {
+        let (_, origin) =
+            Origin::parse(&self.token_url, "token URL").map_err(RefreshError::configuration)?;
         if !origin.is_https() && !origin.is_loopback() && !self.allow_http {
-            return Err(
-                "the token URL is plain http and not loopback; use https or allow_insecure_http(true)"
-                    .to_string(),
-            );
+            return Err(RefreshError::configuration(
+                "the token URL is plain http and not loopback; use https or allow_insecure_http(true)",
+            ));
         }
         // Its own network settings are read now, so a problem is reported when the gate is built
         // (a client's were read by the client builder). The agent itself is built at the first
         // refresh.
         if let Some(own) = &self.network {
-            own.resolve().map_err(|e| e.to_string())?;
+            own.resolve()
+                .map_err(|e| RefreshError::configuration(e.to_string()))?;
         }
         Ok(())
     }
@@ -421,7 +423,7 @@ impl OAuth2 {
                 .with_status(status),
                 other => transport_error(other).with_status(status),
             })?;
-        let previous = current.and_then(Token::get_refresh_token);
+        let previous = current.and_then(Token::refresh_token);
         if (200..300).contains(&status) && OAuthError::parse(body).is_none() {
             return TokenResponse::parse(body)
                 .map(|r| r.into_token(previous))
@@ -742,16 +744,16 @@ impl TokenResponse {
     /// Turns the response into a [`Token`]. When the response has no refresh token, `previous` is kept
     /// (RFC 6749 §6: the server MAY issue a new one; when it does not, the old one stays valid).
     pub fn into_token(self, previous: Option<&RefreshToken>) -> Token {
-        let mut token = Token::new(self.access_token).token_type(self.token_type);
+        let mut token = Token::new(self.access_token).with_token_type(self.token_type);
         if let Some(lifetime) = self.expires_in {
-            token = token.expires_in(lifetime);
+            token = token.with_expires_in(lifetime);
         }
         if let Some(scope) = self.scope {
-            token = token.scope(scope);
+            token = token.with_scope(scope);
         }
         match self.refresh_token {
-            Some(r) => token.refresh_token(r),
-            None => token.with_refresh(previous.cloned()),
+            Some(r) => token.with_refresh_token(r),
+            None => token.replace_refresh(previous.cloned()),
         }
     }
 }
@@ -766,7 +768,7 @@ fn parse_expires_in(v: &Value) -> Option<Duration> {
     if !secs.is_finite() || secs <= 0.0 {
         return None;
     }
-    // Clamped far below u64 range; Token::expires_in clamps further to its own maximum.
+    // Clamped far below u64 range; Token::with_expires_in clamps further to its own maximum.
     Some(Duration::from_secs_f64(secs.min(1e15)))
 }
 
@@ -866,11 +868,11 @@ mod tests {
         let kept = TokenResponse::parse(br#"{"access_token":"a"}"#)
             .unwrap()
             .into_token(Some(&old));
-        assert_eq!(kept.get_refresh_token().unwrap().secret(), "old");
+        assert_eq!(kept.refresh_token().unwrap().secret(), "old");
         let rotated = TokenResponse::parse(br#"{"access_token":"a","refresh_token":"new"}"#)
             .unwrap()
             .into_token(Some(&old));
-        assert_eq!(rotated.get_refresh_token().unwrap().secret(), "new");
+        assert_eq!(rotated.refresh_token().unwrap().secret(), "new");
     }
 
     /// The class the table on `RefreshError` gives an answer.
@@ -962,8 +964,8 @@ mod tests {
 
     #[test]
     fn form_and_basic_auth() {
-        let t = Token::new("a").refresh_token("r/1");
-        let o = OAuth2::refresh_token_grant("https://x/t")
+        let t = Token::new("a").with_refresh_token("r/1");
+        let o = OAuth2::refresh_token("https://x/t")
             .client_id("app")
             .scope("a b");
         assert_eq!(
@@ -984,7 +986,7 @@ mod tests {
                 .ends_with("client_id=app&client_secret=p%3Aw")
         );
         assert!(!format!("{o:?}").contains("p:w"));
-        let e = OAuth2::refresh_token_grant("https://x/t")
+        let e = OAuth2::refresh_token("https://x/t")
             .form(Some(&Token::new("a")))
             .unwrap_err();
         assert_eq!(e.kind(), RefreshErrorKind::NoRefreshToken);
@@ -993,10 +995,10 @@ mod tests {
 
     #[test]
     fn issue_12_server_text_never_keeps_a_known_secret() {
-        let o = OAuth2::refresh_token_grant("https://x/t")
+        let o = OAuth2::refresh_token("https://x/t")
             .client_id("app")
             .client_secret("p:w/s3cret");
-        let current = Token::new("acc-old").refresh_token("ref/old");
+        let current = Token::new("acc-old").with_refresh_token("ref/old");
         let basic = o.basic_auth().unwrap();
         let basic = basic.strip_prefix("Basic ").unwrap();
         let raw_basic = base64(b"app:p:w/s3cret");
@@ -1057,26 +1059,26 @@ mod tests {
     #[test]
     fn insecure_token_urls_are_refused() {
         assert!(
-            OAuth2::refresh_token_grant("http://auth.example.com/t")
+            OAuth2::refresh_token("http://auth.example.com/t")
                 .check()
                 .is_err()
         );
         assert!(
-            OAuth2::refresh_token_grant("http://auth.example.com/t")
+            OAuth2::refresh_token("http://auth.example.com/t")
                 .allow_insecure_http(true)
                 .check()
                 .is_ok()
         );
         assert!(
-            OAuth2::refresh_token_grant("http://127.0.0.1:9/t")
+            OAuth2::refresh_token("http://127.0.0.1:9/t")
                 .check()
                 .is_ok()
         );
         assert!(
-            OAuth2::refresh_token_grant("https://auth.example.com/t")
+            OAuth2::refresh_token("https://auth.example.com/t")
                 .check()
                 .is_ok()
         );
-        assert!(OAuth2::refresh_token_grant("not a url").check().is_err());
+        assert!(OAuth2::refresh_token("not a url").check().is_err());
     }
 }

@@ -66,7 +66,7 @@ const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
 /// }
 ///
 /// let keyring = Keyring(Mutex::new(None));
-/// keyring.save(&Token::new("ACCESS").expires_in(Duration::from_secs(60)))?;
+/// keyring.save(&Token::new("ACCESS").with_expires_in(Duration::from_secs(60)))?;
 /// assert_eq!(keyring.load()?.unwrap().access_token().secret(), "ACCESS");
 /// # Ok::<_, StoreError>(())
 /// ```
@@ -300,7 +300,7 @@ impl Drop for MemoryLock<'_> {
 ///
 /// let path = std::env::temp_dir().join(format!("tokengate-doc-{}.json", std::process::id()));
 /// let store = FileStore::new(&path);
-/// store.save(&Token::new("ACCESS").expires_in(Duration::from_secs(3600)).refresh_token("R"))?;
+/// store.save(&Token::new("ACCESS").with_expires_in(Duration::from_secs(3600)).with_refresh_token("R"))?;
 /// let token = store.load()?.expect("just saved");
 /// assert_eq!(token.access_token().secret(), "ACCESS");
 /// assert!(!format!("{store:?}").contains("ACCESS"));
@@ -358,7 +358,7 @@ impl FileStore {
         let mut doc = Map::new();
         doc.insert("version".into(), FORMAT_VERSION.into());
         doc.insert("access_token".into(), token.access_token().secret().into());
-        doc.insert("token_type".into(), token.get_token_type().into());
+        doc.insert("token_type".into(), token.token_type().into());
         if let Some(at) = token.expires_at_wall() {
             let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
             doc.insert(
@@ -370,10 +370,10 @@ impl FileStore {
             let ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
             doc.insert("lifetime_ms".into(), ms.into());
         }
-        if let Some(r) = token.get_refresh_token() {
+        if let Some(r) = token.refresh_token() {
             doc.insert("refresh_token".into(), r.secret().into());
         }
-        if let Some(scope) = token.get_scope() {
+        if let Some(scope) = token.scope() {
             doc.insert("scope".into(), scope.into());
         }
         let mut text = serde_json::to_string_pretty(&Value::Object(doc))
@@ -448,21 +448,21 @@ impl FileStore {
             .ok_or_else(|| malformed("field `access_token` is missing or empty".into()))?;
         let mut token = Token::new(access);
         if let Some(t) = string("token_type")? {
-            token = token.token_type(t);
+            token = token.with_token_type(t);
         }
         if let Some(ms) = number("expires_at_unix_ms")? {
             let at = UNIX_EPOCH
                 .checked_add(Duration::from_millis(ms))
                 .ok_or_else(|| malformed("field `expires_at_unix_ms` is out of range".into()))?;
             token = token
-                .expires_at_system_time(at)
+                .with_expires_at_wall(at)
                 .with_lifetime(number("lifetime_ms")?.map(Duration::from_millis));
         }
         if let Some(r) = string("refresh_token")? {
-            token = token.refresh_token(r);
+            token = token.with_refresh_token(r);
         }
         if let Some(s) = string("scope")? {
-            token = token.scope(s);
+            token = token.with_scope(s);
         }
         if token.authorization().is_none() {
             return Err(malformed(
@@ -904,9 +904,7 @@ pub(crate) fn same_grant(a: &Token, b: &Token) -> bool {
             .and_then(|w| w.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_millis())
     };
-    a.access_token() == b.access_token()
-        && a.get_refresh_token() == b.get_refresh_token()
-        && ms(a) == ms(b)
+    a.access_token() == b.access_token() && a.refresh_token() == b.refresh_token() && ms(a) == ms(b)
 }
 
 /// The gate's error for a failed [`TokenStore::lock`].

@@ -69,8 +69,8 @@ secret_type!(
 /// use tokengate::Token;
 ///
 /// let token = Token::new("ACCESS")
-///     .expires_in(Duration::from_secs(3600))
-///     .refresh_token("REFRESH");
+///     .with_expires_in(Duration::from_secs(3600))
+///     .with_refresh_token("REFRESH");
 /// assert!(!token.is_expired());
 /// // Secrets stay out of Debug output.
 /// assert!(!format!("{token:?}").contains("ACCESS"));
@@ -111,7 +111,7 @@ impl Token {
     /// Sets the lifetime counted from now (RFC 6749 §5.1 `expires_in`).
     ///
     /// Lifetimes longer than ten years are clamped to ten years.
-    pub fn expires_in(mut self, lifetime: Duration) -> Self {
+    pub fn with_expires_in(mut self, lifetime: Duration) -> Self {
         let lifetime = lifetime.min(MAX_LIFETIME);
         self.expires_at = Some(Instant::now() + lifetime);
         self.expires_at_wall = SystemTime::now().checked_add(lifetime);
@@ -124,7 +124,7 @@ impl Token {
     /// The wall-clock time is converted to a monotonic deadline once, now; a time in the past gives a
     /// token that is already expired. The token's lifetime (used to size the refresh window) is unknown
     /// afterwards, so the gate's configured window applies in full.
-    pub fn expires_at_system_time(mut self, at: SystemTime) -> Self {
+    pub fn with_expires_at_wall(mut self, at: SystemTime) -> Self {
         let now_wall = SystemTime::now();
         let now = Instant::now();
         let deadline = match at.duration_since(now_wall) {
@@ -138,14 +138,14 @@ impl Token {
     }
 
     /// Sets the refresh token (RFC 6749 §1.5).
-    pub fn refresh_token(mut self, refresh_token: impl Into<String>) -> Self {
+    pub fn with_refresh_token(mut self, refresh_token: impl Into<String>) -> Self {
         self.refresh = Some(RefreshToken::new(refresh_token));
         self
     }
 
     /// Sets the token type (RFC 6749 §7.1), used as the `Authorization` scheme. `bearer` in any case is
     /// written `Bearer`. Defaults to `Bearer`.
-    pub fn token_type(mut self, token_type: impl Into<String>) -> Self {
+    pub fn with_token_type(mut self, token_type: impl Into<String>) -> Self {
         let token_type = token_type.into();
         self.token_type = if token_type.eq_ignore_ascii_case("bearer") {
             Arc::from("Bearer")
@@ -157,7 +157,7 @@ impl Token {
     }
 
     /// Sets the scope granted with this token (RFC 6749 §3.3).
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(Arc::from(scope.into()));
         self
     }
@@ -170,7 +170,7 @@ impl Token {
     }
 
     /// Replaces the refresh token slot, keeping everything else.
-    pub(crate) fn with_refresh(mut self, refresh: Option<RefreshToken>) -> Self {
+    pub(crate) fn replace_refresh(mut self, refresh: Option<RefreshToken>) -> Self {
         self.refresh = refresh;
         self
     }
@@ -195,17 +195,17 @@ impl Token {
     }
 
     /// The token type, e.g. `Bearer` (RFC 6749 §7.1).
-    pub fn get_token_type(&self) -> &str {
+    pub fn token_type(&self) -> &str {
         &self.token_type
     }
 
     /// The refresh token, if there is one.
-    pub fn get_refresh_token(&self) -> Option<&RefreshToken> {
+    pub fn refresh_token(&self) -> Option<&RefreshToken> {
         self.refresh.as_ref()
     }
 
     /// The scope granted with the token, if the server said.
-    pub fn get_scope(&self) -> Option<&str> {
+    pub fn scope(&self) -> Option<&str> {
         self.scope.as_deref()
     }
 
@@ -219,7 +219,7 @@ impl Token {
         self.expires_at_wall
     }
 
-    /// The lifetime the token was issued with, if it was set with [`Token::expires_in`].
+    /// The lifetime the token was issued with, if it was set with [`Token::with_expires_in`].
     pub fn lifetime(&self) -> Option<Duration> {
         self.lifetime
     }
@@ -267,8 +267,8 @@ mod tests {
     #[test]
     fn debug_redacts_secrets() {
         let t = Token::new("sekrit-access")
-            .refresh_token("sekrit-refresh")
-            .expires_in(Duration::from_secs(5));
+            .with_refresh_token("sekrit-refresh")
+            .with_expires_in(Duration::from_secs(5));
         let dbg = format!("{t:?}");
         assert!(!dbg.contains("sekrit"), "{dbg}");
         assert!(dbg.contains("AccessToken([redacted])"));
@@ -279,9 +279,9 @@ mod tests {
 
     #[test]
     fn header_is_built_once_and_type_normalised() {
-        let t = Token::new("abc").token_type("bearer");
+        let t = Token::new("abc").with_token_type("bearer");
         assert_eq!(t.authorization().unwrap().to_str().unwrap(), "Bearer abc");
-        let t = Token::new("abc").token_type("MAC");
+        let t = Token::new("abc").with_token_type("MAC");
         assert_eq!(t.authorization().unwrap().to_str().unwrap(), "MAC abc");
     }
 
@@ -290,10 +290,15 @@ mod tests {
         assert!(Token::new("bad\nvalue").authorization().is_none());
         // Bytes the `http` crate would take but ureq will not send.
         assert!(Token::new("tök").authorization().is_none());
-        assert!(Token::new("ok").token_type("tök").authorization().is_none());
         assert!(
             Token::new("ok")
-                .token_type("two words")
+                .with_token_type("tök")
+                .authorization()
+                .is_none()
+        );
+        assert!(
+            Token::new("ok")
+                .with_token_type("two words")
                 .authorization()
                 .is_none()
         );
@@ -302,7 +307,7 @@ mod tests {
 
     #[test]
     fn huge_lifetimes_are_clamped_not_overflowing() {
-        let t = Token::new("a").expires_in(Duration::from_secs(u64::MAX));
+        let t = Token::new("a").with_expires_in(Duration::from_secs(u64::MAX));
         assert_eq!(t.lifetime(), Some(MAX_LIFETIME));
         assert!(!t.is_expired());
     }
@@ -310,9 +315,9 @@ mod tests {
     #[test]
     fn wall_clock_expiry_in_the_past_is_expired() {
         let past = SystemTime::now() - Duration::from_secs(3600);
-        assert!(Token::new("a").expires_at_system_time(past).is_expired());
+        assert!(Token::new("a").with_expires_at_wall(past).is_expired());
         let future = SystemTime::now() + Duration::from_secs(3600);
-        let t = Token::new("a").expires_at_system_time(future);
+        let t = Token::new("a").with_expires_at_wall(future);
         assert!(!t.is_expired());
         assert!(t.remaining().unwrap() > Duration::from_secs(3500));
     }

@@ -20,7 +20,7 @@ use tokengate::{Client, Gate, Token};
 
 fn gate() -> Gate {
     Gate::builder()
-        .token(Token::new("ACCESS").expires_in(Duration::from_secs(3600)))
+        .token(Token::new("ACCESS").with_expires_in(Duration::from_secs(3600)))
         .build()
         .expect("a gate with a valid token builds")
 }

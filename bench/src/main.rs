@@ -246,12 +246,12 @@ fn cpu_model() -> String {
 fn login(server: &TestServer) -> Token {
     let issued = server.issue_token();
     Token::new(issued.access_token)
-        .expires_in(Duration::from_secs(issued.expires_in))
-        .refresh_token(issued.refresh_token)
+        .with_expires_in(Duration::from_secs(issued.expires_in))
+        .with_refresh_token(issued.refresh_token)
 }
 
 fn refresher(server: &TestServer) -> OAuth2 {
-    OAuth2::refresh_token_grant(server.token_url())
+    OAuth2::refresh_token(server.token_url())
         .client_id(DEMO_CLIENT_ID)
         .client_secret(DEMO_CLIENT_SECRET)
 }
@@ -519,7 +519,7 @@ fn measure_fast(
 fn fast_path(s: &Settings, cores: usize) -> Result<(), Box<dyn std::error::Error>> {
     println!("## Fast path: Gate::lease() + its Authorization header value (valid token)");
     let gate = Gate::builder()
-        .token(Token::new("ACCESS").expires_in(Duration::from_secs(3600)))
+        .token(Token::new("ACCESS").with_expires_in(Duration::from_secs(3600)))
         .build()?;
     let mut counts: Vec<usize> = THREAD_COUNTS.to_vec();
     if !counts.contains(&cores) {
@@ -1050,8 +1050,8 @@ fn client_burst(client: &Client, threads: usize) -> Result<Vec<f64>, String> {
 fn expired_token(server: &TestServer) -> Token {
     let issued = server.issue_token();
     Token::new(issued.access_token)
-        .expires_in(Duration::ZERO)
-        .refresh_token(issued.refresh_token)
+        .with_expires_in(Duration::ZERO)
+        .with_refresh_token(issued.refresh_token)
 }
 
 fn slowest(times: &[f64]) -> f64 {
@@ -1175,10 +1175,10 @@ fn storm(s: &Settings) -> Result<(), Box<dyn std::error::Error>> {
     let mut wake = Vec::new();
     for _ in 0..3 {
         let gate = Gate::builder()
-            .token(Token::new("OLD").expires_in(Duration::ZERO))
+            .token(Token::new("OLD").with_expires_in(Duration::ZERO))
             .refresher(|_: &Token| {
                 thread::sleep(STORM_TOKEN_LATENCY);
-                Ok(Token::new("NEW").expires_in(Duration::from_secs(3600)))
+                Ok(Token::new("NEW").with_expires_in(Duration::from_secs(3600)))
             })
             .build()?;
         let times = burst(STORM_THREADS, move || Ok(gate.lease().is_ok()))?;

@@ -274,7 +274,7 @@ impl Refresh for Refresher {
         }
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), tokengate::RefreshError> {
         self.oauth.as_ref().map_or(Ok(()), Refresh::check)
     }
 }

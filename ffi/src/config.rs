@@ -172,7 +172,7 @@ impl Settings {
             ));
         }
         let oauth = self.token_url.map(|url| {
-            let mut o = OAuth2::refresh_token_grant(url);
+            let mut o = OAuth2::refresh_token(url);
             if let Some(id) = self.client_id {
                 o = o.client_id(id);
             }
@@ -194,10 +194,10 @@ impl Settings {
         if let Some(access) = self.access_token {
             let mut token = Token::new(access);
             if self.expires_in_secs > 0 {
-                token = token.expires_in(Duration::from_secs(self.expires_in_secs));
+                token = token.with_expires_in(Duration::from_secs(self.expires_in_secs));
             }
             if let Some(r) = self.refresh_token {
-                token = token.refresh_token(r);
+                token = token.with_refresh_token(r);
             }
             builder = builder.token(token);
         }

@@ -45,13 +45,13 @@ impl tokengate_token {
         };
         let mut token = Token::new(access);
         if self.expires_in_secs > 0 {
-            token = token.expires_in(Duration::from_secs(self.expires_in_secs));
+            token = token.with_expires_in(Duration::from_secs(self.expires_in_secs));
         }
         if let Some(r) = refresh {
-            token = token.refresh_token(r);
+            token = token.with_refresh_token(r);
         }
         if let Some(k) = kind {
-            token = token.token_type(k);
+            token = token.with_token_type(k);
         }
         Ok(token)
     }
@@ -68,8 +68,8 @@ impl BorrowedToken {
         let c = |s: &str| CString::new(s.replace('\0', "")).ok();
         let strings = [
             c(token.access_token().secret()),
-            token.get_refresh_token().and_then(|r| c(r.secret())),
-            c(token.get_token_type()),
+            token.refresh_token().and_then(|r| c(r.secret())),
+            c(token.token_type()),
         ];
         let ptr = |s: &Option<CString>| s.as_ref().map_or(ptr::null(), |s| s.as_ptr());
         let expires_in_secs = match token.remaining() {

@@ -15,11 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let text = FileStore::encode(&token);
     let again = FileStore::decode(text.as_bytes()).expect("what encode writes, decode reads");
     assert_eq!(again.access_token().secret(), token.access_token().secret());
-    assert_eq!(again.get_token_type(), token.get_token_type());
+    assert_eq!(again.token_type(), token.token_type());
     assert_eq!(
-        again.get_refresh_token().map(|r| r.secret().to_owned()),
-        token.get_refresh_token().map(|r| r.secret().to_owned())
+        again.refresh_token().map(|r| r.secret().to_owned()),
+        token.refresh_token().map(|r| r.secret().to_owned())
     );
-    assert_eq!(again.get_scope(), token.get_scope());
+    assert_eq!(again.scope(), token.scope());
     assert_eq!(again.expires_at_wall().is_some(), token.expires_at_wall().is_some());
 });

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = format!("{response:?}");
             let previous = RefreshToken::new("previous");
             let token = response.into_token(Some(&previous));
-            assert!(token.get_refresh_token().is_some());
+            assert!(token.refresh_token().is_some());
             let _ = token.authorization();
             let _ = (token.lifetime(), token.remaining(), token.is_expired());
             let _ = format!("{token:?}");

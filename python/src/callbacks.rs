@@ -24,7 +24,7 @@ use crate::token::{PyToken, opt_seconds};
 /// The built-in OAuth2 refresher: the refresh_token grant (RFC 6749 §6) or the client_credentials
 /// grant (§4.4) against a token endpoint.
 ///
-/// Build one with ``OAuth2.refresh_token_grant(...)`` or ``OAuth2.client_credentials(...)`` and
+/// Build one with ``OAuth2.refresh_token(...)`` or ``OAuth2.client_credentials(...)`` and
 /// pass it as ``refresher=``. The token endpoint must be ``https`` unless it is on loopback or
 /// ``allow_insecure_http=True``. ``repr()`` never shows the client secret.
 ///
@@ -66,7 +66,7 @@ impl PyOAuth2 {
     #[staticmethod]
     #[pyo3(signature = (token_url, *, client_id=None, client_secret=None, client_auth=None, scope=None, extra_params=None, timeout=None, connect_timeout=None, allow_insecure_http=false, ca_certs=None, roots=None, client_cert=None, proxy=None, no_proxy=None, proxy_from_env=true))]
     #[allow(clippy::too_many_arguments)]
-    fn refresh_token_grant(
+    fn refresh_token(
         py: Python<'_>,
         token_url: String,
         client_id: Option<String>,
@@ -102,12 +102,12 @@ impl PyOAuth2 {
                 proxy_from_env,
             },
         };
-        options.apply(py, tokengate::OAuth2::refresh_token_grant(token_url))
+        options.apply(py, tokengate::OAuth2::refresh_token(token_url))
     }
 
     /// The client_credentials grant (RFC 6749 §4.4): the client gets tokens with its own
     /// credentials; no refresh token and no starting token are needed. Takes the same keyword
-    /// arguments as ``refresh_token_grant``.
+    /// arguments as ``refresh_token``.
     #[staticmethod]
     #[pyo3(signature = (token_url, *, client_id=None, client_secret=None, client_auth=None, scope=None, extra_params=None, timeout=None, connect_timeout=None, allow_insecure_http=false, ca_certs=None, roots=None, client_cert=None, proxy=None, no_proxy=None, proxy_from_env=true))]
     #[allow(clippy::too_many_arguments)]
@@ -249,7 +249,7 @@ impl Refresh for Refresher {
         }
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), tokengate::RefreshError> {
         match self {
             Refresher::OAuth2(oauth) => oauth.check(),
             Refresher::Python(callable) => callable.check(),
@@ -289,7 +289,7 @@ pub(crate) struct PyRefresher {
 
 impl Refresh for PyRefresher {
     fn refresh(&self, current: Option<&Token>) -> Result<Token, RefreshError> {
-        let previous = current.and_then(Token::get_refresh_token);
+        let previous = current.and_then(Token::refresh_token);
         Python::try_attach(|py| {
             let arg = current.map(|t| PyToken::from(t.clone()));
             match self.func.bind(py).call1((arg,)) {

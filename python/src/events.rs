@@ -1,14 +1,12 @@
 //! `tokengate.Events`, `tokengate.Event` and `tokengate.Stats`.
 //!
-//! `PyEvents::new` is the one place that knows how the core crate delivers events (today a
-//! crossbeam `Receiver`); nothing else in the bindings names the channel.
+//! `PyEvents` wraps the core crate's `tokengate::Events` subscription.
 
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use tokengate::Event;
+use tokengate::{Event, Events};
 
 use crate::errors;
 use crate::token::{quoted, seconds};
@@ -25,11 +23,11 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 /// counted in ``stats().events_dropped``: a slow subscriber never slows a request.
 #[pyclass(frozen, module = "tokengate", name = "Events")]
 pub(crate) struct PyEvents {
-    rx: Receiver<Event>,
+    rx: Events,
 }
 
 impl PyEvents {
-    pub(crate) fn new(rx: Receiver<Event>) -> Self {
+    pub(crate) fn new(rx: Events) -> Self {
         PyEvents { rx }
     }
 
@@ -46,9 +44,9 @@ impl PyEvents {
             };
             let rx = &self.rx;
             match py.detach(|| rx.recv_timeout(slice)) {
-                Ok(event) => return PyEvent::new(py, &event).map(Some),
-                Err(RecvTimeoutError::Disconnected) => return Ok(None),
-                Err(RecvTimeoutError::Timeout) => {
+                Some(event) => return PyEvent::new(py, &event).map(Some),
+                None if rx.is_closed() => return Ok(None),
+                None => {
                     py.check_signals()?;
                     if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                         return Ok(None);

@@ -59,18 +59,20 @@ impl PyToken {
                     "give expires_in or expires_at, not both",
                 ));
             }
-            (Some(lifetime), None) => token = token.expires_in(seconds(lifetime, "expires_in")?),
-            (None, Some(at)) => token = token.expires_at_system_time(unix_time(at)?),
+            (Some(lifetime), None) => {
+                token = token.with_expires_in(seconds(lifetime, "expires_in")?)
+            }
+            (None, Some(at)) => token = token.with_expires_at_wall(unix_time(at)?),
             (None, None) => {}
         }
         if let Some(refresh) = refresh_token {
-            token = token.refresh_token(refresh);
+            token = token.with_refresh_token(refresh);
         }
         if let Some(kind) = token_type {
-            token = token.token_type(kind);
+            token = token.with_token_type(kind);
         }
         if let Some(scope) = scope {
-            token = token.scope(scope);
+            token = token.with_scope(scope);
         }
         Ok(token.into())
     }
@@ -84,19 +86,19 @@ impl PyToken {
     /// The refresh token (a secret: do not log it), or ``None``.
     #[getter]
     fn refresh_token(&self) -> Option<&str> {
-        self.inner.get_refresh_token().map(|r| r.secret())
+        self.inner.refresh_token().map(|r| r.secret())
     }
 
     /// The token type, e.g. ``"Bearer"``.
     #[getter]
     fn token_type(&self) -> &str {
-        self.inner.get_token_type()
+        self.inner.token_type()
     }
 
     /// The scope granted with the token, or ``None``.
     #[getter]
     fn scope(&self) -> Option<&str> {
-        self.inner.get_scope()
+        self.inner.scope()
     }
 
     /// Seconds left before expiry (0.0 once expired), or ``None`` when the expiry is unknown.
@@ -136,17 +138,17 @@ impl PyToken {
 pub(crate) fn token_repr(token: &tokengate::Token) -> String {
     let mut out = format!(
         "Token(access_token=[redacted], token_type={}",
-        quoted(token.get_token_type())
+        quoted(token.token_type())
     );
     match token.remaining() {
         Some(left) => out.push_str(&format!(", expires_in={:.1}", left.as_secs_f64())),
         None => out.push_str(", expires_in=None"),
     }
-    out.push_str(match token.get_refresh_token() {
+    out.push_str(match token.refresh_token() {
         Some(_) => ", refresh_token=[redacted]",
         None => ", refresh_token=None",
     });
-    if let Some(scope) = token.get_scope() {
+    if let Some(scope) = token.scope() {
         out.push_str(&format!(", scope={}", quoted(scope)));
     }
     out.push(')');

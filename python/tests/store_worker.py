@@ -19,7 +19,7 @@ def main() -> None:
     client = tokengate.Client(
         api_url,
         store=tokengate.FileStore(path),
-        refresher=tokengate.OAuth2.refresh_token_grant(
+        refresher=tokengate.OAuth2.refresh_token(
             token_url, client_id=client_id, client_secret=client_secret
         ),
     )

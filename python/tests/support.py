@@ -95,7 +95,7 @@ class TestServer:
 
     def oauth2(self, **kwargs: Any) -> tokengate.OAuth2:
         """The refresh_token grant against this server, as the demo client."""
-        return tokengate.OAuth2.refresh_token_grant(
+        return tokengate.OAuth2.refresh_token(
             self.token_url, client_id=self.client_id, client_secret=self.client_secret, **kwargs
         )
 

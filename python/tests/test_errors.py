@@ -235,10 +235,10 @@ def test_config_errors(server):
     with pytest.raises(tokengate.ConfigError):
         tokengate.Client(server.api_url, gate=tokengate.Gate(), token=server.login())
     with pytest.raises(tokengate.ConfigError):
-        tokengate.OAuth2.refresh_token_grant(server.token_url, client_auth="carrier-pigeon")
+        tokengate.OAuth2.refresh_token(server.token_url, client_auth="carrier-pigeon")
     with pytest.raises(tokengate.ConfigError):
         tokengate.Client(
-            server.api_url, refresher=tokengate.OAuth2.refresh_token_grant("http://example.com/t")
+            server.api_url, refresher=tokengate.OAuth2.refresh_token("http://example.com/t")
         )
     client = server.client()
     with pytest.raises(tokengate.ConfigError):
@@ -366,7 +366,7 @@ def test_no_secret_in_any_message_or_repr(server):
     token = tokengate.Token(
         login["access_token"], expires_in=0, refresh_token=login["refresh_token"]
     )
-    oauth = tokengate.OAuth2.refresh_token_grant(
+    oauth = tokengate.OAuth2.refresh_token(
         server.token_url, client_id=server.client_id, client_secret=secret_client
     )
     client = tokengate.Client(server.api_url, token=token, refresher=oauth)

@@ -151,7 +151,7 @@ def test_bad_network_arguments_are_config_errors(server, tmp_path):
         with pytest.raises(tokengate.ConfigError):
             server.client(**kwargs)
     with pytest.raises(tokengate.ConfigError):
-        tokengate.OAuth2.refresh_token_grant(server.token_url, roots="sometimes")
+        tokengate.OAuth2.refresh_token(server.token_url, roots="sometimes")
     with pytest.raises(tokengate.ConfigError):
         server.client(refresher=server.oauth2(ca_certs=str(tmp_path / "missing.pem")))
     assert server.counters()["api_calls"] == 0

@@ -9,7 +9,7 @@ rotated refresh token, no hang. Processes sharing a ``FileStore`` refresh once b
     client = tokengate.Client(
         "https://api.example.com",
         token=tokengate.Token("ACCESS", expires_in=3600, refresh_token="REFRESH"),
-        refresher=tokengate.OAuth2.refresh_token_grant(
+        refresher=tokengate.OAuth2.refresh_token(
             "https://auth.example.com/oauth/token", client_id="my-app"
         ),
     )

@@ -78,7 +78,7 @@ class Lease:
 
 class OAuth2:
     @staticmethod
-    def refresh_token_grant(
+    def refresh_token(
         token_url: str,
         *,
         client_id: Optional[str] = None,

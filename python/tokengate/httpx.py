@@ -3,7 +3,7 @@
     import httpx, tokengate
     from tokengate.httpx import TokenAuth
 
-    gate = tokengate.Gate(token=..., refresher=tokengate.OAuth2.refresh_token_grant(...))
+    gate = tokengate.Gate(token=..., refresher=tokengate.OAuth2.refresh_token(...))
     with httpx.Client(auth=TokenAuth(gate, "https://api.example.com")) as http:
         http.get("https://api.example.com/users/me")   # from any number of threads
 

@@ -3,7 +3,7 @@
     import requests, tokengate
     from tokengate.requests import TokenAuth
 
-    gate = tokengate.Gate(token=..., refresher=tokengate.OAuth2.refresh_token_grant(...))
+    gate = tokengate.Gate(token=..., refresher=tokengate.OAuth2.refresh_token(...))
     session = requests.Session()
     session.auth = TokenAuth(gate, "https://api.example.com")
     session.get("https://api.example.com/users/me")   # from any number of threads

@@ -204,7 +204,7 @@ impl GateBuilder {
     /// [`TokenStore::save`] of a new login).
     pub fn build(self) -> Result<Gate, Error> {
         if let Some(r) = &self.refresher {
-            r.check().map_err(Error::config)?;
+            r.check().map_err(|e| Error::config(e.message()))?;
         }
         let shared = Shared {
             state: Mutex::new(State {

@@ -62,18 +62,18 @@ impl Probe {
 
 fn expired() -> Token {
     Token::new("old")
-        .refresh_token("r")
-        .expires_at_system_time(SystemTime::now() - Duration::from_secs(3600))
+        .with_refresh_token("r")
+        .with_expires_at_wall(SystemTime::now() - Duration::from_secs(3600))
 }
 
 fn fresh() -> Token {
     Token::new("old")
-        .refresh_token("r")
-        .expires_in(Duration::from_secs(3600))
+        .with_refresh_token("r")
+        .with_expires_in(Duration::from_secs(3600))
 }
 
 fn new_token(call: usize) -> Token {
-    Token::new(format!("new{call}")).expires_in(Duration::from_secs(3600))
+    Token::new(format!("new{call}")).with_expires_in(Duration::from_secs(3600))
 }
 
 /// Builds a gate whose refresher reports to a [`Probe`] and answers with `answer(call)`, with a
@@ -289,8 +289,8 @@ fn the_advisory_refresh_thread_is_single_flight() {
         let d = Arc::clone(&done);
         // Valid for 100 s: outside the 60 s mandatory window, inside the 5 min advisory one.
         let token = Token::new("old")
-            .refresh_token("r")
-            .expires_at_system_time(SystemTime::now() + Duration::from_secs(100));
+            .with_refresh_token("r")
+            .with_expires_at_wall(SystemTime::now() + Duration::from_secs(100));
         let (gate, probe) = gate(token, move |call| {
             d.notify();
             Ok(new_token(call))

@@ -57,8 +57,8 @@ type RefreshCallback = dyn Fn(&Token) + Send + Sync;
 /// use tokengate::{Client, Gate, OAuth2, Token};
 ///
 /// let gate = Gate::builder()
-///     .token(Token::new("ACCESS").expires_in(Duration::from_secs(3600)).refresh_token("REFRESH"))
-///     .refresher(OAuth2::refresh_token_grant("https://auth.example.com/oauth/token").client_id("app"))
+///     .token(Token::new("ACCESS").with_expires_in(Duration::from_secs(3600)).with_refresh_token("REFRESH"))
+///     .refresher(OAuth2::refresh_token("https://auth.example.com/oauth/token").client_id("app"))
 ///     .build()?;
 /// let users = Client::builder("https://users.example.com").gate(gate.clone()).build()?;
 /// let files = Client::builder("https://files.example.com").gate(gate).build()?;
@@ -616,12 +616,10 @@ impl Gate {
                     ));
                     // The access token is useless, but a rotated refresh token is now the only
                     // one the server accepts: keep it, on the token it replaces (and save it).
-                    match (base, token.get_refresh_token()) {
-                        (Some(base), Some(rotated))
-                            if base.get_refresh_token() != Some(rotated) =>
-                        {
+                    match (base, token.refresh_token()) {
+                        (Some(base), Some(rotated)) if base.refresh_token() != Some(rotated) => {
                             unusable.set(Some(err));
-                            base.clone().with_refresh(Some(rotated.clone()))
+                            base.clone().replace_refresh(Some(rotated.clone()))
                         }
                         _ => return Err(err),
                     }
@@ -872,7 +870,7 @@ impl Gate {
     /// on, through a channel of [`EVENT_BUFFER`](crate::EVENT_BUFFER) events. Sending never blocks the
     /// gate: when a subscriber's channel is full, the event is dropped for that subscriber (and counted
     /// in [`Stats::events_dropped`]); a dropped receiver is pruned at the next event.
-    pub fn events(&self) -> crossbeam_channel::Receiver<Event> {
+    pub fn events(&self) -> crate::Events {
         self.shared.subscribers.subscribe()
     }
 

@@ -17,8 +17,8 @@ const PATIENCE: Duration = Duration::from_secs(10);
 
 fn expired() -> Token {
     Token::new("old")
-        .refresh_token("r0")
-        .expires_at_system_time(std::time::SystemTime::now() - Duration::from_secs(1))
+        .with_refresh_token("r0")
+        .with_expires_at_wall(std::time::SystemTime::now() - Duration::from_secs(1))
 }
 
 /// A gate holding an expired token, refreshed by `refresher`, with the default settings.
@@ -104,7 +104,7 @@ fn storm(gate: &Gate, held: &Held) -> Vec<Result<Lease, Error>> {
 #[test]
 fn one_refresh_for_many_threads() {
     let (h, refresher) =
-        held(|n| Ok(Token::new(format!("new{n}")).expires_in(Duration::from_secs(3600))));
+        held(|n| Ok(Token::new(format!("new{n}")).with_expires_in(Duration::from_secs(3600))));
     let gate = expired_gate(refresher);
     let results = storm(&gate, &h);
     for r in results {
@@ -174,7 +174,7 @@ fn permanent_failure_requires_login_until_set_token() {
     eventually("the callback", || logins.load(SeqCst) == 1);
     assert_eq!(logins.load(SeqCst), 1, "callback called once");
     assert!(gate.is_login_required());
-    gate.set_token(Token::new("fresh").expires_in(Duration::from_secs(60)))
+    gate.set_token(Token::new("fresh").with_expires_in(Duration::from_secs(60)))
         .unwrap();
     assert_eq!(secret(&gate.lease().unwrap()), "fresh");
 }
@@ -185,7 +185,7 @@ fn panicking_refresher_does_not_wedge_the_gate() {
         if n == 1 {
             panic!("refresher bug");
         }
-        Ok(Token::new("recovered").expires_in(Duration::from_secs(60)))
+        Ok(Token::new("recovered").with_expires_in(Duration::from_secs(60)))
     });
     let gate = expired_gate(refresher);
     let (tx, rx) = bounded(THREADS);
@@ -217,8 +217,8 @@ fn transient_failure_keeps_serving_a_still_valid_token() {
     let gate = Gate::builder()
         .token(
             Token::new("old")
-                .refresh_token("r")
-                .expires_at_system_time(std::time::SystemTime::now() + Duration::from_secs(10)),
+                .with_refresh_token("r")
+                .with_expires_at_wall(std::time::SystemTime::now() + Duration::from_secs(10)),
         )
         .refresher(refresher)
         .build()
@@ -233,12 +233,12 @@ fn transient_failure_keeps_serving_a_still_valid_token() {
 #[test]
 fn rejection_generations() {
     let (n, refresher) =
-        counted(|i| Ok(Token::new(format!("t{i}")).expires_in(Duration::from_secs(3600))));
+        counted(|i| Ok(Token::new(format!("t{i}")).with_expires_in(Duration::from_secs(3600))));
     let gate = Gate::builder()
         .token(
             Token::new("t0")
-                .refresh_token("r")
-                .expires_in(Duration::from_secs(3600)),
+                .with_refresh_token("r")
+                .with_expires_in(Duration::from_secs(3600)),
         )
         .refresher(refresher)
         .build()
@@ -275,7 +275,7 @@ fn set_token_during_a_refresh_wins() {
     let g = gate.clone();
     let refreshing = thread::spawn(move || g.lease());
     eventually("refresher called", || h.calls.load(SeqCst) == 1);
-    gate.set_token(Token::new("relogged").expires_in(Duration::from_secs(60)))
+    gate.set_token(Token::new("relogged").with_expires_in(Duration::from_secs(60)))
         .unwrap();
     h.release.send(()).unwrap();
     let r = refreshing.join().unwrap();
@@ -288,12 +288,13 @@ fn set_token_during_a_refresh_wins() {
 
 #[test]
 fn short_tokens_get_a_tenth_of_their_lifetime_as_window() {
-    let (calls, refresher) = counted(|_| Ok(Token::new("b").expires_in(Duration::from_secs(1))));
+    let (calls, refresher) =
+        counted(|_| Ok(Token::new("b").with_expires_in(Duration::from_secs(1))));
     let gate = Gate::builder()
         .token(
             Token::new("a")
-                .refresh_token("r")
-                .expires_in(Duration::from_secs(1)),
+                .with_refresh_token("r")
+                .with_expires_in(Duration::from_secs(1)),
         )
         .refresher(refresher)
         .build()
@@ -347,8 +348,8 @@ fn counting() -> (
 ) {
     counted(|n| {
         Ok(Token::new(format!("new{n}"))
-            .refresh_token(format!("r{n}"))
-            .expires_in(Duration::from_secs(3600)))
+            .with_refresh_token(format!("r{n}"))
+            .with_expires_in(Duration::from_secs(3600)))
     })
 }
 
@@ -414,7 +415,7 @@ fn one_thread_per_gate_takes_the_store_lock() {
     });
     // The other process refreshed meanwhile and saves before leaving its section.
     store
-        .save(&Token::new("theirs").expires_in(Duration::from_secs(3600)))
+        .save(&Token::new("theirs").with_expires_in(Duration::from_secs(3600)))
         .unwrap();
     drop(section);
     for _ in 0..THREADS {
@@ -495,7 +496,7 @@ fn on_refresh_sees_each_refreshed_token_once_and_may_panic() {
     );
     gate.set_token(expired()).unwrap();
     store
-        .save(&Token::new("theirs").expires_in(Duration::from_secs(3600)))
+        .save(&Token::new("theirs").with_expires_in(Duration::from_secs(3600)))
         .unwrap();
     assert_eq!(
         gate.lease().unwrap().token().access_token().secret(),
@@ -590,7 +591,7 @@ fn waiters_sleep_through_a_backoff_and_get_the_next_attempt() {
     // error, and the refresher ran once per attempt, never beside itself.
     let (calls, refresher) = counted(|n| match n {
         1 | 2 => Err(RefreshError::transient("503")),
-        _ => Ok(Token::new("back").expires_in(Duration::from_secs(3600))),
+        _ => Ok(Token::new("back").with_expires_in(Duration::from_secs(3600))),
     });
     let gate = Gate::builder()
         .token(expired())
@@ -696,7 +697,7 @@ fn a_long_outage_costs_each_caller_about_one_error_per_budget() {
 
 #[test]
 fn a_stuck_attempt_makes_new_callers_fail_fast_and_never_runs_twice() {
-    let (h, refresher) = held(|_| Ok(Token::new("late").expires_in(Duration::from_secs(60))));
+    let (h, refresher) = held(|_| Ok(Token::new("late").with_expires_in(Duration::from_secs(60))));
     let (clock, time) = Clock::manual();
     let gate = Gate::builder()
         .token(expired())
@@ -735,7 +736,7 @@ fn a_stuck_attempt_makes_new_callers_fail_fast_and_never_runs_twice() {
 
 #[test]
 fn a_waiter_gives_up_at_its_budget_with_a_timeout() {
-    let (h, refresher) = held(|_| Ok(Token::new("late").expires_in(Duration::from_secs(60))));
+    let (h, refresher) = held(|_| Ok(Token::new("late").with_expires_in(Duration::from_secs(60))));
     let gate = Gate::builder()
         .token(expired())
         .refresher(refresher)
@@ -798,11 +799,7 @@ fn a_configuration_failure_keeps_the_session_and_fails_fast() {
     assert!(!gate.is_login_required());
     assert_eq!(logins.load(SeqCst), 0);
     let kept = gate.token().unwrap();
-    assert_eq!(
-        kept.get_refresh_token().unwrap().secret(),
-        "r0",
-        "session kept"
-    );
+    assert_eq!(kept.refresh_token().unwrap().secret(), "r0", "session kept");
 }
 
 #[test]
@@ -813,7 +810,7 @@ fn an_outage_inside_the_budget_costs_the_caller_latency_not_errors() {
         if n <= 5 {
             Err(RefreshError::transient("503").with_retry_after(Duration::from_secs(1)))
         } else {
-            Ok(Token::new("back").expires_in(Duration::from_secs(3600)))
+            Ok(Token::new("back").with_expires_in(Duration::from_secs(3600)))
         }
     });
     let gate = Gate::builder()
@@ -831,13 +828,13 @@ fn an_outage_inside_the_budget_costs_the_caller_latency_not_errors() {
 
 fn hour_token() -> Token {
     Token::new("hour")
-        .refresh_token("r0")
-        .expires_in(Duration::from_secs(3600))
+        .with_refresh_token("r0")
+        .with_expires_in(Duration::from_secs(3600))
 }
 
 fn manual_gate() -> (Gate, Arc<crate::sync::ManualClock>, Arc<AtomicUsize>) {
     let (calls, refresher) =
-        counted(|n| Ok(Token::new(format!("new{n}")).expires_in(Duration::from_secs(3600))));
+        counted(|n| Ok(Token::new(format!("new{n}")).with_expires_in(Duration::from_secs(3600))));
     let (clock, time) = Clock::manual();
     let gate = Gate::builder()
         .token(hour_token())
@@ -896,7 +893,7 @@ fn within_the_window_on_either_clock_means_refresh() {
 #[test]
 fn the_background_refresher_notices_a_resume() {
     let (calls, refresher) =
-        counted(|n| Ok(Token::new(format!("new{n}")).expires_in(Duration::from_secs(3600))));
+        counted(|n| Ok(Token::new(format!("new{n}")).with_expires_in(Duration::from_secs(3600))));
     let (clock, time) = Clock::manual();
     let gate = Gate::builder()
         .token(hour_token())
@@ -930,7 +927,7 @@ struct SameAccessServer {
 
 impl SameAccessServer {
     fn refresh(&self, current: &Token) -> Result<Token, RefreshError> {
-        let presented = current.get_refresh_token().unwrap().secret().to_owned();
+        let presented = current.refresh_token().unwrap().secret().to_owned();
         let mut spent = self.spent.lock();
         if spent.contains(&presented) {
             self.reused.fetch_add(1, SeqCst);
@@ -941,8 +938,8 @@ impl SameAccessServer {
         spent.push(presented);
         let n = self.next.fetch_add(1, SeqCst) + 1;
         Ok(Token::new("same-access")
-            .expires_in(Duration::from_secs(3600))
-            .refresh_token(format!("r{n}")))
+            .with_expires_in(Duration::from_secs(3600))
+            .with_refresh_token(format!("r{n}")))
     }
 }
 
@@ -957,8 +954,8 @@ fn issue_12_3_adoption_sees_a_rotated_refresh_token_behind_the_same_access_token
     store
         .save(
             &Token::new("same-access")
-                .refresh_token("r0")
-                .expires_at_system_time(std::time::SystemTime::now() - Duration::from_secs(1)),
+                .with_refresh_token("r0")
+                .with_expires_at_wall(std::time::SystemTime::now() - Duration::from_secs(1)),
         )
         .unwrap();
     let gate = || {
@@ -975,7 +972,7 @@ fn issue_12_3_adoption_sees_a_rotated_refresh_token_behind_the_same_access_token
     // B holds ("same-access", r0), expired: under the lock the stored token differs only in its
     // refresh token and expiry, which is enough to see another process refreshed.
     let lease = b.lease().unwrap();
-    assert_eq!(lease.token().get_refresh_token().unwrap().secret(), "r1");
+    assert_eq!(lease.token().refresh_token().unwrap().secret(), "r1");
     assert_eq!(server.reused.load(SeqCst), 0, "B presented the spent r0");
     assert_eq!(b.stats().adopted, 1);
 }
@@ -983,7 +980,7 @@ fn issue_12_3_adoption_sees_a_rotated_refresh_token_behind_the_same_access_token
 #[test]
 fn issue_12_7_a_refresh_overtaken_by_set_token_of_an_expired_token_is_not_login_required() {
     let (h, refresher) =
-        held(|n| Ok(Token::new(format!("new{n}")).expires_in(Duration::from_secs(3600))));
+        held(|n| Ok(Token::new(format!("new{n}")).with_expires_in(Duration::from_secs(3600))));
     let gate = expired_gate(refresher);
     let g = gate.clone();
     let waiting = thread::spawn(move || g.lease());

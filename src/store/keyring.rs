@@ -132,11 +132,11 @@ impl KeyringStoreBuilder {
 /// let store = KeyringStore::new("com.example.photos", "alice@example.com")?;
 /// let client = Client::builder("https://api.example.com")
 ///     .store(store)
-///     .refresher(OAuth2::refresh_token_grant("https://auth.example.com/oauth/token").client_id("photos"))
+///     .refresher(OAuth2::refresh_token("https://auth.example.com/oauth/token").client_id("photos"))
 ///     .build()?;
 /// if client.token().is_none() {
 ///     // First run: show the login window, then hand over the token; it goes to the keychain.
-///     # let login = Token::new("ACCESS").refresh_token("REFRESH");
+///     # let login = Token::new("ACCESS").with_refresh_token("REFRESH");
 ///     client.set_token(login)?;
 /// }
 /// let albums = client.get("/albums").call()?;

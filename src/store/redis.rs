@@ -142,13 +142,13 @@ return 0",
 /// let store = RedisStore::builder("redis://worker:s3cret@redis.internal:6379/0")
 ///     .key_prefix("billing-sync:")
 ///     .build()?;
-/// # let login = Token::new("ACCESS").refresh_token("REFRESH");
+/// # let login = Token::new("ACCESS").with_refresh_token("REFRESH");
 /// store.save(&login)?; // once, after the operator's login
 ///
 /// // in every worker:
 /// let client = Client::builder("https://api.example.com")
 ///     .store(store.clone())
-///     .refresher(OAuth2::refresh_token_grant("https://auth.example.com/oauth/token").client_id("sync"))
+///     .refresher(OAuth2::refresh_token("https://auth.example.com/oauth/token").client_id("sync"))
 ///     .build()?;
 /// let invoices = client.get("/invoices").call()?;
 /// # Ok::<_, tokengate::Error>(())
@@ -765,13 +765,13 @@ mod tests {
     #[test]
     fn the_stored_value_is_the_file_format_with_a_revision() {
         let token = Token::new("A")
-            .refresh_token("R")
-            .expires_in(Duration::from_secs(60));
+            .with_refresh_token("R")
+            .with_expires_in(Duration::from_secs(60));
         let value = encode(&token, 7);
         assert_eq!(revision_of(value.as_bytes()), 7);
         let back = FileStore::decode(value.as_bytes()).unwrap();
         assert_eq!(back.access_token().secret(), "A");
-        assert_eq!(back.get_refresh_token().unwrap().secret(), "R");
+        assert_eq!(back.refresh_token().unwrap().secret(), "R");
         assert_eq!(revision_of(b"{ not json"), -1);
         assert_eq!(revision_of(br#"{"version":1,"access_token":"x"}"#), 0);
     }

@@ -17,10 +17,10 @@ fn decode_err(text: &str) -> StoreError {
 #[test]
 fn format_round_trips_every_field() {
     let token = Token::new("sekrit-access")
-        .token_type("MAC")
-        .expires_in(Duration::from_secs(3600))
-        .refresh_token("sekrit-refresh")
-        .scope("read write");
+        .with_token_type("MAC")
+        .with_expires_in(Duration::from_secs(3600))
+        .with_refresh_token("sekrit-refresh")
+        .with_scope("read write");
     let text = FileStore::encode(&token);
     let doc: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc["version"], 1);
@@ -35,9 +35,9 @@ fn format_round_trips_every_field() {
 
     let back = FileStore::decode(text.as_bytes()).unwrap();
     assert_eq!(back.access_token().secret(), "sekrit-access");
-    assert_eq!(back.get_token_type(), "MAC");
-    assert_eq!(back.get_refresh_token().unwrap().secret(), "sekrit-refresh");
-    assert_eq!(back.get_scope(), Some("read write"));
+    assert_eq!(back.token_type(), "MAC");
+    assert_eq!(back.refresh_token().unwrap().secret(), "sekrit-refresh");
+    assert_eq!(back.scope(), Some("read write"));
     assert_eq!(back.lifetime(), Some(Duration::from_secs(3600)));
     let left = back.remaining().unwrap();
     assert!(left > Duration::from_secs(3590) && left <= Duration::from_secs(3600));
@@ -46,8 +46,8 @@ fn format_round_trips_every_field() {
 #[test]
 fn minimal_document_and_nulls_are_accepted() {
     let t = FileStore::decode(br#"{"version":1,"access_token":"a","refresh_token":null}"#).unwrap();
-    assert_eq!(t.get_token_type(), "Bearer");
-    assert!(t.expires_at().is_none() && t.get_refresh_token().is_none());
+    assert_eq!(t.token_type(), "Bearer");
+    assert!(t.expires_at().is_none() && t.refresh_token().is_none());
     // Unknown fields (from a later minor revision) are ignored.
     assert!(FileStore::decode(br#"{"version":1,"access_token":"a","new_field":[1]}"#).is_ok());
 }
@@ -168,8 +168,8 @@ fn memory_store_lock_is_exclusive_and_bounded() {
 
 fn fresh(name: &str) -> Token {
     Token::new(name)
-        .refresh_token(format!("{name}-r"))
-        .expires_in(Duration::from_secs(3600))
+        .with_refresh_token(format!("{name}-r"))
+        .with_expires_in(Duration::from_secs(3600))
 }
 
 #[test]
@@ -200,10 +200,7 @@ fn refresh_locked_refreshes_from_the_stored_token_when_it_is_not_usable() {
         |_| false,
         |base| {
             // The stored refresh token is the newest in the rotation chain.
-            assert_eq!(
-                base.unwrap().get_refresh_token().unwrap().secret(),
-                "theirs-r"
-            );
+            assert_eq!(base.unwrap().refresh_token().unwrap().secret(), "theirs-r");
             Ok(fresh("next"))
         },
     )

@@ -115,8 +115,8 @@ fn old_token_is_used_while_still_valid_when_refresh_fails_transiently() {
     let issued = server.issue_token();
     // Valid for 20 s, but inside the 60 s window (no lifetime known, so the full window applies).
     let token = Token::new(issued.access_token)
-        .expires_at_system_time(std::time::SystemTime::now() + Duration::from_secs(20))
-        .refresh_token(issued.refresh_token);
+        .with_expires_at_wall(std::time::SystemTime::now() + Duration::from_secs(20))
+        .with_refresh_token(issued.refresh_token);
     server.set_failure(Failure::Unavailable {
         retry_after_secs: 1,
     });
@@ -157,7 +157,7 @@ fn token_endpoint_down_is_a_transient_transport_error() {
     let server = TestServer::start();
     let client = tokengate::Client::builder(format!("{}/api", server.url()))
         .token(expired_login(&server))
-        .refresher(OAuth2::refresh_token_grant(format!(
+        .refresher(OAuth2::refresh_token(format!(
             "{}/oauth/token",
             closed_port_url()
         )))

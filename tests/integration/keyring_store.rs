@@ -22,8 +22,8 @@ fn large_token(tag: &str) -> Token {
         "{tag}-{}",
         "x".repeat(2 * KeyringStore::CHUNK_BYTES + 100)
     ))
-    .refresh_token(format!("{tag}-refresh"))
-    .expires_in(Duration::from_secs(3600))
+    .with_refresh_token(format!("{tag}-refresh"))
+    .with_expires_in(Duration::from_secs(3600))
 }
 
 /// `keyring:<backend> <service> <account> <lock path>`.
@@ -83,14 +83,16 @@ pub fn child(mode: &str, spec: &str) {
             store
                 .save(
                     &Token::new(child_env("TOKENGATE_TEST_SEED_ACCESS"))
-                        .expires_in(Duration::from_secs(secs))
-                        .refresh_token(child_env("TOKENGATE_TEST_SEED_REFRESH")),
+                        .with_expires_in(Duration::from_secs(secs))
+                        .with_refresh_token(child_env("TOKENGATE_TEST_SEED_REFRESH")),
                 )
                 .unwrap();
             println!("RESULT saved=yes");
         }
         "save-small" => {
-            store.save(&Token::new("small").refresh_token("r")).unwrap();
+            store
+                .save(&Token::new("small").with_refresh_token("r"))
+                .unwrap();
             println!("RESULT saved=yes");
         }
         "load" => {
@@ -98,7 +100,7 @@ pub fn child(mode: &str, spec: &str) {
             let (access, refresh) = token.map_or((String::new(), String::new()), |t| {
                 (
                     t.access_token().secret().to_owned(),
-                    t.get_refresh_token().unwrap().secret().to_owned(),
+                    t.refresh_token().unwrap().secret().to_owned(),
                 )
             });
             println!(
@@ -329,7 +331,7 @@ fn kernel_keyring_keeps_small_and_chunked_tokens() {
     store.save(&large).unwrap();
     let back = store.load().unwrap().unwrap();
     assert_eq!(back.access_token(), large.access_token());
-    assert_eq!(back.get_refresh_token(), large.get_refresh_token());
+    assert_eq!(back.refresh_token(), large.refresh_token());
     // A second store (another process, as far as the keyring can tell) sees the same token.
     let other = KeyringStore::builder(&service, "dave")
         .backend(KeyringBackend::KernelKeyring)
@@ -346,7 +348,9 @@ fn kernel_keyring_keeps_small_and_chunked_tokens() {
     assert_eq!(e.kind(), StoreErrorKind::LockTimeout);
     drop(section);
     drop(other.lock(Duration::ZERO).unwrap());
-    store.save(&Token::new("small").refresh_token("r")).unwrap();
+    store
+        .save(&Token::new("small").with_refresh_token("r"))
+        .unwrap();
     assert_eq!(
         store.load().unwrap().unwrap().access_token().secret(),
         "small"

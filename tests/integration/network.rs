@@ -32,7 +32,7 @@ impl Https {
         Client::builder(format!("{}/api", self.front.url()))
             .token(expired_login(&self.server))
             .refresher(
-                OAuth2::refresh_token_grant(format!("{}/oauth/token", self.front.url()))
+                OAuth2::refresh_token(format!("{}/oauth/token", self.front.url()))
                     .client_id("demo-client")
                     .client_secret("demo-secret"),
             )
@@ -111,7 +111,7 @@ fn the_refresher_without_the_ca_fails_with_a_tls_refresh_error_not_a_login() {
     let client = Client::builder(format!("{}/api", h.server.url()))
         .token(expired_login(&h.server))
         .refresher(
-            OAuth2::refresh_token_grant(format!("{}/oauth/token", h.front.url()))
+            OAuth2::refresh_token(format!("{}/oauth/token", h.front.url()))
                 .client_id("demo-client")
                 .client_secret("demo-secret"),
         )
@@ -131,7 +131,7 @@ fn the_refresher_without_the_ca_fails_with_a_tls_refresh_error_not_a_login() {
     let client = Client::builder(format!("{}/api", h.server.url()))
         .token(expired_login(&h.server))
         .refresher(
-            OAuth2::refresh_token_grant(format!("{}/oauth/token", h.front.url()))
+            OAuth2::refresh_token(format!("{}/oauth/token", h.front.url()))
                 .client_id("demo-client")
                 .client_secret("demo-secret")
                 .network(h.trusted()),
@@ -236,11 +236,11 @@ fn over_https_the_token_never_reaches_the_proxy_in_clear_text() {
     let h = https(ClientCerts::Ignored);
     let proxy = HttpProxy::start();
     let token = expired_login(&h.server);
-    let refresh = token.get_refresh_token().unwrap().secret().to_owned();
+    let refresh = token.refresh_token().unwrap().secret().to_owned();
     let client = Client::builder(format!("{}/api", h.front.url()))
         .token(token)
         .refresher(
-            OAuth2::refresh_token_grant(format!("{}/oauth/token", h.front.url()))
+            OAuth2::refresh_token(format!("{}/oauth/token", h.front.url()))
                 .client_id("demo-client")
                 .client_secret("demo-secret"),
         )
@@ -364,7 +364,7 @@ fn socks5_carries_the_api_and_the_refresh_and_checks_credentials() {
     let h = https(ClientCerts::Ignored);
     let socks = Socks5Proxy::with_credentials("me", "s3cret");
     let token = expired_login(&h.server);
-    let refresh = token.get_refresh_token().unwrap().secret().to_owned();
+    let refresh = token.refresh_token().unwrap().secret().to_owned();
     let client = h.client(h.trusted().proxy(socks.url())).unwrap();
     assert_eq!(get_status(&client, "/items"), 200);
     assert_eq!(socks.tunnels(), 2);

@@ -227,8 +227,8 @@ fn redis_down_at_start_is_a_typed_transient_error() {
 fn short_lived_login(server: &TestServer, lifetime: Duration) -> Token {
     let issued = server.issue_token();
     Token::new(issued.access_token)
-        .expires_in(lifetime)
-        .refresh_token(issued.refresh_token)
+        .with_expires_in(lifetime)
+        .with_refresh_token(issued.refresh_token)
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::support::*;
 fn refresh_token_grant_with_basic_auth_scope_and_rotation() {
     let server = TestServer::start();
     let token = expired_login(&server);
-    let first_refresh = token.get_refresh_token().unwrap().secret().to_owned();
+    let first_refresh = token.refresh_token().unwrap().secret().to_owned();
     let client = Client::builder(format!("{}/api", server.url()))
         .token(token)
         .refresher(oauth(&server).scope("read write"))
@@ -43,8 +43,8 @@ fn refresh_token_grant_with_basic_auth_scope_and_rotation() {
     );
     // The server rotated the refresh token: the client holds the new one.
     let rotated = client.token().unwrap();
-    assert_ne!(rotated.get_refresh_token().unwrap().secret(), first_refresh);
-    assert_eq!(rotated.get_scope(), Some("read write"));
+    assert_ne!(rotated.refresh_token().unwrap().secret(), first_refresh);
+    assert_eq!(rotated.scope(), Some("read write"));
     // The rotated token works for the next refresh; the old one would be a reuse.
     server.revoke_all();
     assert_eq!(get_status(&client, "/x"), 200);
@@ -70,7 +70,7 @@ fn client_auth_in_the_body_and_public_clients() {
 
     let public = Client::builder(format!("{}/api", server.url()))
         .token(expired_login(&server))
-        .refresher(OAuth2::refresh_token_grant(server.token_url()).client_id("demo-public"))
+        .refresher(OAuth2::refresh_token(server.token_url()).client_id("demo-public"))
         .build()
         .unwrap();
     assert_eq!(get_status(&public, "/x"), 200);
@@ -85,16 +85,11 @@ fn client_auth_in_the_body_and_public_clients() {
 fn non_rotating_servers_keep_the_old_refresh_token() {
     let server = TestServer::builder().rotate_refresh_tokens(false).start();
     let token = expired_login(&server);
-    let refresh = token.get_refresh_token().unwrap().secret().to_owned();
+    let refresh = token.refresh_token().unwrap().secret().to_owned();
     let client = builder(&server, token).build().unwrap();
     assert_eq!(get_status(&client, "/x"), 200);
     assert_eq!(
-        client
-            .token()
-            .unwrap()
-            .get_refresh_token()
-            .unwrap()
-            .secret(),
+        client.token().unwrap().refresh_token().unwrap().secret(),
         refresh
     );
 }
@@ -129,7 +124,7 @@ fn a_closure_refresher_for_a_non_standard_api() {
     let agent = tokengate::ureq::Agent::new_with_defaults();
     let refresher = move |current: &Token| -> Result<Token, RefreshError> {
         let refresh = current
-            .get_refresh_token()
+            .refresh_token()
             .ok_or_else(|| RefreshError::permanent("no refresh token"))?;
         let mut resp = agent
             .post(&url)
@@ -149,9 +144,9 @@ fn a_closure_refresher_for_a_non_standard_api() {
             .as_str()
             .ok_or_else(|| RefreshError::transient("no token"))?;
         let expire = data["expire"].as_u64().unwrap_or(3600);
-        let mut t = Token::new(token).expires_in(Duration::from_secs(expire));
+        let mut t = Token::new(token).with_expires_in(Duration::from_secs(expire));
         if let Some(r) = data["refresh"].as_str() {
-            t = t.refresh_token(r);
+            t = t.with_refresh_token(r);
         }
         Ok(t)
     };

@@ -107,7 +107,7 @@ fn secrets_never_show_in_debug_or_display() {
     let server = TestServer::start();
     let token = login(&server);
     let access = token.access_token().secret().to_owned();
-    let refresh = token.get_refresh_token().unwrap().secret().to_owned();
+    let refresh = token.refresh_token().unwrap().secret().to_owned();
     let client = builder(&server, token).build().unwrap();
     assert_eq!(get_status(&client, "/x"), 200);
     server.set_failure(tokengate_testserver::Failure::InvalidGrant);
@@ -131,13 +131,11 @@ fn secrets_never_show_in_debug_or_display() {
 #[test]
 fn plain_http_token_endpoints_are_refused_off_loopback() {
     let r = Client::builder("https://api.example.com")
-        .refresher(OAuth2::refresh_token_grant("http://auth.example.com/token"))
+        .refresher(OAuth2::refresh_token("http://auth.example.com/token"))
         .build();
     assert!(matches!(r, Err(Error::Config(_))));
     let r = Client::builder("https://api.example.com")
-        .refresher(
-            OAuth2::refresh_token_grant("http://auth.example.com/token").allow_insecure_http(true),
-        )
+        .refresher(OAuth2::refresh_token("http://auth.example.com/token").allow_insecure_http(true))
         .build();
     assert!(r.is_ok());
 }
@@ -170,7 +168,7 @@ fn the_token_endpoint_call_follows_no_redirects() {
     );
     let client = Client::builder(format!("{}/api", server.url()))
         .token(expired_login(&server))
-        .refresher(OAuth2::refresh_token_grant(redirecting).client_id("demo-public"))
+        .refresher(OAuth2::refresh_token(redirecting).client_id("demo-public"))
         .build()
         .unwrap();
     let e = client.get("/x").call().unwrap_err();
@@ -182,7 +180,7 @@ fn the_token_endpoint_call_follows_no_redirects() {
 
 /// The secrets a refresh knows, in every form an echoing token endpoint may send them back.
 fn echoed_secrets(token: &tokengate::Token) -> Vec<String> {
-    let refresh = token.get_refresh_token().unwrap().secret().to_owned();
+    let refresh = token.refresh_token().unwrap().secret().to_owned();
     let b64 = |s: &str| {
         use std::process::Command;
         let out = Command::new("base64")

@@ -96,8 +96,8 @@ fn issue_12_6_an_unsendable_access_token_is_a_transient_failure_and_the_file_kee
     assert!(e.is_transient() && !e.is_login_required(), "{e}");
     let saved = store.load().unwrap().unwrap();
     assert_ne!(
-        saved.get_refresh_token(),
-        before.get_refresh_token(),
+        saved.refresh_token(),
+        before.refresh_token(),
         "the rotated refresh token was saved"
     );
     assert_eq!(saved.access_token(), before.access_token());
@@ -164,7 +164,7 @@ fn issue_12_6_a_token_no_header_can_carry_is_refused_where_it_enters() {
     for bad in [
         Token::new("tök"),
         Token::new("a\nb"),
-        Token::new("ok").token_type("tök"),
+        Token::new("ok").with_token_type("tök"),
     ] {
         let built = Client::builder(format!("{}/api", server.url()))
             .token(bad.clone())

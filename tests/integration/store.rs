@@ -59,7 +59,7 @@ pub fn child_env(name: &str) -> String {
 
 /// The refresh_token grant against the server at `url` (in a child: `CHILD_URL`).
 fn oauth_at(url: &str) -> OAuth2 {
-    OAuth2::refresh_token_grant(format!("{url}/oauth/token"))
+    OAuth2::refresh_token(format!("{url}/oauth/token"))
         .client_id("demo-client")
         .client_secret("demo-secret")
 }
@@ -179,8 +179,8 @@ fn worker<S: TokenStore>(store: S) {
 fn saver<S: TokenStore>(store: S) {
     let until = UNIX_EPOCH + Duration::from_millis(child_env(CHILD_UNTIL_MS).parse().unwrap());
     let tokens = [
-        Token::new("A".repeat(2000)).refresh_token("ra"),
-        Token::new("B".repeat(3000)).refresh_token("rb"),
+        Token::new("A".repeat(2000)).with_refresh_token("ra"),
+        Token::new("B".repeat(3000)).with_refresh_token("rb"),
     ];
     for i in 0..1_000_000usize {
         store.save(&tokens[i % 2]).expect("child: save failed");
@@ -381,8 +381,8 @@ fn a_reader_never_sees_a_half_written_file() {
     let dir = temp_dir("atomic");
     let store = FileStore::new(dir.path().join("token.json"));
     let tokens = [
-        Token::new("A".repeat(2000)).refresh_token("ra"),
-        Token::new("B".repeat(3000)).refresh_token("rb"),
+        Token::new("A".repeat(2000)).with_refresh_token("ra"),
+        Token::new("B".repeat(3000)).with_refresh_token("rb"),
     ];
     store.save(&tokens[0]).unwrap();
     let (writer, t) = (store.clone(), tokens.clone());

@@ -13,21 +13,21 @@ pub use tokengate_testserver::support::{PATIENCE, entries, eventually, on_thread
 pub fn login(server: &TestServer) -> Token {
     let issued = server.issue_token();
     Token::new(issued.access_token)
-        .expires_in(Duration::from_secs(issued.expires_in))
-        .refresh_token(issued.refresh_token)
+        .with_expires_in(Duration::from_secs(issued.expires_in))
+        .with_refresh_token(issued.refresh_token)
 }
 
 /// A token whose refresh token is valid on the server but whose access token we hold as expired.
 pub fn expired_login(server: &TestServer) -> Token {
     let issued = server.issue_token();
     Token::new(issued.access_token)
-        .expires_at_system_time(std::time::SystemTime::now() - Duration::from_secs(1))
-        .refresh_token(issued.refresh_token)
+        .with_expires_at_wall(std::time::SystemTime::now() - Duration::from_secs(1))
+        .with_refresh_token(issued.refresh_token)
 }
 
 /// The OAuth2 refresh_token grant against `server`, authenticated as the default confidential client.
 pub fn oauth(server: &TestServer) -> OAuth2 {
-    OAuth2::refresh_token_grant(server.token_url())
+    OAuth2::refresh_token(server.token_url())
         .client_id("demo-client")
         .client_secret("demo-secret")
 }
