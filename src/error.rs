@@ -113,12 +113,14 @@ impl Error {
         }
     }
 
-    /// Whether TLS failed, for the API request ([`Error::Tls`]) or for the token refresh
-    /// ([`RefreshErrorKind::Tls`]): a certificate or host name problem that only a change of
-    /// configuration (or of the server's certificate) fixes.
+    /// Whether TLS failed, for the API request ([`Error::Tls`]), for the token refresh
+    /// ([`RefreshErrorKind::Tls`]) or with the token store ([`StoreErrorKind::Tls`]): a
+    /// certificate or host name problem that only a change of configuration (or of the server's
+    /// certificate) fixes.
     pub fn is_tls(&self) -> bool {
         match self {
             Error::Tls(_) => true,
+            Error::Store(e) => e.kind() == StoreErrorKind::Tls,
             _ => self
                 .refresh_error()
                 .is_some_and(|e| e.kind() == RefreshErrorKind::Tls),
@@ -634,6 +636,11 @@ pub enum StoreErrorKind {
     /// another process has saved since (a `RedisStore` lease that expired
     /// during a slow refresh). The newer stored token was kept.
     LeaseLost,
+    /// TLS with the store's server failed (a `RedisStore` at a `rediss://` URL): its certificate
+    /// is not trusted or not valid for its host name, the server refused (or wanted) a client
+    /// certificate, or the handshake failed. A configuration failure
+    /// ([`StoreError::is_configuration`]): trying again does not change a certificate.
+    Tls,
     /// A custom store reported the failure.
     Custom,
 }
@@ -720,15 +727,18 @@ impl StoreError {
         )
     }
 
-    /// Whether the store's location cannot be used as it is and an operator must fix it
+    /// Whether the store cannot be used as it is set up and an operator must fix it
     /// ([`NotRegularFile`](StoreErrorKind::NotRegularFile), [`ReadOnly`](StoreErrorKind::ReadOnly),
-    /// [`Permissions`](StoreErrorKind::Permissions)). The gate treats such a failure like a refused
+    /// [`Permissions`](StoreErrorKind::Permissions), [`Tls`](StoreErrorKind::Tls)). The gate treats such a failure like a refused
     /// client configuration: requests fail at once and it tries again only after its longest
     /// backoff, never in a tight loop.
     pub fn is_configuration(&self) -> bool {
         matches!(
             self.inner.kind,
-            StoreErrorKind::NotRegularFile | StoreErrorKind::ReadOnly | StoreErrorKind::Permissions
+            StoreErrorKind::NotRegularFile
+                | StoreErrorKind::ReadOnly
+                | StoreErrorKind::Permissions
+                | StoreErrorKind::Tls
         )
     }
 
