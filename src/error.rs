@@ -628,9 +628,11 @@ pub enum StoreErrorKind {
     /// may not create files in): tokens can be read but neither saved nor shared between processes,
     /// since the lock file cannot be created either. An operator must fix it; retrying will not.
     ReadOnly,
-    /// The token file can be read by other users (group or world permissions) and its mode cannot
-    /// be tightened to `0600` because this user does not own it. It is not used: an operator must
-    /// fix its owner or mode.
+    /// A file of the store is there but its owner or mode forbids its use: the token file can be
+    /// read by other users (group or world permissions) and its mode cannot be tightened to
+    /// `0600` because this user does not own it (it is not used), or the lock file cannot be
+    /// opened for writing by this user (refreshes cannot be coordinated). An operator must fix its
+    /// owner or mode; retrying will not.
     Permissions,
     /// A save was refused because this process no longer held the store's exclusive section and
     /// another process has saved since (a `RedisStore` lease that expired
@@ -729,9 +731,9 @@ impl StoreError {
 
     /// Whether the store cannot be used as it is set up and an operator must fix it
     /// ([`NotRegularFile`](StoreErrorKind::NotRegularFile), [`ReadOnly`](StoreErrorKind::ReadOnly),
-    /// [`Permissions`](StoreErrorKind::Permissions), [`Tls`](StoreErrorKind::Tls)). The gate treats such a failure like a refused
-    /// client configuration: requests fail at once and it tries again only after its longest
-    /// backoff, never in a tight loop.
+    /// [`Permissions`](StoreErrorKind::Permissions), [`Tls`](StoreErrorKind::Tls)). The gate
+    /// treats such a failure like a refused client configuration: requests fail at once and it
+    /// tries again only after its longest backoff, never in a tight loop.
     pub fn is_configuration(&self) -> bool {
         matches!(
             self.inner.kind,
