@@ -826,6 +826,28 @@ mod tests {
         );
     }
 
+    #[test]
+    fn store_failures_are_classified_by_kind() {
+        use StoreErrorKind::*;
+        for (kind, transient, configuration, tls) in [
+            (Io, true, false, false),
+            (Unavailable, true, false, false),
+            (Denied, false, false, false),
+            (NotRegularFile, false, true, false),
+            (ReadOnly, false, true, false),
+            (Permissions, false, true, false),
+            (Tls, false, true, true),
+            (LeaseLost, false, false, false),
+        ] {
+            let e = Error::Store(StoreError::new(kind, "x"));
+            assert_eq!(
+                (e.is_transient(), e.is_configuration(), e.is_tls()),
+                (transient, configuration, tls),
+                "{kind:?}"
+            );
+        }
+    }
+
     /// Each link of `e`'s `source()` chain, as its `Display` text.
     fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
         std::iter::successors(Some(e), |e| e.source())
