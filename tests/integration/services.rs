@@ -141,9 +141,15 @@ impl RedisServer {
         });
         let port = self.port;
         let child = std::cell::RefCell::new(child);
+        let hint = if self.tls {
+            " (a redis-server built without TLS refuses --tls-port: `redis-server --tls-port 1` \
+             says so)"
+        } else {
+            ""
+        };
         wait_until("redis-server to listen", PATIENCE, || {
             if let Some(status) = child.borrow_mut().try_wait().unwrap() {
-                panic!("redis-server exited at start ({status}); its log is above");
+                panic!("redis-server exited at start ({status}); its log is above{hint}");
             }
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
