@@ -113,12 +113,14 @@ impl Error {
         }
     }
 
-    /// Whether TLS failed, for the API request ([`Error::Tls`]) or for the token refresh
-    /// ([`RefreshErrorKind::Tls`]): a certificate or host name problem that only a change of
-    /// configuration (or of the server's certificate) fixes.
+    /// Whether TLS failed, for the API request ([`Error::Tls`]), for the token refresh
+    /// ([`RefreshErrorKind::Tls`]) or with the token store ([`StoreErrorKind::Tls`]): a
+    /// certificate or host name problem that only a change of configuration (or of the server's
+    /// certificate) fixes.
     pub fn is_tls(&self) -> bool {
         match self {
             Error::Tls(_) => true,
+            Error::Store(e) => e.kind() == StoreErrorKind::Tls,
             _ => self
                 .refresh_error()
                 .is_some_and(|e| e.kind() == RefreshErrorKind::Tls),
@@ -631,14 +633,21 @@ pub enum StoreErrorKind {
     /// may not create files in): tokens can be read but neither saved nor shared between processes,
     /// since the lock file cannot be created either. An operator must fix it; retrying will not.
     ReadOnly,
-    /// The token file can be read by other users (group or world permissions) and its mode cannot
-    /// be tightened to `0600` because this user does not own it. It is not used: an operator must
-    /// fix its owner or mode.
+    /// A file of the store is there but its owner or mode forbids its use: the token file can be
+    /// read by other users (group or world permissions) and its mode cannot be tightened to
+    /// `0600` because this user does not own it (it is not used), or the lock file cannot be
+    /// opened for writing by this user (refreshes cannot be coordinated). An operator must fix its
+    /// owner or mode; retrying will not.
     Permissions,
     /// A save was refused because this process no longer held the store's exclusive section and
     /// another process has saved since (a `RedisStore` lease that expired
     /// during a slow refresh). The newer stored token was kept.
     LeaseLost,
+    /// TLS with the store's server failed (a `RedisStore` at a `rediss://` URL): its certificate
+    /// is not trusted or not valid for its host name, the server refused (or wanted) a client
+    /// certificate, or the handshake failed. A configuration failure
+    /// ([`StoreError::is_configuration`]): trying again does not change a certificate.
+    Tls,
     /// A custom store reported the failure.
     Custom,
 }
@@ -725,15 +734,18 @@ impl StoreError {
         )
     }
 
-    /// Whether the store's location cannot be used as it is and an operator must fix it
+    /// Whether the store cannot be used as it is set up and an operator must fix it
     /// ([`NotRegularFile`](StoreErrorKind::NotRegularFile), [`ReadOnly`](StoreErrorKind::ReadOnly),
-    /// [`Permissions`](StoreErrorKind::Permissions)). The gate treats such a failure like a refused
-    /// client configuration: requests fail at once and it tries again only after its longest
-    /// backoff, never in a tight loop.
+    /// [`Permissions`](StoreErrorKind::Permissions), [`Tls`](StoreErrorKind::Tls)). The gate
+    /// treats such a failure like a refused client configuration: requests fail at once and it
+    /// tries again only after its longest backoff, never in a tight loop.
     pub fn is_configuration(&self) -> bool {
         matches!(
             self.inner.kind,
-            StoreErrorKind::NotRegularFile | StoreErrorKind::ReadOnly | StoreErrorKind::Permissions
+            StoreErrorKind::NotRegularFile
+                | StoreErrorKind::ReadOnly
+                | StoreErrorKind::Permissions
+                | StoreErrorKind::Tls
         )
     }
 
@@ -817,6 +829,28 @@ mod tests {
             Error::LoginRequired(Some(e)).to_string(),
             "login required (token refresh failed: server refused: invalid_grant (revoked))"
         );
+    }
+
+    #[test]
+    fn store_failures_are_classified_by_kind() {
+        use StoreErrorKind::*;
+        for (kind, transient, configuration, tls) in [
+            (Io, true, false, false),
+            (Unavailable, true, false, false),
+            (Denied, false, false, false),
+            (NotRegularFile, false, true, false),
+            (ReadOnly, false, true, false),
+            (Permissions, false, true, false),
+            (Tls, false, true, true),
+            (LeaseLost, false, false, false),
+        ] {
+            let e = Error::Store(StoreError::new(kind, "x"));
+            assert_eq!(
+                (e.is_transient(), e.is_configuration(), e.is_tls()),
+                (transient, configuration, tls),
+                "{kind:?}"
+            );
+        }
     }
 
     /// Each link of `e`'s `source()` chain, as its `Display` text.

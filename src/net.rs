@@ -215,6 +215,12 @@ impl Network {
         self
     }
 
+    /// The TLS settings alone, for connections that are not HTTP (a `rediss://` store).
+    #[cfg(feature = "redis")]
+    pub(crate) fn tls(&self) -> &TlsSettings {
+        &self.tls
+    }
+
     /// Reads and checks every setting.
     pub(crate) fn resolve(&self) -> Result<Arc<Resolved>, Error> {
         let tls = self.tls.resolve()?;

@@ -272,6 +272,10 @@ impl Drop for MemoryLock<'_> {
 ///   tokens can be loaded but not saved or shared between processes. It is a configuration
 ///   failure ([`StoreError::is_configuration`]), not a transient one: the gate does not retry it
 ///   in a loop, requests fail at once until its longest backoff has passed.
+/// - **Lock file of another user**: a `<path>.lock` that is there but that this user may not open
+///   for writing (another user's file, or a mode without write permission) makes
+///   [`lock`](TokenStore::lock) fail with [`StoreErrorKind::Permissions`], naming the lock file:
+///   a configuration failure as well, never retried as a transient one.
 ///
 /// # Format (version 1)
 ///
@@ -827,7 +831,9 @@ pub(crate) fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
 /// file is open, and the OS releases it when the process dies. Every store with a lock file
 /// ([`FileStore`], the keyring store) locks through here. Something other than a regular file at
 /// `path` is refused without opening it ([`StoreErrorKind::NotRegularFile`]); a lock file that
-/// cannot be created because its directory cannot be written is [`StoreErrorKind::ReadOnly`].
+/// cannot be created because its directory cannot be written is [`StoreErrorKind::ReadOnly`], and
+/// one that is there but that this user may not open for writing is
+/// [`StoreErrorKind::Permissions`]: configuration failures, which retrying does not fix.
 pub(crate) fn lock_file(path: &Path, timeout: Duration) -> Result<File, StoreError> {
     let existed = regular_file_or_missing(path, "lock file")?;
     let file = private_options()
@@ -837,12 +843,21 @@ pub(crate) fn lock_file(path: &Path, timeout: Duration) -> Result<File, StoreErr
         .truncate(false)
         .open(path)
         .map_err(|e| {
-            if existed {
-                StoreError::io("cannot open the lock file", path, e)
-            } else {
-                let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-                let dir = dir.unwrap_or(Path::new("."));
-                create_failed("cannot create the lock file", dir, path, e)
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            let dir = dir.unwrap_or(Path::new("."));
+            match e.kind() {
+                io::ErrorKind::PermissionDenied if existed => StoreError::new(
+                    StoreErrorKind::Permissions,
+                    "the lock file cannot be opened for writing by this user (its owner or mode \
+                     forbids it), so refreshes cannot be coordinated with other processes; fix \
+                     its owner or mode",
+                )
+                .with_path(path)
+                .with_source(e),
+                _ if existed && e.kind() != io::ErrorKind::ReadOnlyFilesystem => {
+                    StoreError::io("cannot open the lock file", path, e)
+                }
+                _ => create_failed("cannot create the lock file", dir, path, e),
             }
         })?;
     let meta = file

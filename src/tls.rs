@@ -94,13 +94,7 @@ impl TlsSettings {
                 ));
             }
         };
-        let mut added = Vec::new();
-        for pem in &self.added {
-            let bytes = pem.read("CA certificate file")?;
-            let certs = certificates(&bytes, &pem.describe("CA certificate file"))?;
-            check_anchors(&certs, &pem.describe("CA certificate file"))?;
-            added.extend(certs);
-        }
+        let added = self.added_certificates()?;
         let roots = match (self.roots, added.is_empty()) {
             (Roots::Platform, true) => platform_roots()?,
             (Roots::Platform, false) => {
@@ -110,19 +104,12 @@ impl TlsSettings {
             }
             (Roots::WebPki, true) => RootCerts::WebPki,
             (Roots::WebPki, false) => {
-                let mut all: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-                    .iter()
-                    .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-                    .collect();
+                let mut all = webpki_certificates();
                 all.extend(added);
                 RootCerts::from(all)
             }
             (Roots::AddedOnly, false) => RootCerts::from(added),
-            (Roots::AddedOnly, true) => {
-                return Err(Error::config(
-                    "Roots::AddedOnly trusts only added CA certificates, and none were added",
-                ));
-            }
+            (Roots::AddedOnly, true) => return Err(nothing_added()),
         };
         let client_cert = match &self.identity {
             None => None,
@@ -134,6 +121,101 @@ impl TlsSettings {
             .client_cert(client_cert)
             .build())
     }
+
+    /// The CA certificates added to the roots, read and checked.
+    fn added_certificates(&self) -> Result<Vec<Certificate<'static>>, Error> {
+        let mut added = Vec::new();
+        for pem in &self.added {
+            let bytes = pem.read("CA certificate file")?;
+            let certs = certificates(&bytes, &pem.describe("CA certificate file"))?;
+            check_anchors(&certs, &pem.describe("CA certificate file"))?;
+            added.extend(certs);
+        }
+        Ok(added)
+    }
+
+    /// The same settings as PEM, for a TLS client that takes its trust anchors and its client
+    /// certificate as PEM documents (the redis crate): every trusted certificate as one list,
+    /// since such a client has no verifier of the operating system. `who` names that client in
+    /// the errors.
+    ///
+    /// [`Roots::Platform`] becomes the operating system's store read as a certificate list (what
+    /// the platform verifier itself reads on Linux and the BSDs), [`Roots::WebPki`] the bundled
+    /// Mozilla roots. Everything is read and checked as by [`resolve`](TlsSettings::resolve); in
+    /// addition, a trust list that ends up empty (an operating system store without
+    /// certificates) is an [`Error::Config`], since no server could then be trusted.
+    #[cfg(feature = "redis")]
+    pub(crate) fn resolve_pem(&self, who: &str) -> Result<PemTls, Error> {
+        if self.backend != TlsBackend::Rustls {
+            return Err(Error::config(format!(
+                "{who} connects with rustls: TlsBackend::NativeTls cannot be used for it"
+            )));
+        }
+        let added = self.added_certificates()?;
+        let mut roots = match self.roots {
+            Roots::Platform => platform_certificates()?,
+            Roots::WebPki => webpki_certificates(),
+            Roots::AddedOnly if added.is_empty() => return Err(nothing_added()),
+            Roots::AddedOnly => Vec::new(),
+        };
+        roots.extend(added);
+        if roots.is_empty() {
+            return Err(Error::config(format!(
+                "{who} has no certificate authority to trust: the operating system's trust store \
+                 holds no certificates; add the server's CA with \
+                 Network::add_root_certificates_pem"
+            )));
+        }
+        let identity = match &self.identity {
+            None => None,
+            Some((chain, key)) => {
+                let checked = checked_identity(chain, key)?;
+                Some((pem_certificates(&checked.chain), checked.key_pem.to_vec()))
+            }
+        };
+        Ok(PemTls {
+            roots: pem_certificates(&roots),
+            identity,
+        })
+    }
+}
+
+/// [`TlsSettings`] as PEM documents: see [`TlsSettings::resolve_pem`].
+#[cfg(feature = "redis")]
+pub(crate) struct PemTls {
+    /// Every certificate to trust.
+    pub(crate) roots: Vec<u8>,
+    /// The client certificate chain (certificates only) and its private key.
+    pub(crate) identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Certificates as one PEM document.
+#[cfg(feature = "redis")]
+fn pem_certificates(certs: &[Certificate<'static>]) -> Vec<u8> {
+    let mut out = String::new();
+    for cert in certs {
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let encoded = crate::form::base64(cert.der());
+        for line in encoded.as_bytes().chunks(64) {
+            // base64 is ASCII: every chunk is valid UTF-8.
+            out.push_str(std::str::from_utf8(line).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out.into_bytes()
+}
+
+fn nothing_added() -> Error {
+    Error::config("Roots::AddedOnly trusts only added CA certificates, and none were added")
+}
+
+/// The bundled Mozilla roots (webpki-root-certs) as certificates.
+fn webpki_certificates() -> Vec<Certificate<'static>> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect()
 }
 
 #[cfg(feature = "platform-verifier")]
@@ -200,16 +282,32 @@ fn check_anchors(certs: &[Certificate<'static>], what: &str) -> Result<(), Error
     Ok(())
 }
 
+/// A client certificate chain and the PEM of its key, read and checked against each other.
+struct CheckedIdentity {
+    chain: Vec<Certificate<'static>>,
+    key_pem: Arc<[u8]>,
+}
+
 /// The client certificate chain and its key, checked against each other with rustls (ureq would
 /// otherwise find a mismatch only at the first handshake, and panic there).
 fn identity(chain: &Pem, key: &Pem) -> Result<ClientCert, Error> {
+    let checked = checked_identity(chain, key)?;
+    let key = PrivateKey::from_pem(&checked.key_pem).map_err(|e| {
+        Error::config(format!(
+            "{} holds no usable private key: {e}",
+            key.describe("client key")
+        ))
+    })?;
+    Ok(ClientCert::new_with_certs(&checked.chain, key))
+}
+
+/// Reads the client certificate chain and its key and checks that they fit.
+fn checked_identity(chain: &Pem, key: &Pem) -> Result<CheckedIdentity, Error> {
     let what = chain.describe("client certificate");
     let certs = certificates(&chain.read("client certificate")?, &what)?;
     let key_what = key.describe("client key");
     let key_pem = key.read("client key")?;
     let key_der = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| Error::config(format!("{key_what} holds no usable private key: {e}")))?;
-    let key = PrivateKey::from_pem(&key_pem)
         .map_err(|e| Error::config(format!("{key_what} holds no usable private key: {e}")))?;
     let provider = rustls::crypto::CryptoProvider::get_default()
         .cloned()
@@ -220,5 +318,8 @@ fn identity(chain: &Pem, key: &Pem) -> Result<ClientCert, Error> {
         .collect();
     rustls::sign::CertifiedKey::from_der(der_chain, key_der, &provider)
         .map_err(|e| Error::config(format!("{key_what} does not fit {what}: {e}")))?;
-    Ok(ClientCert::new_with_certs(&certs, key))
+    Ok(CheckedIdentity {
+        chain: certs,
+        key_pem,
+    })
 }

@@ -132,7 +132,15 @@ fn store_details(kwargs: &Bound<'_, PyDict>, store: &StoreError) -> PyResult<()>
         StoreErrorKind::UnsupportedVersion => "unsupported_version",
         StoreErrorKind::Io => "io",
         StoreErrorKind::LockTimeout => "lock_timeout",
+        StoreErrorKind::Unavailable => "unavailable",
+        StoreErrorKind::Denied => "denied",
+        StoreErrorKind::NotRegularFile => "not_regular_file",
+        StoreErrorKind::ReadOnly => "read_only",
+        StoreErrorKind::Permissions => "permissions",
+        StoreErrorKind::LeaseLost => "lease_lost",
+        StoreErrorKind::Tls => "tls",
         StoreErrorKind::Custom => "custom",
+        // A kind added to tokengate after this binding was built.
         _ => "other",
     };
     kwargs.set_item("kind", kind)?;

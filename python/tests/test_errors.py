@@ -3,7 +3,10 @@ its attributes; refreshers and hooks written in Python that raise; no secret in 
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -195,6 +198,125 @@ def test_store_error_for_a_bad_token_file(tmp_path, content, kind):
     with pytest.raises(tokengate.StoreError):
         tokengate.FileStore(path).load()
     assert path.read_bytes() == content, "the file was left as it was"
+
+
+def test_store_error_kind_for_a_directory_or_fifo_at_the_token_path(tmp_path):
+    for what in ("directory", "fifo"):
+        path = tmp_path / f"{what}.json"
+        if what == "directory":
+            path.mkdir()
+        else:
+            os.mkfifo(path)
+        caught = []
+
+        def load():
+            try:
+                tokengate.FileStore(path).load()
+            except tokengate.StoreError as e:
+                caught.append(e)
+
+        # A FIFO that were opened would block the load: a thread with a deadline turns that into a
+        # failure.
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        loader.join(timeout=10)
+        if loader.is_alive():
+            os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # releases the reader
+            pytest.fail(f"blocked on the {what}")
+        assert len(caught) == 1, what
+        e = caught[0]
+        assert (e.kind, e.path, e.transient) == ("not_regular_file", str(path), False), (what, e)
+        with pytest.raises(tokengate.StoreError) as built:
+            tokengate.Client("http://127.0.0.1:9", store=tokengate.FileStore(path))
+        assert built.value.kind == "not_regular_file"
+
+
+#: Runs a program without the capabilities that let root ignore file permissions (CI runs as root).
+UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+
+
+def run_as_plain_user(script: str, *args: str) -> dict:
+    """Runs ``script`` in a new Python process without root's file privileges and returns the JSON
+    it prints."""
+    command = [sys.executable, "-c", script, *args]
+    if os.geteuid() == 0:
+        command = UNPRIVILEGED + command
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+READ_ONLY_CHILD = """
+import json, os, sys, tokengate
+path = sys.argv[1]
+store = tokengate.FileStore(path)
+out = {"loaded": store.load() is not None}
+try:
+    with open(os.path.join(os.path.dirname(path), ".probe"), "w"):
+        out["probe"] = "written"
+except OSError:
+    out["probe"] = "refused"
+try:
+    store.save(tokengate.Token("new-access"))
+except tokengate.StoreError as e:
+    out.update(kind=e.kind, path=e.path, transient=e.transient, message=str(e))
+print(json.dumps(out))
+"""
+
+
+def test_store_error_kind_for_a_directory_that_cannot_be_written(tmp_path):
+    directory = tmp_path / "tokens"
+    directory.mkdir()
+    path = directory / "token.json"
+    tokengate.FileStore(path).save(tokengate.Token("saved-access"))
+    directory.chmod(0o500)
+    try:
+        out = run_as_plain_user(READ_ONLY_CHILD, str(path))
+    finally:
+        directory.chmod(0o700)
+    assert out["probe"] == "refused", "the child could still write there"
+    assert out["loaded"], "the saved token still loads"
+    assert (out["kind"], out["path"], out["transient"]) == ("read_only", str(directory), False), out
+    assert "saved-access" not in out["message"] and "new-access" not in out["message"]
+    assert tokengate.FileStore(path).load().access_token == "saved-access"
+
+
+LOCK_FILE_CHILD = """
+import json, sys, tokengate
+api_url, token_url, client_id, client_secret, path = sys.argv[1:]
+client = tokengate.Client(
+    api_url,
+    store=tokengate.FileStore(path),
+    refresher=tokengate.OAuth2.refresh_token_grant(
+        token_url, client_id=client_id, client_secret=client_secret
+    ),
+)
+out = {}
+try:
+    client.get("/x")
+except tokengate.StoreError as e:
+    out.update(kind=e.kind, path=e.path, transient=e.transient, message=str(e))
+print(json.dumps(out))
+"""
+
+
+def test_store_error_kind_for_a_lock_file_this_user_may_not_write(server, tmp_path):
+    path = tmp_path / "token.json"
+    tokengate.FileStore(path).save(server.login(expired=True))
+    lock = tmp_path / "token.json.lock"
+    lock.write_bytes(b"")
+    lock.chmod(0o400)
+    out = run_as_plain_user(
+        LOCK_FILE_CHILD, server.api_url, server.token_url, server.client_id, server.client_secret, str(path)
+    )
+    assert (out.get("kind"), out.get("path"), out.get("transient")) == ("permissions", str(lock), False), out
+    assert "owner or mode" in out["message"], out
+    assert server.counters()["token_requests"] == 0, "nothing was refreshed"
+
+    lock.chmod(0o600)
+    client = tokengate.Client(server.api_url, store=tokengate.FileStore(path), refresher=server.oauth2())
+    assert client.get("/x").status_code == 200
+    assert server.counters()["refreshes"] == 1
 
 
 def test_transport_error_for_a_closed_port_and_a_reset():

@@ -144,8 +144,16 @@ class StoreError(TokengateError):
 
     Attributes:
         kind: ``"empty"``, ``"malformed"``, ``"unsupported_version"`` (the file is not a token
-            file this version can read; the next save keeps it aside), ``"io"``,
-            ``"lock_timeout"`` or ``"custom"``.
+            file this version can read; the next save keeps it aside), ``"io"`` (reading or
+            writing failed; transient), ``"lock_timeout"`` (another process held the lock), or,
+            for an operator to fix (trying again does not help): ``"not_regular_file"`` (a FIFO,
+            directory, socket or device at the token or lock path; never opened), ``"read_only"``
+            (the directory cannot be written: tokens load but are neither saved nor shared),
+            ``"permissions"`` (the token file is readable by other users and cannot be made
+            private, or the lock file cannot be opened for writing by this user). The kinds of
+            the Rust crate's other stores keep their names too: ``"unavailable"``, ``"denied"``,
+            ``"lease_lost"``, ``"tls"``, ``"custom"``; ``"other"`` is a kind newer than this
+            package.
         path: the token file, if the store is a file.
     """
 

@@ -10,10 +10,14 @@ use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use redis::{Connection, RedisError, RedisResult, Script};
+use redis::{
+    ClientTlsConfig, Connection, ConnectionAddr, IntoConnectionInfo, RedisError, RedisResult,
+    Script, TlsCertificates,
+};
 use serde_json::Value;
 
 use crate::error::{Error, StoreError, StoreErrorKind};
+use crate::net::Network;
 use crate::store::{FileStore, StoreLock, TokenStore};
 use crate::token::Token;
 
@@ -121,11 +125,11 @@ return 0",
 ///   on a new one (every script is safe to run twice); a save keeps retrying on new connections for
 ///   up to a second. A save that still fails is kept by the store and written at the start of its
 ///   next lease, provided no other process has saved in between.
-/// - **Connections**: plain `redis://`, TLS `rediss://` (rustls, the same TLS stack and crypto as
-///   the HTTP client; the system's trust store unless
-///   [`root_certificate_pem`](RedisStoreBuilder::root_certificate_pem) is given), or
-///   `redis+unix://`. A user name and password in the URL authenticate with `AUTH` (Redis 6 ACL
-///   users included); a database number selects the database.
+/// - **Connections**: plain `redis://`, `redis+unix://`, or TLS with `rediss://`: rustls, the
+///   same TLS stack and crypto as the HTTP client, with the TLS settings of a [`Network`] given
+///   to [`network`](RedisStoreBuilder::network) (see [TLS](#tls) below). A user name and password
+///   in the URL authenticate with `AUTH` (Redis 6 ACL users included), inside the TLS connection
+///   with `rediss://`; a database number selects the database.
 ///
 /// Nothing is sent to Redis until the first load, save or lock. Give each application (each
 /// session) its own [`key_prefix`](RedisStoreBuilder::key_prefix).
@@ -154,6 +158,40 @@ return 0",
 /// # Ok::<_, tokengate::Error>(())
 /// ```
 ///
+/// # TLS
+///
+/// A `rediss://` store checks the server's certificate against the same trust anchors as the
+/// HTTP client, from the TLS settings of a [`Network`] (by default [`Network::new`]'s: the
+/// operating system's trust store):
+///
+/// - [`Roots`](crate::Roots): [`Platform`](crate::Roots::Platform) is the operating system's
+///   store read as a list of certificates when the store is built (on Linux and the BSDs the same
+///   certificates its verifier reads; on macOS and Windows, the certificates it exports),
+///   [`WebPki`](crate::Roots::WebPki) the bundled Mozilla roots,
+///   [`AddedOnly`](crate::Roots::AddedOnly) only the added CA certificates;
+/// - CA certificates added with [`add_root_certificates_pem`](Network::add_root_certificates_pem)
+///   (or `_file`) are trusted as well, e.g. the private CA of a company's Redis;
+/// - a client certificate from [`client_certificate_pem`](Network::client_certificate_pem) (or
+///   `_files`) is presented to a Redis that wants one (`tls-auth-clients yes`).
+///
+/// Proxies and [`configure_agent`](Network::configure_agent) are for HTTP and do not apply to
+/// Redis. A TLS failure when connecting (a certificate not trusted or not for the host, a
+/// client certificate refused or missing) is a [`StoreErrorKind::Tls`] error, a configuration
+/// failure ([`StoreError::is_configuration`]) that is not retried as a transient one. Its message
+/// names the server without the password of the URL.
+///
+/// ```no_run
+/// use tokengate::{Network, RedisStore};
+///
+/// let store = RedisStore::builder("rediss://worker:s3cret@redis.internal:6380/0")
+///     .key_prefix("billing-sync:")
+///     .network(Network::new()
+///         .add_root_certificates_pem_file("/etc/redis/tls/ca.crt")
+///         .client_certificate_pem_files("/etc/worker/redis.crt", "/etc/worker/redis.key"))
+///     .build()?;
+/// # Ok::<_, tokengate::Error>(())
+/// ```
+///
 /// # Failure modes
 ///
 /// | what happens | what callers see | what Redis holds afterwards |
@@ -164,6 +202,7 @@ return 0",
 /// | a refresh that outlives the lease TTL | the holder's thread extends the lease every TTL/3, so nobody else starts a refresh. If it cannot (Redis unreachable, or the process was paused), the lease expires; when another process has saved since, the late save is refused ([`StoreErrorKind::LeaseLost`], counted in [`Stats::store_errors`](crate::Stats::store_errors), [`Event::StoreFailed`](crate::Event::StoreFailed)) and the slow process goes on with its token in memory | the newer token, never overwritten |
 /// | the connection drops during a save | nothing: the save is retried on a new connection (for up to a second) | the new token |
 /// | Redis unreachable for longer during a save | the refreshed token is used (the request succeeds); [`Event::StoreFailed`](crate::Event::StoreFailed) with kind `Unavailable`. The store saves it at the start of its next lease unless another process saved first; until then other processes see the previous token, and one that must refresh in that time presents a spent refresh token | the previous token until that next lease |
+/// | the server's certificate is not trusted, or the client certificate is refused | [`Error::Store`] with kind [`Tls`](StoreErrorKind::Tls) (a configuration failure, not transient): from `build()` when the client starts without a token, else from the refresh ([`Event::RefreshFailed`](crate::Event::RefreshFailed)), which the gate tries again only after its longest backoff. Nothing is sent before the handshake, neither the password nor a command | unchanged |
 /// | Redis restarted | as while it is down; pooled connections are replaced on the next call. A Redis that lost its data (no persistence) looks like a new store: the first process to refresh saves from its own memory. Run Redis with persistence (`appendonly yes`) when the refresh tokens rotate | what it persisted |
 #[derive(Clone)]
 pub struct RedisStore {
@@ -207,7 +246,7 @@ pub struct RedisStoreBuilder {
     prefix: String,
     lease_ttl: Duration,
     timeout: Duration,
-    root_certificate: Option<Vec<u8>>,
+    network: Option<Network>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -217,7 +256,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("prefix", &self.prefix)
             .field("lease_ttl", &self.lease_ttl)
             .field("timeout", &self.timeout)
-            .field("root_certificate", &self.root_certificate.is_some())
+            .field("network", &self.network)
             .finish()
     }
 }
@@ -245,39 +284,69 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Sets the certificate authority (PEM) that a `rediss://` server's certificate must chain to,
-    /// instead of the system's trust store. Defaults to none: the system's trust store.
-    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.root_certificate = Some(pem.into());
+    /// Sets the TLS settings of a `rediss://` connection: the trusted certificate authorities and
+    /// the client certificate, as for the HTTP client (see [TLS](RedisStore#tls)); the same
+    /// [`Network`] can be given to both. Its proxies and agent options do not apply to Redis.
+    /// Only for a `rediss://` URL: with another URL, [`build`](RedisStoreBuilder::build) fails
+    /// rather than connect without the TLS that was asked for. Defaults to [`Network::new`] for
+    /// a `rediss://` URL: the operating system's trust store, no client certificate.
+    pub fn network(mut self, network: Network) -> Self {
+        self.network = Some(network);
         self
     }
 
-    /// Builds the store. Does not connect: Redis is first asked on the first load, save or lock.
+    /// Builds the store: reads and checks the URL and, for `rediss://`, the TLS settings (files
+    /// are read now). Does not connect: Redis is first asked on the first load, save or lock.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] when the URL is not a usable Redis URL (`redis://`, `rediss://`,
-    /// `redis+unix://`) or the root certificate is not PEM. The message shows the URL without its
-    /// password.
+    /// `redis+unix://`); for `rediss://`, when the TLS settings cannot be used (a certificate or
+    /// key file that cannot be read or is not PEM, a key that does not fit its certificate,
+    /// [`Roots::AddedOnly`](crate::Roots::AddedOnly) without added certificates, an operating
+    /// system trust store without certificates, [`TlsBackend::NativeTls`](crate::TlsBackend),
+    /// or the URL's `#insecure`, which would turn certificate checks off); and when a
+    /// [`network`](RedisStoreBuilder::network) was given for a URL without TLS. The message
+    /// shows the URL without its password.
     pub fn build(self) -> Result<RedisStore, Error> {
         let shown = redact_url(&self.url);
-        let client = match self.root_certificate {
-            None => redis::Client::open(self.url.as_str()),
-            Some(pem) => redis::Client::build_with_tls(
-                self.url.as_str(),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            ),
-        }
-        .map_err(|e| {
-            // The redis crate's message may quote the URL: only its class is shown.
-            Error::config(format!(
-                "{shown}: not a usable Redis URL or TLS setting ({:?})",
-                e.kind()
-            ))
-        })?;
+        // The redis crate's messages may quote the URL: only their class is shown.
+        let unusable = |e: RedisError| {
+            Error::config(format!("{shown}: not a usable Redis URL ({:?})", e.kind()))
+        };
+        let info = self.url.as_str().into_connection_info().map_err(unusable)?;
+        let client = match info.addr() {
+            ConnectionAddr::TcpTls { insecure: true, .. } => {
+                return Err(Error::config(format!(
+                    "{shown}: `#insecure` would turn off the checks of the server's certificate; \
+                     trust its CA with Network::add_root_certificates_pem instead"
+                )));
+            }
+            ConnectionAddr::TcpTls { .. } => {
+                let tls = self
+                    .network
+                    .unwrap_or_default()
+                    .tls()
+                    .resolve_pem(&format!("the Redis store {shown}"))?;
+                let certificates = TlsCertificates {
+                    client_tls: tls
+                        .identity
+                        .map(|(client_cert, client_key)| ClientTlsConfig {
+                            client_cert,
+                            client_key,
+                        }),
+                    root_cert: Some(tls.roots),
+                };
+                redis::Client::build_with_tls(info, certificates).map_err(unusable)?
+            }
+            _ if self.network.is_some() => {
+                return Err(Error::config(format!(
+                    "{shown}: TLS settings (RedisStoreBuilder::network) were given for a \
+                     connection without TLS; use a rediss:// URL"
+                )));
+            }
+            _ => redis::Client::open(info).map_err(unusable)?,
+        };
         let prefix = self.prefix;
         Ok(RedisStore {
             inner: Arc::new(Inner {
@@ -305,7 +374,7 @@ impl RedisStore {
             prefix: DEFAULT_PREFIX.into(),
             lease_ttl: DEFAULT_LEASE_TTL,
             timeout: DEFAULT_TIMEOUT,
-            root_certificate: None,
+            network: None,
         }
     }
 
@@ -394,6 +463,17 @@ impl Inner {
     /// Our error for a failed Redis call: the kind from the cause, a message naming the server
     /// (never its password), the cause as the source.
     fn error(&self, what: &str, e: RedisError) -> StoreError {
+        if is_tls_failure(&e) {
+            return StoreError::new(
+                StoreErrorKind::Tls,
+                format!(
+                    "{what} Redis at {}: TLS failed (a server certificate this store does not \
+                     trust, or a client certificate the server refused)",
+                    self.shown
+                ),
+            )
+            .with_source(e);
+        }
         let kind = match (e.kind(), e.code()) {
             (redis::ErrorKind::AuthenticationFailed, _)
             | (redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm), _)
@@ -674,6 +754,31 @@ impl Drop for Lease<'_> {
                 .invoke::<i64>(con)
         });
     }
+}
+
+/// Whether `e` is a TLS failure: a certificate not trusted or not for this host, a client
+/// certificate refused or missing, a broken handshake. rustls's error is wrapped in the
+/// `io::Error` of the TLS stream, which the redis crate keeps behind an `Arc`.
+fn is_tls_failure(e: &RedisError) -> bool {
+    type Shared = Arc<dyn std::error::Error + Send + Sync>;
+    fn is_tls(c: &(dyn std::error::Error + 'static)) -> bool {
+        if c.is::<rustls::Error>() || c.is::<rustls::pki_types::InvalidDnsNameError>() {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return io.get_ref().is_some_and(|inner| is_tls(inner));
+        }
+        c.downcast_ref::<Shared>()
+            .is_some_and(|shared| is_tls(&**shared))
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if is_tls(c) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Whether the connection that gave `e` is unusable (and a new one may work).

@@ -1,6 +1,7 @@
 //! What a `FileStore` finds on disk besides a token file (issue 12, items 8 and 10): a FIFO or
 //! other special file at the token or lock path, temporaries left by a crashed save, a token file
-//! other users can read, a directory that cannot be written. Real files, real FIFOs, the real
+//! other users can read, a directory that cannot be written, a lock file this user may not open
+//! for writing. Real files, real FIFOs, the real
 //! server; the cases that need a user without root's file privileges run in a child process (this
 //! test binary run again under `setpriv` with those capabilities dropped when the tests run as
 //! root).
@@ -19,7 +20,7 @@ use tokengate_testserver::support::TempDir;
 use crate::children::{CHILD_URL, finish};
 use crate::support::*;
 
-/// Selects what the privilege-dropped child does: `read-only` or `permissions`.
+/// Selects what the privilege-dropped child does: `read-only`, `permissions` or `lock-file`.
 const FILES_CHILD: &str = "TOKENGATE_FILES_CHILD";
 /// The token file the child uses.
 const FILES_PATH: &str = "TOKENGATE_FILES_PATH";
@@ -292,6 +293,76 @@ fn issue_12_a_read_only_token_directory_gives_one_clear_error_and_spends_nothing
     assert_eq!((seen.refreshes, seen.invalid_grant), (1, 0));
 }
 
+/// A lock file that is there but that this user may not open for writing is a configuration
+/// failure (`Permissions`, naming the lock file), not a transient I/O error the gate would retry
+/// with its short backoff.
+#[test]
+fn a_lock_file_this_user_may_not_write_is_a_permissions_error_not_a_transient_one() {
+    let server = TestServer::start();
+    let dir = temp_dir("lock-perm");
+    let path = dir.path().join("token.json");
+    let store = FileStore::new(&path);
+    store.save(&expired_login(&server)).unwrap();
+    fs::remove_file(store.lock_path()).ok();
+    fs::write(store.lock_path(), b"").unwrap();
+    fs::set_permissions(store.lock_path(), fs::Permissions::from_mode(0o400)).unwrap();
+
+    if privileged(&dir) {
+        run_unprivileged("lock-file", &path, &server);
+    } else {
+        lock_file_checks(&path, &server.url());
+    }
+    assert_eq!(server.counters().token_requests, 0, "nothing was refreshed");
+
+    // Writable again: the saved token is refreshed with its (unspent) refresh token.
+    fs::set_permissions(store.lock_path(), fs::Permissions::from_mode(0o600)).unwrap();
+    let client = client_with_store(&server, FileStore::new(&path)).unwrap();
+    assert_eq!(get_status(&client, "/data"), 200);
+    let seen = server.counters();
+    assert_eq!((seen.refreshes, seen.invalid_grant), (1, 0));
+}
+
+/// A store whose lock file cannot be opened for writing: the token loads, `lock` fails with
+/// `Permissions` naming the lock file, and requests fail at once with that error (not transient,
+/// one refresh attempt, no token request).
+fn lock_file_checks(path: &Path, url: &str) {
+    let store = FileStore::new(path);
+    let lock_path = store.lock_path().to_owned();
+    assert!(
+        fs::OpenOptions::new().write(true).open(&lock_path).is_err(),
+        "the lock file can still be written"
+    );
+    store.load().unwrap().expect("the saved token is readable");
+    let e = store.lock(PATIENCE).map(|_| ()).unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::Permissions, "{e}");
+    assert_eq!(e.path(), Some(lock_path.as_path()));
+    assert!(e.is_configuration(), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("lock file") && text.contains("owner or mode"),
+        "{text}"
+    );
+
+    let client = Client::builder(format!("{url}/api"))
+        .store(store)
+        .refresher(
+            tokengate::OAuth2::refresh_token_grant(format!("{url}/oauth/token"))
+                .client_id("demo-client")
+                .client_secret("demo-secret"),
+        )
+        .refresh_timeout(PATIENCE)
+        // The longest backoff outlasts the test: the calls below cannot outrun it.
+        .refresh_backoff(Duration::from_millis(250), PATIENCE)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let e = client.get("/data").call().map(|_| ()).unwrap_err();
+        assert_eq!(store_kind(&e), StoreErrorKind::Permissions, "{e}");
+        assert!(!e.is_transient() && e.is_configuration(), "{e}");
+    }
+    assert_eq!(client.stats().refresh_failures, 1, "retried in a loop");
+}
+
 /// Whether this process writes where permissions say it may not (root's `CAP_DAC_OVERRIDE`):
 /// probed on `dir`, made read-only for the probe.
 fn privileged(dir: &TempDir) -> bool {
@@ -363,6 +434,7 @@ fn unprivileged_child() {
                 .build();
             assert_eq!(store_kind(&built.unwrap_err()), StoreErrorKind::Permissions);
         }
+        "lock-file" => lock_file_checks(&path, &url),
         other => panic!("unknown child mode {other}"),
     }
     println!("RESULT ok={mode}");

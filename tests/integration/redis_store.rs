@@ -8,11 +8,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokengate::{Client, Error, Event, RedisStore, StoreErrorKind, Token, TokenStore};
-use tokengate_testserver::TestServer;
+use tokengate::{
+    Client, Error, Event, Network, RedisStore, Roots, StoreError, StoreErrorKind, TlsBackend,
+    Token, TokenStore,
+};
+use tokengate_testserver::{TestPki, TestServer};
 
 use crate::children::*;
-use crate::services::RedisServer;
+use crate::services::{ClientAuth, RedisServer};
 use crate::store::{PROCESSES, THREADS_PER_PROCESS, TOKEN_LIFETIME};
 use crate::support::*;
 
@@ -625,4 +628,339 @@ fn an_unusable_stored_value_is_a_typed_error_and_kept_aside_by_the_next_save() {
     store.save(&Token::new("fresh")).unwrap();
     assert_eq!(redis.cli(&["GET", "bad:token.corrupt"]), "{ sekrit-access");
     assert_eq!(stored_access_token(&redis, "bad:token"), "fresh");
+}
+
+// ---- rediss:// (TLS through the same settings as the HTTP client: `Network`) ----
+
+/// A TLS store on `redis` (URL with `userinfo@` when given) with these TLS settings.
+fn tls_store(
+    redis: &RedisServer,
+    userinfo: Option<&str>,
+    prefix: &str,
+    network: Network,
+) -> RedisStore {
+    let url = userinfo.map_or_else(|| redis.url(), |u| redis.url_as(u));
+    RedisStore::builder(url)
+        .key_prefix(prefix)
+        .lease_ttl(LEASE_TTL)
+        .network(network)
+        .build()
+        .unwrap()
+}
+
+fn trusting(pki: &TestPki) -> Network {
+    Network::new().add_root_certificates_pem(pki.ca_pem())
+}
+
+/// Everything an error shows: `Display` and `Debug` of it and of each cause.
+fn shown_chain(e: &dyn std::error::Error) -> String {
+    let mut text = format!("{e} {e:?}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(" | {c} {c:?}"));
+        cause = c.source();
+    }
+    text
+}
+
+/// The typed TLS failure of a store that cannot complete the handshake, its message naming the
+/// server (and TLS) without the password.
+fn assert_tls_failure(e: &StoreError, redis: &RedisServer, password: &str) {
+    assert_eq!(e.kind(), StoreErrorKind::Tls, "{}", shown_chain(e));
+    assert!(e.is_configuration(), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("TLS"), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", redis.port())),
+        "{text}"
+    );
+    let all = shown_chain(e);
+    assert!(!all.contains(password), "{all}");
+}
+
+#[test]
+fn rediss_with_the_private_ca_refreshes_and_saves_end_to_end() {
+    let server = TestServer::start();
+    let pki = TestPki::new("tokengate redis CA");
+    // TLS only: `--port 0`, the store's port is the TLS port.
+    let redis = RedisServer::with_tls(&pki, ClientAuth::Off, &[]);
+    let store = tls_store(&redis, None, "tls:", trusting(&pki));
+    assert!(redis.url().starts_with("rediss://"));
+    store.save(&expired_login(&server)).unwrap();
+    assert_eq!(revision(&redis, "tls:token"), 1);
+
+    let client = client_on(&server, store).unwrap();
+    assert_eq!(get_status(&client, "/me"), 200);
+    let c = server.counters();
+    assert_eq!((c.refreshes, c.invalid_grant), (1, 0), "{c:?}");
+    assert_eq!(revision(&redis, "tls:token"), 2, "the refresh was saved");
+    assert_eq!(
+        stored_access_token(&redis, "tls:token"),
+        client.token().unwrap().access_token().secret()
+    );
+    assert_eq!(
+        redis.cli(&["EXISTS", "tls:lease"]),
+        "0",
+        "the lease was released"
+    );
+
+    // Another process, trusting the CA from a file and nothing else, adopts the saved token.
+    let dir = crate::support::temp_dir("redis-ca");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, pki.ca_pem()).unwrap();
+    let other = tls_store(
+        &redis,
+        None,
+        "tls:",
+        Network::new()
+            .roots(Roots::AddedOnly)
+            .add_root_certificates_pem_file(&ca_file),
+    );
+    let other = client_on(&server, other).unwrap();
+    assert_eq!(get_status(&other, "/me"), 200);
+    assert_eq!(
+        other.token().unwrap().access_token().secret(),
+        client.token().unwrap().access_token().secret()
+    );
+    assert_eq!(server.counters().refreshes, 1, "one refresh for both");
+}
+
+#[test]
+fn rediss_without_the_ca_is_a_typed_tls_error_that_never_shows_the_password() {
+    let server = TestServer::start();
+    let pki = TestPki::new("tokengate redis CA");
+    let redis = RedisServer::with_tls(&pki, ClientAuth::Off, &[]);
+    redis.cli(&[
+        "SET",
+        "notls:token",
+        r#"{"version":1,"access_token":"kept"}"#,
+    ]);
+    let userinfo = Some("worker:hunter2-secret");
+    for (what, network) in [
+        ("the OS trust store", Network::new()),
+        ("the bundled roots", Network::new().roots(Roots::WebPki)),
+        (
+            "another CA",
+            Network::new()
+                .roots(Roots::AddedOnly)
+                .add_root_certificates_pem(TestPki::new("another CA").ca_pem()),
+        ),
+    ] {
+        let store = tls_store(&redis, userinfo, "notls:", network);
+        let e = store.load().unwrap_err();
+        assert_tls_failure(&e, &redis, "hunter2-secret");
+        assert!(
+            shown_chain(&e).contains("UnknownIssuer"),
+            "{what}: the cause says why: {}",
+            shown_chain(&e)
+        );
+        let e = store.save(&Token::new("never-saved")).unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::Tls, "{what}: {e}");
+        let e = store.lock(PATIENCE).map(drop).unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::Tls, "{what}: {e}");
+
+        // Through a client: a configuration error at build, not a transient one.
+        let e = client_on(&server, store.clone()).unwrap_err();
+        assert_eq!(
+            e.store_error().map(StoreError::kind),
+            Some(StoreErrorKind::Tls),
+            "{what}: {e}"
+        );
+        assert!(
+            e.is_tls() && e.is_configuration() && !e.is_transient(),
+            "{e}"
+        );
+        assert!(!shown_chain(&e).contains("hunter2-secret"));
+        assert!(!format!("{store:?}").contains("hunter2-secret"));
+    }
+    assert_eq!(stored_access_token(&redis, "notls:token"), "kept");
+    assert_eq!(server.counters().token_requests, 0);
+}
+
+#[test]
+fn mutual_tls_with_the_client_certificate_works_and_without_it_is_refused() {
+    let pki = TestPki::new("tokengate redis CA");
+    let redis = RedisServer::with_tls(&pki, ClientAuth::Required, &[]);
+    let me = pki.client("tokengate worker");
+    let with_cert = tls_store(
+        &redis,
+        None,
+        "mtls:",
+        trusting(&pki).client_certificate_pem(me.cert_pem.clone(), me.key_pem.clone()),
+    );
+    with_cert.save(&Token::new("over-mtls")).unwrap();
+    assert_eq!(
+        with_cert.load().unwrap().unwrap().access_token().secret(),
+        "over-mtls"
+    );
+    assert_eq!(stored_access_token(&redis, "mtls:token"), "over-mtls");
+
+    // The same certificate from files (one file holding both is fine).
+    let dir = crate::support::temp_dir("redis-mtls");
+    let both = dir.path().join("worker.pem");
+    std::fs::write(&both, format!("{}{}", me.cert_pem, me.key_pem)).unwrap();
+    let from_files = tls_store(
+        &redis,
+        None,
+        "mtls:",
+        trusting(&pki).client_certificate_pem_files(&both, &both),
+    );
+    from_files.save(&Token::new("from-files")).unwrap();
+    assert_eq!(stored_access_token(&redis, "mtls:token"), "from-files");
+
+    // Without a certificate, or with one from a CA the server does not know: refused.
+    let stranger = TestPki::new("a CA the server does not know").client("stranger");
+    for (what, network) in [
+        ("no client certificate", trusting(&pki)),
+        (
+            "a stranger's certificate",
+            trusting(&pki).client_certificate_pem(stranger.cert_pem, stranger.key_pem),
+        ),
+    ] {
+        let store = tls_store(&redis, None, "mtls:", network);
+        let e = store.save(&Token::new("refused")).unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::Tls, "{what}: {}", shown_chain(&e));
+        assert!(e.is_configuration(), "{what}: {e}");
+        let e = store.load().unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::Tls, "{what}: {}", shown_chain(&e));
+    }
+    assert_eq!(stored_access_token(&redis, "mtls:token"), "from-files");
+    assert_eq!(
+        revision(&redis, "mtls:token"),
+        2,
+        "the refused saves wrote nothing"
+    );
+}
+
+#[test]
+fn acl_users_authenticate_over_tls() {
+    let pki = TestPki::new("tokengate redis CA");
+    // No plain port: AUTH can only have travelled inside TLS.
+    let redis = RedisServer::with_tls(
+        &pki,
+        ClientAuth::Off,
+        &[
+            "--user",
+            "worker",
+            "on",
+            ">s3cret-acl",
+            "~app:*",
+            "&*",
+            "+@all",
+        ],
+    );
+    let app = tls_store(&redis, Some("worker:s3cret-acl"), "app:", trusting(&pki));
+    app.save(&Token::new("for-app")).unwrap();
+    assert_eq!(
+        app.load().unwrap().unwrap().access_token().secret(),
+        "for-app"
+    );
+    assert_eq!(stored_access_token(&redis, "app:token"), "for-app");
+    let who = redis.cli(&["ACL", "LOG"]);
+    assert!(
+        !who.contains("worker"),
+        "no refused command or login: {who}"
+    );
+
+    let e = tls_store(&redis, Some("worker:wrong-pass"), "app:", trusting(&pki))
+        .load()
+        .unwrap_err();
+    assert_eq!(
+        e.kind(),
+        StoreErrorKind::Denied,
+        "TLS worked, AUTH did not: {e}"
+    );
+    assert!(
+        !shown_chain(&e).contains("wrong-pass"),
+        "{}",
+        shown_chain(&e)
+    );
+    let e = tls_store(&redis, Some("worker:s3cret-acl"), "other:", trusting(&pki))
+        .load()
+        .unwrap_err();
+    assert_eq!(
+        e.kind(),
+        StoreErrorKind::Denied,
+        "the ACL allows app:* only: {e}"
+    );
+}
+
+#[test]
+fn unusable_tls_settings_are_configuration_errors_at_build() {
+    let pki = TestPki::new("tokengate redis CA");
+    let other = TestPki::new("another CA").client("other");
+    let me = pki.client("me");
+    let url = "rediss://worker:hunter2-secret@127.0.0.1:1/0";
+    let build = |url: &str, network: Option<Network>| {
+        let builder = RedisStore::builder(url);
+        match network {
+            Some(n) => builder.network(n),
+            None => builder,
+        }
+        .build()
+    };
+    let cases: Vec<(&str, &str, Option<Network>, &str)> = vec![
+        (
+            "AddedOnly without certificates",
+            url,
+            Some(Network::new().roots(Roots::AddedOnly)),
+            "none were added",
+        ),
+        (
+            "a CA file that is not there",
+            url,
+            Some(Network::new().add_root_certificates_pem_file("/nonexistent/ca.pem")),
+            "/nonexistent/ca.pem",
+        ),
+        (
+            "a CA that is not PEM",
+            url,
+            Some(Network::new().add_root_certificates_pem("not a certificate")),
+            "no certificate",
+        ),
+        (
+            "a key that does not fit the certificate",
+            url,
+            Some(trusting(&pki).client_certificate_pem(me.cert_pem.clone(), other.key_pem.clone())),
+            "does not fit",
+        ),
+        (
+            "the OS TLS stack",
+            url,
+            Some(trusting(&pki).tls_backend(TlsBackend::NativeTls)),
+            "rustls",
+        ),
+        (
+            "#insecure",
+            "rediss://worker:hunter2-secret@127.0.0.1:1/0#insecure",
+            None,
+            "#insecure",
+        ),
+        (
+            "TLS settings for a plain URL",
+            "redis://worker:hunter2-secret@127.0.0.1:1/0",
+            Some(trusting(&pki)),
+            "rediss://",
+        ),
+        (
+            "TLS settings for a Unix socket",
+            "redis+unix:///run/redis.sock",
+            Some(Network::new()),
+            "rediss://",
+        ),
+    ];
+    for (what, url, network, says) in cases {
+        let e = build(url, network).unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{what}: {e:?}");
+        assert!(e.is_configuration(), "{what}");
+        let text = e.to_string();
+        assert!(text.contains(says), "{what}: {text}");
+        assert!(
+            !shown_chain(&e).contains("hunter2-secret"),
+            "{what}: {text}"
+        );
+    }
+    // Nothing wrong: building does not connect.
+    build(url, Some(trusting(&pki))).unwrap();
+    build(url, None).unwrap();
 }

@@ -13,6 +13,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use tokengate_testserver::TestPki;
 use tokengate_testserver::support::TempDir;
 
 use crate::support::{PATIENCE, temp_dir};
@@ -27,12 +28,23 @@ fn wait_until(what: &str, within: Duration, ready: impl Fn() -> bool) {
 }
 
 /// A `redis-server` of our own on a free loopback port, without persistence except the snapshot
-/// written by a graceful [`stop`](RedisServer::stop).
+/// written by a graceful [`stop`](RedisServer::stop); with [`with_tls`](RedisServer::with_tls),
+/// TLS only (`--port 0 --tls-port <port>`).
 pub struct RedisServer {
     port: u16,
     dir: TempDir,
     extra: Vec<String>,
+    /// The arguments that make `redis-cli` reach this server: TLS and its certificates.
+    cli_tls: Vec<String>,
+    tls: bool,
     child: Option<Child>,
+}
+
+/// Whether a TLS Redis wants a certificate from its clients (`--tls-auth-clients`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    Required,
+    Off,
 }
 
 impl RedisServer {
@@ -42,23 +54,80 @@ impl RedisServer {
 
     /// A server started with extra `redis-server` arguments (e.g. `--user ...`).
     pub fn with_args(extra: &[&str]) -> RedisServer {
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let mut server = RedisServer {
-            port,
-            dir: temp_dir("redis"),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            child: None,
-        };
+        let mut server = RedisServer::unstarted(extra);
         server.launch();
         server
     }
 
+    /// A server that speaks TLS only, with the server certificate of `pki` (for `127.0.0.1`),
+    /// checking client certificates against `pki`'s CA when `auth` says so. `redis-cli` reaches
+    /// it with TLS, trusting that CA, and with a client certificate of its own from `pki`.
+    pub fn with_tls(pki: &TestPki, auth: ClientAuth, extra: &[&str]) -> RedisServer {
+        let mut server = RedisServer::unstarted(extra);
+        let dir = server.dir.path().to_owned();
+        let write = |name: &str, pem: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path.to_str().unwrap().to_owned()
+        };
+        let ca = write("ca.pem", &pki.ca_pem());
+        let cert = write("server.pem", &pki.server().cert_pem);
+        let key = write("server.key", &pki.server().key_pem);
+        let cli = pki.client("redis-cli");
+        let cli_cert = write("cli.pem", &cli.cert_pem);
+        let cli_key = write("cli.key", &cli.key_pem);
+        let auth = match auth {
+            ClientAuth::Required => "yes",
+            ClientAuth::Off => "no",
+        };
+        let mut args: Vec<String> = [
+            "--tls-port",
+            &server.port.to_string(),
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            auth,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.append(&mut server.extra);
+        server.extra = args;
+        server.cli_tls = [
+            "--tls", "--cacert", &ca, "--cert", &cli_cert, "--key", &cli_key,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        server.tls = true;
+        server.launch();
+        server
+    }
+
+    fn unstarted(extra: &[&str]) -> RedisServer {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        RedisServer {
+            port,
+            dir: temp_dir("redis"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            cli_tls: Vec::new(),
+            tls: false,
+            child: None,
+        }
+    }
+
     fn launch(&mut self) {
+        // A TLS server has no plain port: its TLS port is among the extra arguments.
+        let plain = if self.tls { 0 } else { self.port };
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string()])
+        cmd.args(["--port", &plain.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--loglevel", "warning"])
             .arg("--dir")
@@ -72,9 +141,15 @@ impl RedisServer {
         });
         let port = self.port;
         let child = std::cell::RefCell::new(child);
+        let hint = if self.tls {
+            " (a redis-server built without TLS refuses --tls-port: `redis-server --tls-port 1` \
+             says so)"
+        } else {
+            ""
+        };
         wait_until("redis-server to listen", PATIENCE, || {
             if let Some(status) = child.borrow_mut().try_wait().unwrap() {
-                panic!("redis-server exited at start ({status}); its log is above");
+                panic!("redis-server exited at start ({status}); its log is above{hint}");
             }
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
@@ -85,19 +160,25 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>/0`, or with `userinfo@` in front of the host.
+    /// `redis://127.0.0.1:<port>/0` (`rediss://` with TLS), or with `userinfo@` in front of the
+    /// host.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("{}://127.0.0.1:{}/0", self.scheme(), self.port)
     }
 
     pub fn url_as(&self, userinfo: &str) -> String {
-        format!("redis://{userinfo}@127.0.0.1:{}/0", self.port)
+        format!("{}://{userinfo}@127.0.0.1:{}/0", self.scheme(), self.port)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls { "rediss" } else { "redis" }
     }
 
     /// Runs `redis-cli` against this server (as the default user) and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.cli_tls)
             .args(args)
             .output()
             .expect("cannot run redis-cli (Debian package redis-tools)");
@@ -114,14 +195,9 @@ impl RedisServer {
         let how = if keep_data { "SAVE" } else { "NOSAVE" };
         // redis-cli reports the dropped connection of a successful shutdown as an error.
         let _ = Command::new("redis-cli")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "SHUTDOWN",
-                how,
-            ])
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.cli_tls)
+            .args(["SHUTDOWN", how])
             .output();
         let until = Instant::now() + PATIENCE;
         while child.try_wait().unwrap().is_none() {
