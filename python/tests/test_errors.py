@@ -287,7 +287,7 @@ api_url, token_url, client_id, client_secret, path = sys.argv[1:]
 client = tokengate.Client(
     api_url,
     store=tokengate.FileStore(path),
-    refresher=tokengate.OAuth2.refresh_token_grant(
+    refresher=tokengate.OAuth2.refresh_token(
         token_url, client_id=client_id, client_secret=client_secret
     ),
 )

@@ -346,7 +346,7 @@ fn lock_file_checks(path: &Path, url: &str) {
     let client = Client::builder(format!("{url}/api"))
         .store(store)
         .refresher(
-            tokengate::OAuth2::refresh_token_grant(format!("{url}/oauth/token"))
+            tokengate::OAuth2::refresh_token(format!("{url}/oauth/token"))
                 .client_id("demo-client")
                 .client_secret("demo-secret"),
         )
