@@ -38,7 +38,12 @@ impl Threads {
         name: &str,
         f: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<()> {
-        let handle = std::thread::Builder::new().name(name.to_owned()).spawn(f)?;
+        let handle = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                OWN_THREAD.set(Some(std::thread::current().id()));
+                f();
+            })?;
         let mut handles = self.0.lock();
         handles.retain(|h| !h.is_finished());
         handles.push(handle);
@@ -50,13 +55,22 @@ impl Threads {
     /// refresh holds the caller until that refresh ends.
     pub(crate) fn join(&self) {
         let handles = std::mem::take(&mut *self.0.lock());
-        let me = std::thread::current().id();
+        // Not `std::thread::current()`: on a thread Rust did not start (a C program's main
+        // thread) that allocates a handle kept until exit, which valgrind reports.
+        let me = OWN_THREAD.get();
         for handle in handles {
-            if handle.thread().id() != me {
+            if Some(handle.thread().id()) != me {
                 let _ = handle.join();
             }
         }
     }
+}
+
+#[cfg(not(loom))]
+thread_local! {
+    /// On a thread started by [`Threads::spawn`], its id.
+    static OWN_THREAD: std::cell::Cell<Option<std::thread::ThreadId>> =
+        const { std::cell::Cell::new(None) };
 }
 
 #[cfg(all(loom, test))]
