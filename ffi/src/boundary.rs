@@ -134,9 +134,10 @@ pub(crate) fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
 /// `tokengate_last_error()`.
 macro_rules! ffi_boundary {
     ($error_out:expr, $body:block) => {
-        $crate::boundary::run($error_out, move || -> Result<(), $crate::boundary::Failure> {
-            $body
-        })
+        $crate::boundary::run(
+            $error_out,
+            move || -> Result<(), $crate::boundary::Failure> { $body },
+        )
     };
 }
 pub(crate) use ffi_boundary;

@@ -510,7 +510,11 @@ pub unsafe extern "C" fn tokengate_client_builder_set_client_id(
 ) -> tokengate_result {
     ffi_boundary!(error_out, {
         // SAFETY: forwarded from the caller.
-        unsafe { set_text(builder, client_id, "client_id", |b, v| b.client_id = Some(v)) }
+        unsafe {
+            set_text(builder, client_id, "client_id", |b, v| {
+                b.client_id = Some(v)
+            })
+        }
     })
 }
 
@@ -619,7 +623,10 @@ pub unsafe extern "C" fn tokengate_client_builder_add_token_param(
         // SAFETY: forwarded from the caller.
         unsafe {
             with_builder(builder, |b| {
-                let (name, value) = (boundary::text(name, "name")?, boundary::text(value, "value")?);
+                let (name, value) = (
+                    boundary::text(name, "name")?,
+                    boundary::text(value, "value")?,
+                );
                 b.token_params.push((name.to_owned(), value.to_owned()));
                 Ok(())
             })

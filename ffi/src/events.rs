@@ -86,13 +86,20 @@ pub(crate) struct EventView {
 
 impl EventView {
     pub(crate) fn new(event: &Event) -> EventView {
-        let error = |e: &tokengate::Error| Some(Box::new(tokengate_error::from(Failure::from(e.clone()))));
+        let error =
+            |e: &tokengate::Error| Some(Box::new(tokengate_error::from(Failure::from(e.clone()))));
         let (kind, generation, retry_in, expires_in, error) = match event {
             Event::Refreshed {
                 generation,
                 expires_in,
                 ..
-            } => (TOKENGATE_EVENT_REFRESHED, *generation, None, *expires_in, None),
+            } => (
+                TOKENGATE_EVENT_REFRESHED,
+                *generation,
+                None,
+                *expires_in,
+                None,
+            ),
             Event::RefreshFailed { error: e, retry_in } => {
                 (TOKENGATE_EVENT_REFRESH_FAILED, 0, *retry_in, None, error(e))
             }
@@ -102,11 +109,23 @@ impl EventView {
             Event::TokenSet {
                 generation,
                 expires_in,
-            } => (TOKENGATE_EVENT_TOKEN_SET, *generation, None, *expires_in, None),
+            } => (
+                TOKENGATE_EVENT_TOKEN_SET,
+                *generation,
+                None,
+                *expires_in,
+                None,
+            ),
             Event::Adopted {
                 generation,
                 expires_in,
-            } => (TOKENGATE_EVENT_ADOPTED, *generation, None, *expires_in, None),
+            } => (
+                TOKENGATE_EVENT_ADOPTED,
+                *generation,
+                None,
+                *expires_in,
+                None,
+            ),
             Event::StoreFailed { error: e } => {
                 (TOKENGATE_EVENT_STORE_FAILED, 0, None, None, error(e))
             }

@@ -54,7 +54,8 @@ pub(crate) struct Prepared {
 /// An HTTP method as RFC 9110 §9 spells them: token characters, upper case. A lower-case `get`
 /// would be sent as a different, unknown method: it is refused here rather than failing later.
 fn method(text: &str) -> Result<Method, Failure> {
-    let tchar = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let tchar =
+        |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b);
     if text.is_empty() || !text.bytes().all(tchar) {
         return Err(Failure::invalid(format!(
             "method {text:?} is not an HTTP method in upper case (GET, POST, ...)"

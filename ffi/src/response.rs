@@ -47,8 +47,14 @@ pub struct tokengate_response {
 
 /// A C string of header bytes (a value holds no NUL; a name is ASCII).
 fn c_bytes(bytes: &[u8]) -> CString {
-    CString::new(bytes.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>())
-        .unwrap_or_default()
+    CString::new(
+        bytes
+            .iter()
+            .copied()
+            .filter(|&b| b != 0)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap_or_default()
 }
 
 impl tokengate_response {
@@ -77,8 +83,7 @@ impl tokengate_response {
     /// The failure of a body read.
     fn read_failure(&self, e: &std::io::Error) -> Failure {
         let timed_out = e.kind() == std::io::ErrorKind::TimedOut
-            || e
-                .get_ref()
+            || e.get_ref()
                 .and_then(|inner| inner.downcast_ref::<tokengate::ureq::Error>())
                 .is_some_and(|u| matches!(u, tokengate::ureq::Error::Timeout(_)));
         let (code, what) = if timed_out && self.deadline {
@@ -280,7 +285,9 @@ pub unsafe extern "C" fn tokengate_response_body(
         match std::mem::replace(&mut response.body, placeholder) {
             BodyState::Unread(reader) => {
                 let mut bytes = Vec::new();
-                let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
+                let limit = u64::try_from(max_bytes)
+                    .unwrap_or(u64::MAX)
+                    .saturating_add(1);
                 if let Err(e) = reader.take(limit).read_to_end(&mut bytes) {
                     let failure = response.read_failure(&e);
                     return Err(response.fail(failure));

@@ -170,8 +170,8 @@ pub unsafe extern "C" fn tokengate_token_set_refresh_token(
             None => {
                 // No setter removes it: rebuild the token without one.
                 let old = token.token.clone();
-                let mut fresh = Token::new(old.access_token().secret())
-                    .with_token_type(old.token_type());
+                let mut fresh =
+                    Token::new(old.access_token().secret()).with_token_type(old.token_type());
                 if let Some(at) = old.expires_at_wall() {
                     fresh = fresh.with_expires_at_wall(at);
                 }
