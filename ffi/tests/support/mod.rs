@@ -8,6 +8,7 @@ use std::ptr;
 
 use tokengate_ffi::*;
 use tokengate_testserver::support;
+#[allow(unused_imports)]
 pub use tokengate_testserver::support::PATIENCE;
 
 /// Threads released together in the concurrency tests.
