@@ -1245,10 +1245,12 @@ tokengate_result tokengate_client_stats(const struct tokengate_client *client,
  * thread) has returned, and never from inside one of its callbacks.
  *
  * It waits for a refresh in flight to finish, callbacks included (at most the refresh timeout),
- * so a rotated refresh token is saved rather than lost; then for any callback of this client
- * still running to return; and joins the client's threads (the `background_refresh` thread, the event thread
- * and the refresher threads). Once it returns, no callback of this client is called again, so
- * their `user_data` may be freed, and no thread of the client is left running.
+ * so a rotated refresh token is saved rather than lost; joins the client's threads (the refresher
+ * threads, the `background_refresh` thread, and the event thread once it has delivered the
+ * events still queued); and waits for any callback still running to return. Once it returns, no
+ * callback of this client is called again, so their `user_data` may be freed. Only a refresh that
+ * outlived the refresh timeout (a token endpoint that hangs, bounded by the token timeout) may
+ * hold it longer.
  *
  * # Safety
  *

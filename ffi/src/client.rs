@@ -430,10 +430,12 @@ pub unsafe extern "C" fn tokengate_client_stats(
 /// thread) has returned, and never from inside one of its callbacks.
 ///
 /// It waits for a refresh in flight to finish, callbacks included (at most the refresh timeout),
-/// so a rotated refresh token is saved rather than lost; then for any callback of this client
-/// still running to return; and joins the client's threads (the `background_refresh` thread, the event thread
-/// and the refresher threads). Once it returns, no callback of this client is called again, so
-/// their `user_data` may be freed, and no thread of the client is left running.
+/// so a rotated refresh token is saved rather than lost; joins the client's threads (the refresher
+/// threads, the `background_refresh` thread, and the event thread once it has delivered the
+/// events still queued); and waits for any callback still running to return. Once it returns, no
+/// callback of this client is called again, so their `user_data` may be freed. Only a refresh that
+/// outlived the refresh timeout (a token endpoint that hangs, bounded by the token timeout) may
+/// hold it longer.
 ///
 /// # Safety
 ///
@@ -448,12 +450,12 @@ pub unsafe extern "C" fn tokengate_client_free(client: *mut tokengate_client) {
             // A refresh in flight finishes first, with its callbacks (the on-refresh callback may
             // be where the program keeps a rotated refresh token).
             handle.client().close();
-            // From here on no callback is called: a refresh that outlived the wait must not call
-            // into C.
-            handle.callbacks.clear();
-            // Joins the client's threads; once its token state is gone, the events end.
+            // Joins the client's threads; once its token state is gone, the events end, and the
+            // event thread delivers the ones still queued before it is joined.
             drop(handle.client.take());
             drop(handle.dispatcher.lock().take());
+            // From here on no callback is called, also by a refresh that outlived the waits.
+            handle.callbacks.clear();
         }
     });
 }
