@@ -688,21 +688,22 @@ fn setters() -> [(&'static str, Setter); 4] {
     unsafe extern "C" fn login(_: *mut c_void, _: *const tokengate_error) {}
     unsafe extern "C" fn refreshed(_: *mut c_void, _: *const tokengate_token) {}
     unsafe extern "C" fn event(_: *mut c_void, _: *const tokengate_event) {}
-    // SAFETY (each): forwarded to the setter with a function matching its signature.
     [
-        ("tokengate_client_set_refresh_callback", |c, u, e| unsafe {
-            tokengate_client_set_refresh_callback(c, Some(refresh), u, e)
+        ("tokengate_client_set_refresh_callback", |c, u, e| {
+            // SAFETY: forwarded to the setter with a function matching its signature.
+            unsafe { tokengate_client_set_refresh_callback(c, Some(refresh), u, e) }
         }),
-        (
-            "tokengate_client_set_login_required_callback",
-            |c, u, e| unsafe { tokengate_client_set_login_required_callback(c, Some(login), u, e) },
-        ),
-        (
-            "tokengate_client_set_on_refresh_callback",
-            |c, u, e| unsafe { tokengate_client_set_on_refresh_callback(c, Some(refreshed), u, e) },
-        ),
-        ("tokengate_client_set_event_callback", |c, u, e| unsafe {
-            tokengate_client_set_event_callback(c, Some(event), u, e)
+        ("tokengate_client_set_login_required_callback", |c, u, e| {
+            // SAFETY: as above.
+            unsafe { tokengate_client_set_login_required_callback(c, Some(login), u, e) }
+        }),
+        ("tokengate_client_set_on_refresh_callback", |c, u, e| {
+            // SAFETY: as above.
+            unsafe { tokengate_client_set_on_refresh_callback(c, Some(refreshed), u, e) }
+        }),
+        ("tokengate_client_set_event_callback", |c, u, e| {
+            // SAFETY: as above.
+            unsafe { tokengate_client_set_event_callback(c, Some(event), u, e) }
         }),
     ]
 }
@@ -729,6 +730,7 @@ unsafe extern "C" fn meddling(
     ));
     inside.push((
         "tokengate_refresh_out_set_token",
+        // SAFETY: as above; a NULL token is the point.
         call(|e| unsafe { tokengate_refresh_out_set_token(out, ptr::null(), e) }),
     ));
     TOKENGATE_REFRESH_TRANSIENT

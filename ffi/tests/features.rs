@@ -186,11 +186,17 @@ fn the_token_getter_copies_out_a_fresh_token_with_its_expiry() {
     free(client);
 }
 
+/// An event as the test records it: (kind, generation, retry_in_ms, expires_in_ms, error code and
+/// message).
+type Recorded = (u32, u64, i64, i64, Option<(u32, String)>);
+
+/// A send's result and, when it succeeded, the body read's.
+type Sent = (Result<(), Failed>, Option<Result<Vec<u8>, Failed>>);
+
 /// What the event and on-refresh callbacks saw.
 #[derive(Default)]
 struct Seen {
-    /// (kind, generation, retry_in_ms, expires_in_ms, error code and message)
-    events: Mutex<Vec<(u32, u64, i64, i64, Option<(u32, String)>)>>,
+    events: Mutex<Vec<Recorded>>,
     /// (access, refresh, expires_at_unix_ms) of each refreshed token.
     refreshed: Mutex<Vec<(String, Option<String>, u64)>>,
     /// When set, the event callback blocks on it (to fill the queue).
@@ -237,7 +243,7 @@ unsafe extern "C" fn on_refresh(user_data: *mut c_void, token: *const tokengate_
     }
 }
 
-fn events_of(seen: &Seen, n: usize) -> Vec<(u32, u64, i64, i64, Option<(u32, String)>)> {
+fn events_of(seen: &Seen, n: usize) -> Vec<Recorded> {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let events = seen.events.lock().unwrap().clone();
@@ -421,11 +427,7 @@ fn stats_count_replays_waits_and_dropped_events_and_respect_the_callers_size() {
 }
 
 /// A request with a deadline: the send result and, when it succeeded, the body read's.
-fn send_with_deadline(
-    client: *const tokengate_client,
-    path: &str,
-    timeout_ms: u64,
-) -> (Result<(), Failed>, Option<Result<Vec<u8>, Failed>>) {
+fn send_with_deadline(client: *const tokengate_client, path: &str, timeout_ms: u64) -> Sent {
     let (method, path) = (c("GET"), c(path));
     let mut request = ptr::null_mut();
     let mut response = ptr::null_mut();
