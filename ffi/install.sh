@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
         --debug) profile=debug; shift ;;
         --features) features=$2; shift 2 ;;
         --no-build) build=; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
