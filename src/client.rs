@@ -98,10 +98,13 @@ struct Inner {
 impl Drop for Inner {
     /// The last clone of the client is going: a refresh in flight (say, one started ahead of
     /// expiry on a short-lived thread) finishes and is saved first, within one budget, so a
-    /// short-lived program never loses a rotated refresh token. The background refresher, if
-    /// any, is stopped and joined when the fields drop, after this.
+    /// short-lived program never loses a rotated refresh token. Then the refresher threads are
+    /// joined (unless a refresh outlived the budget), so none is left running. The background
+    /// refresher, if any, is stopped and joined when the fields drop, after this.
     fn drop(&mut self) {
-        self.gate.settle(self.gate.budget());
+        if self.gate.settle(self.gate.budget()) {
+            self.gate.join_threads();
+        }
     }
 }
 

@@ -22,19 +22,61 @@ use std::time::{Duration, Instant, SystemTime};
 #[cfg(not(loom))]
 pub(crate) use parking_lot::{Condvar, Mutex};
 
-/// Starts a detached thread named `name`.
+/// The short-lived threads a gate starts (refreshes that requests wait for, refreshes ahead of
+/// expiry), kept so that the last client of the gate can join them: a program that frees its
+/// client and exits then leaves no thread of tokengate's behind (a thread still running at exit is
+/// what valgrind reports as a "possibly lost" block).
 #[cfg(not(loom))]
-pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(f)
-        .map(drop)
+#[derive(Default)]
+pub(crate) struct Threads(Mutex<Vec<std::thread::JoinHandle<()>>>);
+
+#[cfg(not(loom))]
+impl Threads {
+    /// Starts a thread named `name`; handles of threads that have finished are let go.
+    pub(crate) fn spawn(
+        &self,
+        name: &str,
+        f: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<()> {
+        let handle = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                OWN_THREAD.set(Some(std::thread::current().id()));
+                f();
+            })?;
+        let mut handles = self.0.lock();
+        handles.retain(|h| !h.is_finished());
+        handles.push(handle);
+        Ok(())
+    }
+
+    /// Joins every thread started so far (a thread that is the caller itself is let go: it is
+    /// about to return anyway). Call it only when they have no more work: a thread busy with a
+    /// refresh holds the caller until that refresh ends.
+    pub(crate) fn join(&self) {
+        let handles = std::mem::take(&mut *self.0.lock());
+        // Not `std::thread::current()`: on a thread Rust did not start (a C program's main
+        // thread) that allocates a handle kept until exit, which valgrind reports.
+        let me = OWN_THREAD.get();
+        for handle in handles {
+            if Some(handle.thread().id()) != me {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+#[cfg(not(loom))]
+thread_local! {
+    /// On a thread started by [`Threads::spawn`], its id.
+    static OWN_THREAD: std::cell::Cell<Option<std::thread::ThreadId>> =
+        const { std::cell::Cell::new(None) };
 }
 
 #[cfg(all(loom, test))]
 pub(crate) use model::allow_timeouts;
 #[cfg(loom)]
-pub(crate) use model::{Condvar, Mutex, spawn};
+pub(crate) use model::{Condvar, Mutex, Threads};
 
 #[cfg(loom)]
 mod model {
@@ -45,10 +87,21 @@ mod model {
 
     use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
-    /// Starts a loom thread (loom threads have no names).
-    pub(crate) fn spawn(_name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-        drop(loom::thread::spawn(f));
-        Ok(())
+    /// Starts loom threads (loom threads have no names); joining is left to the model.
+    #[derive(Default)]
+    pub(crate) struct Threads;
+
+    impl Threads {
+        pub(crate) fn spawn(
+            &self,
+            _name: &str,
+            f: impl FnOnce() + Send + 'static,
+        ) -> std::io::Result<()> {
+            drop(loom::thread::spawn(f));
+            Ok(())
+        }
+
+        pub(crate) fn join(&self) {}
     }
 
     loom::thread_local! {

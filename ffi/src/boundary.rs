@@ -1,6 +1,7 @@
 //! The one way into Rust from C: [`ffi_boundary!`] runs an entry point's body with panics caught,
-//! turns its failure into a `tokengate_result` and records the details as the calling thread's last
-//! error. The argument helpers here turn NULL and non-UTF-8 pointers into failures instead of crashes.
+//! turns its failure into a `tokengate_result`, hands the details to the caller's optional
+//! `tokengate_error **error_out` and records them as the calling thread's last error. The argument
+//! helpers here turn NULL and non-UTF-8 pointers into failures instead of crashes.
 
 use std::cell::RefCell;
 use std::ffi::{CStr, c_char};
@@ -8,7 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 
 use crate::error::tokengate_error;
-use crate::result::tokengate_result;
+use crate::result::{self, tokengate_result};
 
 /// Why an entry point failed: its code and a message free of secrets.
 #[derive(Debug)]
@@ -29,13 +30,17 @@ impl Failure {
 
     pub(crate) fn null(what: &str) -> Failure {
         Failure::new(
-            tokengate_result::NullArgument,
+            result::TOKENGATE_RESULT_NULL_ARGUMENT,
             format!("{what} must not be NULL"),
         )
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Failure {
-        Failure::new(tokengate_result::InvalidArgument, message)
+        Failure::new(result::TOKENGATE_RESULT_INVALID_ARGUMENT, message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Failure {
+        Failure::new(result::TOKENGATE_RESULT_NOT_FOUND, message)
     }
 
     fn panic(payload: &(dyn std::any::Any + Send)) -> Failure {
@@ -45,7 +50,7 @@ impl Failure {
             .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("(no message)");
         Failure::new(
-            tokengate_result::Panic,
+            result::TOKENGATE_RESULT_PANIC,
             format!("tokengate panicked (a bug; please report it): {what}"),
         )
     }
@@ -54,7 +59,7 @@ impl Failure {
 impl From<tokengate::Error> for Failure {
     fn from(e: tokengate::Error) -> Failure {
         Failure {
-            code: tokengate_result::of(&e),
+            code: result::of(&e),
             message: with_causes(&e),
             transient: e.is_transient(),
         }
@@ -81,7 +86,10 @@ thread_local! {
 
 /// Takes this thread's last error, leaving none.
 pub(crate) fn take_last_error() -> Option<Box<tokengate_error>> {
-    LAST_ERROR.with(|slot| slot.borrow_mut().take())
+    LAST_ERROR
+        .try_with(|slot| slot.borrow_mut().take())
+        .ok()
+        .flatten()
 }
 
 fn set_last_error(error: Option<Box<tokengate_error>>) {
@@ -90,15 +98,25 @@ fn set_last_error(error: Option<Box<tokengate_error>>) {
 }
 
 /// Runs `body` with panics caught: clears this thread's last error, then records the failure, if
-/// any, and returns its code. Use it through [`ffi_boundary!`].
-pub(crate) fn run(body: impl FnOnce() -> Result<(), Failure>) -> tokengate_result {
+/// any, hands a copy to `error_out` when it is not NULL, and returns its code. Use it through
+/// [`ffi_boundary!`].
+pub(crate) fn run(
+    error_out: *mut *mut tokengate_error,
+    body: impl FnOnce() -> Result<(), Failure>,
+) -> tokengate_result {
     set_last_error(None);
     let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|p| Err(Failure::panic(&*p)));
     match outcome {
-        Ok(()) => tokengate_result::Ok,
+        Ok(()) => result::TOKENGATE_RESULT_OK,
         Err(failure) => {
             let code = failure.code;
-            set_last_error(Some(Box::new(tokengate_error::from(failure))));
+            let error = tokengate_error::from(failure);
+            if let Some(out) = NonNull::new(error_out) {
+                // SAFETY: the header requires `error_out` to be NULL or valid for writing one
+                // pointer; the caller owns the new error.
+                unsafe { out.write(Box::into_raw(Box::new(error.clone()))) };
+            }
+            set_last_error(Some(Box::new(error)));
             code
         }
     }
@@ -110,12 +128,16 @@ pub(crate) fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
 }
 
-/// Wraps the body of an entry point that returns `tokengate_result`: the body evaluates to
-/// `Result<(), Failure>`; `?` works inside. Panics are caught, failures recorded for
+/// Wraps the body of an entry point that returns `tokengate_result`:
+/// `ffi_boundary!(error_out, { ... })` where the block evaluates to `Result<(), Failure>` (`?` works
+/// inside). Panics are caught; a failure goes to `*error_out` (when not NULL) and to
 /// `tokengate_last_error()`.
 macro_rules! ffi_boundary {
-    ($($body:tt)*) => {
-        $crate::boundary::run(move || -> Result<(), $crate::boundary::Failure> { $($body)* })
+    ($error_out:expr, $body:block) => {
+        $crate::boundary::run(
+            $error_out,
+            move || -> Result<(), $crate::boundary::Failure> { $body },
+        )
     };
 }
 pub(crate) use ffi_boundary;
@@ -128,6 +150,16 @@ pub(crate) use ffi_boundary;
 pub(crate) unsafe fn arg<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Failure> {
     // SAFETY: the caller guarantees a non-NULL `ptr` points to a live T.
     unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(what))
+}
+
+/// A required `&mut T` from a pointer.
+///
+/// # Safety
+///
+/// `ptr` is NULL or points to a live `T` for `'a` that nothing else uses meanwhile.
+pub(crate) unsafe fn arg_mut<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, Failure> {
+    // SAFETY: the caller guarantees a non-NULL `ptr` points to a live T used by nobody else.
+    unsafe { ptr.as_mut() }.ok_or_else(|| Failure::null(what))
 }
 
 /// A required out-parameter, checked for NULL before any work is done. Write it with
@@ -165,7 +197,8 @@ pub(crate) unsafe fn opt_text<'a>(
         .map_err(|_| Failure::invalid(format!("{what} is not valid UTF-8")))
 }
 
-/// A byte buffer given as pointer + length; NULL is allowed only with length 0.
+/// A byte buffer given as pointer + length; NULL is allowed only with length 0 (otherwise it is
+/// `TOKENGATE_RESULT_NULL_ARGUMENT`).
 ///
 /// # Safety
 ///
@@ -179,28 +212,34 @@ pub(crate) unsafe fn bytes<'a>(
         return if len == 0 {
             Ok(&[])
         } else {
-            Err(Failure::null(what))
+            Err(Failure::null(&format!("{what} (with a non-zero length)")))
         };
     }
     // SAFETY: non-NULL, `len` readable bytes per the caller's guarantee.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// A duration in milliseconds from C.
+pub(crate) fn millis(ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ptr;
 
     #[test]
     fn a_panic_becomes_a_code_and_a_message() {
-        let code = ffi_boundary! {
+        let code = ffi_boundary!(ptr::null_mut(), {
             if true {
                 panic!("boom in the body");
             }
             Ok(())
-        };
-        assert_eq!(code, tokengate_result::Panic);
+        });
+        assert_eq!(code, result::TOKENGATE_RESULT_PANIC);
         let error = take_last_error().expect("the panic was recorded");
-        assert_eq!(error.code, tokengate_result::Panic);
+        assert_eq!(error.code, result::TOKENGATE_RESULT_PANIC);
         assert!(
             error.message().contains("boom in the body"),
             "{}",
@@ -209,10 +248,28 @@ mod tests {
     }
 
     #[test]
-    fn success_clears_the_last_error() {
-        let code = ffi_boundary! { Err(Failure::invalid("first")) };
-        assert_eq!(code, tokengate_result::InvalidArgument);
-        assert_eq!(ffi_boundary! { Ok(()) }, tokengate_result::Ok);
+    fn a_failure_goes_to_the_out_param_and_to_the_thread() {
+        let mut out: *mut tokengate_error = ptr::null_mut();
+        let code = ffi_boundary!(&mut out, { Err(Failure::invalid("first")) });
+        assert_eq!(code, result::TOKENGATE_RESULT_INVALID_ARGUMENT);
+        assert!(!out.is_null());
+        // SAFETY: written by the boundary, owned here.
+        let owned = unsafe { Box::from_raw(out) };
+        assert_eq!(owned.message(), "first");
+        assert_eq!(take_last_error().expect("recorded").message(), "first");
+    }
+
+    #[test]
+    fn success_clears_the_last_error_and_leaves_the_out_param_alone() {
+        let code = ffi_boundary!(ptr::null_mut(), { Err(Failure::invalid("first")) });
+        assert_eq!(code, result::TOKENGATE_RESULT_INVALID_ARGUMENT);
+        let sentinel = 0x10 as *mut tokengate_error;
+        let mut out = sentinel;
+        assert_eq!(
+            ffi_boundary!(&mut out, { Ok(()) }),
+            result::TOKENGATE_RESULT_OK
+        );
+        assert_eq!(out, sentinel);
         assert!(take_last_error().is_none());
     }
 

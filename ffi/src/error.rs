@@ -1,19 +1,20 @@
-//! `tokengate_error`: what went wrong (a code and a message), taken from the calling thread's last
-//! error or handed to the login-required callback.
+//! `tokengate_error`: what went wrong (a code and a message), handed to the caller through a call's
+//! `error_out`, kept as the calling thread's last error, or shown to a callback.
 
-use std::ffi::{CString, c_char};
+use std::ffi::{CString, c_char, c_int};
 use std::ptr;
 
 use crate::boundary::{self, Failure};
-use crate::result::tokengate_result;
+use crate::result::{self, tokengate_result};
 
 /// An error: a `tokengate_result` code, a human-readable message (never containing a token or
 /// secret) and whether trying again later may help.
 ///
-/// Owned by the caller when it comes from `tokengate_last_error()` (free it with
-/// `tokengate_error_free()`); borrowed for the duration of the call when a callback receives it.
+/// Owned by the caller when it comes from a call's `error_out` or from `tokengate_last_error()`
+/// (free it with `tokengate_error_free()`); borrowed for the duration of the call when a callback
+/// receives it.
 #[allow(non_camel_case_types)]
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct tokengate_error {
     pub(crate) code: tokengate_result,
     message: CString,
@@ -41,7 +42,10 @@ impl From<Failure> for tokengate_error {
     }
 }
 
-/// Takes the error of the last call made on this thread, if that call failed.
+/// Takes the error of the last call made on this thread, if that call failed: a convenience for C.
+/// The same error also goes to the failed call's `error_out`, which does not depend on the thread
+/// (use that from Go, where a goroutine may move between threads, and from anything else that
+/// cannot promise the next call runs on the same thread).
 ///
 /// Every entry point that returns a `tokengate_result` first clears this thread's last error, then
 /// records a new one if it fails; other threads' calls never touch it. Taking it clears it.
@@ -55,18 +59,19 @@ pub extern "C" fn tokengate_last_error() -> *mut tokengate_error {
     })
 }
 
-/// The error's code. `TOKENGATE_RESULT_NULL_ARGUMENT` when `error` is NULL.
+/// The error's code (never `TOKENGATE_RESULT_OK`). `TOKENGATE_RESULT_NULL_ARGUMENT` when `error`
+/// is NULL.
 ///
 /// # Safety
 ///
 /// - `error` is NULL or a live `tokengate_error`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tokengate_error_code(error: *const tokengate_error) -> tokengate_result {
-    boundary::guard(tokengate_result::Panic, || {
+    boundary::guard(result::TOKENGATE_RESULT_PANIC, || {
         // SAFETY: forwarded from the caller.
         match unsafe { error.as_ref() } {
             Some(e) => e.code,
-            None => tokengate_result::NullArgument,
+            None => result::TOKENGATE_RESULT_NULL_ARGUMENT,
         }
     })
 }
@@ -97,26 +102,27 @@ pub unsafe extern "C" fn tokengate_error_message(
     })
 }
 
-/// Whether trying the same call again later may succeed (a transient refresh failure, a refresh
-/// wait that timed out, a transport failure). `false` when `error` is NULL.
+/// 1 when trying the same call again later may succeed (a transient refresh failure, a refresh
+/// wait that timed out, a transport failure, a missed deadline), else 0 (also when `error` is
+/// NULL). ffi/README.md lists which codes are transient.
 ///
 /// # Safety
 ///
 /// - `error` is NULL or a live `tokengate_error`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn tokengate_error_is_transient(error: *const tokengate_error) -> bool {
-    boundary::guard(false, || {
+pub unsafe extern "C" fn tokengate_error_is_transient(error: *const tokengate_error) -> c_int {
+    boundary::guard(0, || {
         // SAFETY: forwarded from the caller.
-        unsafe { error.as_ref() }.is_some_and(|e| e.transient)
+        c_int::from(unsafe { error.as_ref() }.is_some_and(|e| e.transient))
     })
 }
 
-/// Frees an error returned by `tokengate_last_error()`. NULL is a no-op.
+/// Frees an error from a call's `error_out` or from `tokengate_last_error()`. NULL is a no-op.
 ///
 /// # Safety
 ///
-/// - `error` is NULL or was returned by `tokengate_last_error()` and not freed yet; it is not used
-///   afterwards. Never pass the borrowed error a callback receives.
+/// - `error` is NULL or an error the caller owns, not freed yet; it is not used afterwards. Never
+///   pass the borrowed error a callback receives.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tokengate_error_free(error: *mut tokengate_error) {
     boundary::guard((), || {

@@ -2,8 +2,11 @@
 //!
 //! `c/threads.c` is compiled with the system C compiler against the static library cargo built for
 //! this test; the server must see exactly one refresh per expiry and every request answered. The
-//! same program then runs under valgrind's memcheck (skipped, with a note, when valgrind is not
-//! installed). `python/smoke.py` loads the shared library with ctypes (skipped without python3).
+//! same program then runs under valgrind's memcheck with its default leak check, as a C user's CI
+//! would, and so does `tests/c/refresh_fails.c` (a refresh that cannot connect). Without valgrind
+//! (or python3) those runs are skipped with a note, unless `TOKENGATE_REQUIRE_C_TOOLS` is set, as
+//! CI sets it: then a missing tool fails the test. `python/smoke.py` loads the shared library with
+//! ctypes.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -65,35 +68,66 @@ fn wait_bounded(mut child: std::process::Child, what: &str) -> ExitStatus {
     }
 }
 
+/// Compiles `source` (relative to the crate) against the static library into `name`.
+fn compile(source: &str, name: &str) -> PathBuf {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out_dir = profile_dir().join("c-example");
+    fs::create_dir_all(&out_dir).expect("can create the output directory");
+    // Test processes may compile at the same time (nextest): each writes its own file and
+    // renames it into place.
+    let tmp = out_dir.join(format!("{name}.{}", std::process::id()));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    let child = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-I"])
+        .arg(crate_dir.join("include"))
+        .arg(crate_dir.join(source))
+        .arg(library("libtokengate_ffi.a"))
+        .args(NATIVE_LIBS)
+        .arg("-o")
+        .arg(&tmp)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"));
+    assert!(
+        wait_bounded(child, "the C compiler").success(),
+        "{source} does not compile"
+    );
+    let exe = out_dir.join(name);
+    fs::rename(&tmp, &exe).expect("can move the executable into place");
+    exe
+}
+
 /// Compiles the example once per test process and returns the executable.
 fn example() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out_dir = profile_dir().join("c-example");
-        fs::create_dir_all(&out_dir).expect("can create the output directory");
-        // Test processes may compile at the same time (nextest): each writes its own file and
-        // renames it into place.
-        let tmp = out_dir.join(format!("threads.{}", std::process::id()));
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
-        let child = Command::new(&cc)
-            .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-I"])
-            .arg(crate_dir.join("include"))
-            .arg(crate_dir.join("examples/c/threads.c"))
-            .arg(library("libtokengate_ffi.a"))
-            .args(NATIVE_LIBS)
-            .arg("-o")
-            .arg(&tmp)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"));
-        assert!(
-            wait_bounded(child, "the C compiler").success(),
-            "the C example does not compile"
-        );
-        let exe = out_dir.join("threads");
-        fs::rename(&tmp, &exe).expect("can move the executable into place");
-        exe
-    })
+    EXE.get_or_init(|| compile("examples/c/threads.c", "threads"))
+}
+
+/// valgrind's memcheck with its default leak check (definite and possible leaks are errors), as
+/// a C user's CI runs it.
+const MEMCHECK: &[&str] = &[
+    "valgrind",
+    "--tool=memcheck",
+    "--leak-check=full",
+    "--error-exitcode=99",
+];
+
+/// Checks a memcheck report: no errors, and nothing definitely or possibly lost.
+fn assert_memcheck_clean(stderr: &str) {
+    for line in stderr
+        .lines()
+        .filter(|l| l.contains("SUMMARY") || l.contains("lost:"))
+    {
+        eprintln!("{line}");
+    }
+    assert!(
+        stderr.contains("ERROR SUMMARY: 0 errors"),
+        "memcheck found errors:\n{stderr}"
+    );
+    let lost = |kind: &str| stderr.contains(&format!("{kind} lost: 0 bytes"));
+    assert!(
+        stderr.contains("All heap blocks were freed") || (lost("definitely") && lost("possibly")),
+        "memcheck found leaks:\n{stderr}"
+    );
 }
 
 /// One run's parameters and what the program and the server reported.
@@ -196,7 +230,6 @@ fn c_threads_share_one_client_with_one_refresh_per_expiry() {
 #[test]
 fn c_example_is_clean_under_valgrind() {
     if !installed("valgrind") {
-        eprintln!("note: valgrind is not installed; skipping the memcheck run of the C example");
         return;
     }
     // Few threads, one round: memcheck runs the program some 20-50 times slower. A two-second
@@ -207,62 +240,71 @@ fn c_example_is_clean_under_valgrind() {
         requests: 2,
         lifetime_secs: 2,
     }
-    .check(
-        &[
-            "valgrind",
-            "--tool=memcheck",
-            "--leak-check=full",
-            "--show-leak-kinds=definite,indirect",
-            "--errors-for-leak-kinds=definite,indirect",
-            "--error-exitcode=99",
-        ],
-        "valgrind",
-    );
-    for line in stderr
-        .lines()
-        .filter(|l| l.contains("SUMMARY") || l.contains("lost:"))
-    {
-        eprintln!("{line}");
+    .check(MEMCHECK, "valgrind");
+    assert_memcheck_clean(&stderr);
+}
+
+#[test]
+fn a_refresh_that_cannot_connect_leaves_nothing_behind_under_valgrind() {
+    if !installed("valgrind") {
+        return;
     }
+    let exe = compile("tests/c/refresh_fails.c", "refresh_fails");
+    let server = TestServer::start();
+    let logs = profile_dir().join("c-example");
+    let err_path = logs.join(format!("refresh_fails.{}.err", std::process::id()));
+    let child = Command::new(MEMCHECK[0])
+        .args(&MEMCHECK[1..])
+        .arg(&exe)
+        .arg(format!("{}/api", server.url()))
+        .arg(tokengate_testserver::closed_port_url())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&err_path).expect("can create the stderr file"))
+        .spawn()
+        .expect("can start valgrind");
+    let status = wait_bounded(child, "refresh_fails under valgrind");
+    let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = fs::remove_file(&err_path);
     assert!(
-        stderr.contains("ERROR SUMMARY: 0 errors"),
-        "memcheck found errors:\n{stderr}"
+        status.success(),
+        "refresh_fails failed ({status}):\n{stderr}"
     );
-    assert!(
-        stderr.contains("definitely lost: 0 bytes")
-            || stderr.contains("All heap blocks were freed"),
-        "memcheck found leaks:\n{stderr}"
+    assert_memcheck_clean(&stderr);
+    let seen = server.counters();
+    assert_eq!(
+        (seen.api_calls, seen.api_rejected),
+        (1, 1),
+        "the stale token was sent once and rejected: {seen:?}"
     );
 }
 
-/// Whether `program --version` runs.
+/// Whether `program --version` runs. When it does not, the caller skips its test with a note,
+/// unless `TOKENGATE_REQUIRE_C_TOOLS` is set (CI): then the test fails.
 fn installed(program: &str) -> bool {
-    Command::new(program)
+    let there = Command::new(program)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    if !there {
+        assert!(
+            std::env::var_os("TOKENGATE_REQUIRE_C_TOOLS").is_none(),
+            "{program} is not installed, and TOKENGATE_REQUIRE_C_TOOLS is set"
+        );
+        eprintln!("note: {program} is not installed; skipping");
+    }
+    there
 }
 
 #[test]
-fn python_ctypes_smoke_refreshes_a_rejected_token_and_replays() {
+fn python_ctypes_smoke_starts_from_a_refresh_token_and_a_raising_callback_is_transient() {
     if !installed("python3") {
-        eprintln!("note: python3 is not installed; skipping the ctypes example");
         return;
     }
     let server = TestServer::start();
     let login = server.issue_token();
-    // An access token the server never issued: the first request is rejected, the OAuth2 refresh
-    // gets a real one, the request is replayed.
-    let config = serde_json::json!({
-        "base_url": format!("{}/api", server.url()),
-        "access_token": "not-issued-by-the-server",
-        "refresh_token": login.refresh_token,
-        "token_url": server.token_url(),
-        "client_id": "demo-client",
-        "client_secret": "demo-secret",
-    });
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/smoke.py");
     let logs = profile_dir().join("c-example");
     fs::create_dir_all(&logs).expect("can create the log directory");
@@ -274,7 +316,9 @@ fn python_ctypes_smoke_refreshes_a_rejected_token_and_replays() {
             std::env::consts::DLL_PREFIX,
             std::env::consts::DLL_SUFFIX
         )))
-        .arg(config.to_string())
+        .arg(format!("{}/api", server.url()))
+        .arg(server.token_url())
+        .arg(&login.refresh_token)
         .arg("/py")
         .stdin(Stdio::null())
         .stdout(File::create(&out_path).expect("can create the stdout file"))
@@ -288,18 +332,32 @@ fn python_ctypes_smoke_refreshes_a_rejected_token_and_replays() {
         status.success(),
         "the Python example failed ({status}):\n{stdout}"
     );
+    for line in [
+        "bad base URL: 105 invalid URL",
+        "lower-case method: 2 method \"get\" is not an HTTP method in upper case",
+        "raising callback: 101 transient=1",
+        "status=200",
+        r#""path":"/api/py""#,
+        r#""body_len":17"#,
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in:\n{stdout}");
+    }
     assert!(
-        stdout.contains("bad config: 2 JSON configuration:"),
-        "{stdout}"
+        !stdout.contains(&login.refresh_token),
+        "a secret was printed"
     );
-    assert!(stdout.contains("status=200"), "{stdout}");
-    assert!(stdout.contains(r#""path":"/api/py""#), "{stdout}");
-    assert!(stdout.contains(r#""body_len":17"#), "{stdout}");
 
+    // The raising callback's client never reached the API (no token: it failed transiently);
+    // the OAuth2 client started from the refresh token alone: one refresh, nothing rejected.
     let seen = server.counters();
     assert_eq!(
-        (seen.refreshes, seen.api_rejected, seen.api_ok),
-        (1, 1, 1),
+        (
+            seen.refreshes,
+            seen.api_rejected,
+            seen.api_ok,
+            seen.api_calls
+        ),
+        (1, 0, 1, 1),
         "{seen:?}"
     );
 }

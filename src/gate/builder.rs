@@ -10,7 +10,7 @@ use crate::error::{Class, Error};
 use crate::events::Subscribers;
 use crate::refresh::Refresh;
 use crate::store::TokenStore;
-use crate::sync::{Clock, Condvar, Mutex};
+use crate::sync::{Clock, Condvar, Mutex, Threads};
 use crate::token::Token;
 
 /// The gate's settings, fixed at build time; each setter of [`GateBuilder`] documents its default.
@@ -229,6 +229,7 @@ impl GateBuilder {
             stats: Counters::default(),
             subscribers: Subscribers::default(),
             clock: self.clock,
+            threads: Threads::default(),
         };
         let gate = Gate {
             shared: Arc::new(shared),

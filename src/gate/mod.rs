@@ -33,7 +33,7 @@ use crate::error::{Class, Error, RefreshError, RefreshErrorKind};
 use crate::events::{Event, Subscribers};
 use crate::refresh::Refresh;
 use crate::store::{self, Fetched, TokenStore};
-use crate::sync::{Clock, Condvar, Mutex, Now};
+use crate::sync::{Clock, Condvar, Mutex, Now, Threads};
 use crate::token::Token;
 
 mod builder;
@@ -93,6 +93,8 @@ struct Shared {
     stats: Counters,
     subscribers: Subscribers,
     clock: Clock,
+    /// The refresher threads, joined when the last client goes (see [`Gate::join_threads`]).
+    threads: Threads,
 }
 
 #[derive(Default)]
@@ -385,7 +387,7 @@ impl Gate {
     /// the ticket is dropped, which clears the claim; the mandatory window will refresh in line.
     fn refresh_in_background(&self, ticket: Ticket) {
         let gate = self.clone();
-        let _ = crate::sync::spawn("tokengate-ahead", move || {
+        let _ = self.shared.threads.spawn("tokengate-ahead", move || {
             gate.run_refresh(ticket);
         });
     }
@@ -396,7 +398,7 @@ impl Gate {
     fn spawn_refresh(&self, ticket: Ticket) {
         let slot = Arc::new(std::sync::Mutex::new(Some(ticket)));
         let (gate, theirs) = (self.clone(), Arc::clone(&slot));
-        let spawned = crate::sync::spawn("tokengate-refresh", move || {
+        let spawned = self.shared.threads.spawn("tokengate-refresh", move || {
             let ticket = theirs.lock().map(|mut t| t.take()).unwrap_or(None);
             if let Some(ticket) = ticket {
                 gate.run_refresh(ticket);
@@ -830,6 +832,13 @@ impl Gate {
             }
         }
         true
+    }
+
+    /// Joins the refresher threads this gate started. The last clone of a
+    /// [`Client`](crate::Client) calls it once [`settle`](Gate::settle) has seen no refresh in
+    /// flight, so the threads have nothing left but to return.
+    pub(crate) fn join_threads(&self) {
+        self.shared.threads.join();
     }
 
     /// The budget of a request for getting a token (see [`GateBuilder::refresh_timeout`]).
