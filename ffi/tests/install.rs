@@ -105,12 +105,18 @@ fn have(program: &str) -> bool {
     there
 }
 
-/// One cargo build at a time: the ABI probe rebuilds the library in the same target directory.
+/// One cargo build and copy at a time, across threads and test processes (a test runner may run
+/// each test in a process of its own): the ABI probe rebuilds the library in the same target
+/// directory.
 static CARGO: Mutex<()> = Mutex::new(());
 
 /// Runs `ffi/install.sh --debug` into `prefix` with `args`.
 fn install(prefix: &Path, args: &[&str]) {
     let _one = CARGO.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = profile_dir().join("c-install");
+    fs::create_dir_all(&dir).expect("can create the work directory");
+    let lock = fs::File::create(dir.join(".build.lock")).expect("can create the build lock");
+    lock.lock().expect("can take the build lock");
     run(
         Command::new("sh")
             .arg(ffi_dir().join("install.sh"))
@@ -126,7 +132,7 @@ fn install(prefix: &Path, args: &[&str]) {
 fn prefix() -> &'static Path {
     static PREFIX: OnceLock<PathBuf> = OnceLock::new();
     PREFIX.get_or_init(|| {
-        let prefix = work_dir("prefix");
+        let prefix = work_dir(&format!("prefix-{}", std::process::id()));
         install(&prefix, &[]);
         prefix
     })
@@ -437,7 +443,7 @@ fn a_program_built_against_this_header_runs_on_a_newer_library() {
     if !have("cc") {
         return;
     }
-    let dir = work_dir("abi");
+    let dir = work_dir(&format!("abi-{}", std::process::id()));
     let old = dir.join("old_program");
     let libdir = prefix().join("lib");
     run(
