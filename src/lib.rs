@@ -100,6 +100,8 @@ mod error;
 mod events;
 mod form;
 mod gate;
+mod jwt;
+pub mod login;
 mod middleware;
 mod net;
 mod origin;
@@ -113,10 +115,12 @@ mod token;
 pub use challenge::Challenge;
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use error::{
-    Error, OAuthError, ProxyError, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind,
+    Error, LoginError, LoginErrorKind, OAuthError, ProxyError, RefreshError, RefreshErrorKind,
+    StoreError, StoreErrorKind,
 };
 pub use events::{EVENT_BUFFER, Event, Events};
 pub use gate::{Gate, GateBuilder, Lease, Rejection, Stats};
+pub use login::{BrowserLogin, Cancel, DeviceLogin, DevicePrompt, Metadata};
 pub use middleware::TokenMiddleware;
 pub use net::Network;
 pub use refresh::{ClientAuth, OAuth2, Refresh, TokenResponse};
