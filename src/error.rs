@@ -281,6 +281,11 @@ pub enum RefreshErrorKind {
     /// The API rejected the token a refresh had just produced, before it ever accepted it; the
     /// next refresh waits a growing backoff (see [`Gate::reject`](crate::Gate::reject)).
     Rejected,
+    /// The [`TokenStore`](crate::TokenStore) no longer holds the session this gate had saved or
+    /// loaded there: another process (or another gate on the store) logged out
+    /// ([`Gate::logout`](crate::Gate::logout)). Permanent: a new login is required, and no
+    /// refresh was attempted.
+    LoggedOut,
 }
 
 /// An OAuth2 error response from the token endpoint (RFC 6749 §5.2). Read its fields; build one
@@ -930,6 +935,10 @@ pub enum StoreErrorKind {
     /// certificate, or the handshake failed. A configuration failure
     /// ([`StoreError::is_configuration`]): trying again does not change a certificate.
     Tls,
+    /// The store cannot do what was asked: a custom store that does not implement
+    /// [`TokenStore::clear`](crate::TokenStore::clear). A configuration failure: the program must
+    /// implement it.
+    Unsupported,
     /// A custom store reported the failure.
     Custom,
 }
@@ -1018,9 +1027,10 @@ impl StoreError {
 
     /// Whether the store cannot be used as it is set up and an operator must fix it
     /// ([`NotRegularFile`](StoreErrorKind::NotRegularFile), [`ReadOnly`](StoreErrorKind::ReadOnly),
-    /// [`Permissions`](StoreErrorKind::Permissions), [`Tls`](StoreErrorKind::Tls)). The gate
-    /// treats such a failure like a refused client configuration: requests fail at once and it
-    /// tries again only after its longest backoff, never in a tight loop.
+    /// [`Permissions`](StoreErrorKind::Permissions), [`Tls`](StoreErrorKind::Tls)), or the store
+    /// cannot do what was asked ([`Unsupported`](StoreErrorKind::Unsupported)). The gate treats
+    /// such a failure like a refused client configuration: requests fail at once and it tries
+    /// again only after its longest backoff, never in a tight loop.
     pub fn is_configuration(&self) -> bool {
         matches!(
             self.inner.kind,
@@ -1028,6 +1038,7 @@ impl StoreError {
                 | StoreErrorKind::ReadOnly
                 | StoreErrorKind::Permissions
                 | StoreErrorKind::Tls
+                | StoreErrorKind::Unsupported
         )
     }
 
