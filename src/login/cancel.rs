@@ -62,10 +62,10 @@ impl Cancel {
         if *cancelled || clock.skip_to(at) {
             return *cancelled;
         }
-        while !*cancelled {
-            if self.inner.woken.wait_until(&mut cancelled, at).timed_out() {
-                break;
-            }
+        // Until the deadline has passed by the clock itself: a wake-up a hair early (or a spurious
+        // one) waits again, so a poll never goes out before its interval is over.
+        while !*cancelled && Instant::now() < at {
+            self.inner.woken.wait_until(&mut cancelled, at);
         }
         *cancelled
     }
