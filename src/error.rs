@@ -1209,5 +1209,38 @@ mod tests {
         );
         assert_each_cause_printed_once(&refresh_err);
         assert_each_cause_printed_once(&Error::Refresh(refresh_err));
+
+        // The same inside a LoginError: discovery on its own requests, the device flow on the
+        // refresher's machinery.
+        let base = format!("http://127.0.0.1:{port}");
+        let discovery = crate::login::Metadata::discover(&base, &crate::Network::new())
+            .expect_err("nobody listens on the port");
+        let device = crate::login::DeviceLogin::new(format!("{base}/device"), format!("{base}/t"))
+            .client_id("app")
+            .run(|_| panic!("no prompt"))
+            .expect_err("nobody listens on the port");
+        for login_err in [discovery, device] {
+            assert_eq!(login_err.kind(), LoginErrorKind::Transport, "{login_err:?}");
+            assert!(login_err.is_transient());
+            assert!(
+                login_err.source().is_some_and(|s| s.is::<ureq::Error>()),
+                "{login_err:?}"
+            );
+            assert_each_cause_printed_once(&login_err);
+            assert_each_cause_printed_once(&Error::Login(login_err));
+        }
+
+        // And inside a revocation's error.
+        let revocation = OAuth2::client_credentials(format!("{base}/t"))
+            .revocation_url(format!("{base}/revoke"))
+            .revoke(&Token::new("ACCESS"))
+            .expect_err("nobody listens on the port")
+            .of_revocation();
+        assert!(
+            revocation
+                .to_string()
+                .starts_with("token revocation failed")
+        );
+        assert_each_cause_printed_once(&Error::Revocation(revocation));
     }
 }

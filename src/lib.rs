@@ -150,6 +150,12 @@ pub mod __fuzz {
     pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<std::time::Duration> {
         crate::refresh::retry_after(value, now)
     }
+
+    /// The lifetime a JWT access token's `exp` claim gives, counted from `now`, as a token
+    /// response without `expires_in` is read (`None`: not a JWT, no usable or an absurd `exp`).
+    pub fn jwt_lifetime(token: &str, now: std::time::SystemTime) -> Option<std::time::Duration> {
+        crate::jwt::lifetime(token, now)
+    }
 }
 
 /// Compile-time proof that the shared types can cross threads.

@@ -203,3 +203,110 @@ fn get_json(network: &Network, url: &str, limit: u64) -> Result<(u16, Vec<u8>), 
         })?;
     Ok((status, body))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A loopback server that answers each of `n` requests `400` with an OAuth2 error whose
+    /// description echoes the whole request, head and body, as a careless server might. Returns
+    /// its URL.
+    fn echo_server(n: usize) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(n) {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    request.push_str(&line);
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                request.push_str(&String::from_utf8_lossy(&body));
+                let answer = serde_json::json!({
+                    "error": "invalid_request",
+                    "error_description": request,
+                    "error_uri": format!("https://errors.example/?echo={}", String::from_utf8_lossy(&body)),
+                })
+                .to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        url
+    }
+
+    /// Every way `e` can be shown: Display, Debug, the OAuth2 fields, the source chain.
+    fn shown(e: &LoginError) -> String {
+        let mut text = format!("{e} {e:?} {:?}", e.oauth_error());
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text.push_str(&format!(" {s} {s:?}"));
+            source = s.source();
+        }
+        text
+    }
+
+    #[test]
+    fn no_secret_of_a_login_is_shown_even_when_the_server_echoes_it() {
+        let url = echo_server(3);
+        // The client secret (and its Basic credentials), in a device authorization request.
+        let e = device::DeviceLogin::new(format!("{url}/device"), format!("{url}/token"))
+            .client_id("app")
+            .client_secret("sekrit-client")
+            .run(|_| panic!("no prompt"))
+            .unwrap_err();
+        assert_eq!(e.kind(), LoginErrorKind::Server);
+        let text = shown(&e);
+        assert!(text.contains("[redacted]"), "{text}");
+        assert!(!text.contains("sekrit"), "{text}");
+        assert!(
+            !text.contains(&crate::form::base64(b"app:sekrit-client")),
+            "{text}"
+        );
+
+        // The code and the PKCE verifier of a code exchange, the device code of a poll.
+        let oauth = OAuth2::for_login(format!("{url}/token")).client_id("app");
+        let params = [
+            ("grant_type", "authorization_code"),
+            ("code", "sekrit-code"),
+            ("code_verifier", "sekrit-verifier"),
+        ];
+        let e = oauth
+            .grant(&params, &["sekrit-code", "sekrit-verifier"])
+            .map_err(|e| LoginError::from_refresh(e, "the code exchange"))
+            .unwrap_err();
+        let text = shown(&e);
+        assert!(
+            text.contains("grant_type=authorization_code"),
+            "the echo came: {text}"
+        );
+        assert!(!text.contains("sekrit"), "{text}");
+        let params = [
+            ("grant_type", "device_code"),
+            ("device_code", "sekrit-device"),
+        ];
+        let e = oauth
+            .grant(&params, &["sekrit-device"])
+            .map_err(|e| LoginError::from_refresh(e, "the token request"))
+            .unwrap_err();
+        assert!(!shown(&e).contains("sekrit"), "{}", shown(&e));
+    }
+}
