@@ -1,6 +1,6 @@
 //! Logging in: the first token, and every token after a logout, without another library.
 //!
-//! Two interactive flows, both blocking, both returning a [`Token`] to hand to
+//! Two interactive flows, both blocking, both returning a [`Token`](crate::Token) to hand to
 //! [`Client::login`](crate::Client::login) (which installs it in the gate and the store, exactly as
 //! [`set_token`](crate::Client::set_token) does, and emits [`Event::LoggedIn`](crate::Event::LoggedIn)):
 //!
@@ -35,7 +35,7 @@
 //! # Opening the browser
 //!
 //! [`BrowserLogin::run`] hands the authorization URL to a function of yours. With the `browser`
-//! feature, [`open_browser`] opens it in the user's browser (honouring `$BROWSER`); when it
+//! feature, `open_browser` opens it in the user's browser (honouring `$BROWSER`); when it
 //! fails, or without the feature, print the URL for the user to open (on stderr, so a program
 //! whose stdout is read by another one keeps it clean):
 //!

@@ -1,5 +1,5 @@
 //! [`BrowserLogin`]: the Authorization Code grant with PKCE (RFC 7636) on a loopback redirect
-//! (RFC 8252 §7.3), and [`open_browser`].
+//! (RFC 8252 §7.3), and `open_browser`.
 
 use std::fmt;
 use std::time::Duration;
@@ -184,7 +184,7 @@ impl BrowserLogin {
     }
 
     /// Runs the login: listens on loopback, calls `open` with the authorization URL (open it in
-    /// the browser, e.g. with [`open_browser`], or print it), waits for the redirect (at most the
+    /// the browser, e.g. with `open_browser` (feature `browser`), or print it), waits for the redirect (at most the
     /// [`timeout`](BrowserLogin::timeout)), checks it, answers the browser, and exchanges the
     /// code for a token.
     ///
