@@ -708,6 +708,7 @@ pub enum LoginErrorKind {
 /// }
 /// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct LoginError {
     inner: Arc<LoginInner>,
 }
