@@ -43,6 +43,7 @@ use builder::Config;
 pub use builder::GateBuilder;
 
 type LoginCallback = dyn Fn(&Error) + Send + Sync;
+type RefreshCallback = dyn Fn(&Token) + Send + Sync;
 
 /// How a token came in from outside the refresher: which event announces it.
 #[derive(Clone, Copy)]
@@ -60,7 +61,6 @@ fn same_secret(a: &Token, b: &Token) -> bool {
         _ => false,
     }
 }
-type RefreshCallback = dyn Fn(&Token) + Send + Sync;
 
 /// The shared token state with its refresher: one per token, shared by every [`Client`](crate::Client)
 /// (and every clone of one) that uses that token.
