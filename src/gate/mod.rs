@@ -55,7 +55,7 @@ enum Installed {
 /// Whether two tokens hold the same grant secret: the refresh token, or the access token when
 /// neither has one (a logout revokes each grant once).
 fn same_secret(a: &Token, b: &Token) -> bool {
-    match (a.get_refresh_token(), b.get_refresh_token()) {
+    match (a.refresh_token(), b.refresh_token()) {
         (Some(x), Some(y)) => x == y,
         (None, None) => a.access_token() == b.access_token(),
         _ => false,

@@ -1020,12 +1020,12 @@ impl Refresh for Arc<Revoking> {
     fn refresh(&self, _: Option<&Token>) -> Result<Token, RefreshError> {
         let n = self.refreshes.fetch_add(1, SeqCst) + 1;
         Ok(Token::new(format!("new{n}"))
-            .refresh_token(format!("r{n}"))
-            .expires_in(Duration::from_secs(3600)))
+            .with_refresh_token(format!("r{n}"))
+            .with_expires_in(Duration::from_secs(3600)))
     }
 
     fn revoke(&self, token: &Token) -> Result<(), RefreshError> {
-        let r = token.get_refresh_token().map(|r| r.secret().to_owned());
+        let r = token.refresh_token().map(|r| r.secret().to_owned());
         self.revoked.lock().unwrap().push(r.unwrap_or_default());
         if self.revoke_fails.load(SeqCst) {
             return Err(RefreshError::transient("revocation endpoint down"));
@@ -1077,15 +1077,15 @@ fn logout_revokes_the_newest_token_clears_the_store_and_requires_login() {
             .build()
             .unwrap()
     };
-    store.save(&hour_token().refresh_token("r0")).unwrap();
+    store.save(&hour_token().with_refresh_token("r0")).unwrap();
     let mine = gate(&refresher);
     let other = gate(&refresher);
     // Another gate on the store refreshed: the store holds a newer refresh token than ours.
     store
         .save(
             &Token::new("theirs")
-                .refresh_token("r-theirs")
-                .expires_in(Duration::from_secs(3600)),
+                .with_refresh_token("r-theirs")
+                .with_expires_in(Duration::from_secs(3600)),
         )
         .unwrap();
     let events = mine.events();
@@ -1131,7 +1131,7 @@ fn a_failed_revocation_still_logs_out_here_and_says_so() {
     let gate = Gate::builder()
         .store(store.clone())
         .refresher(Arc::clone(&refresher))
-        .token(hour_token().refresh_token("r0"))
+        .token(hour_token().with_refresh_token("r0"))
         .build()
         .unwrap();
     let e = gate.logout().unwrap_err();
@@ -1146,8 +1146,8 @@ fn a_failed_revocation_still_logs_out_here_and_says_so() {
 fn a_logout_waits_for_the_refresh_in_flight_and_revokes_what_it_brought() {
     let (held, refresher) = held(|n| {
         Ok(Token::new(format!("new{n}"))
-            .refresh_token(format!("r{n}"))
-            .expires_in(Duration::from_secs(3600)))
+            .with_refresh_token(format!("r{n}"))
+            .with_expires_in(Duration::from_secs(3600)))
     });
     let revoking = Revoking::new();
     struct Both<F>(F, Arc<Revoking>);

@@ -80,7 +80,7 @@ fn client_on(server: &TestServer, store: FileStore) -> Client {
     Client::builder(format!("{}/api", server.url()))
         .store(store)
         .refresher(
-            OAuth2::refresh_token_grant(server.token_url())
+            OAuth2::refresh_token(server.token_url())
                 .client_id(DEMO_PUBLIC_CLIENT_ID)
                 .revocation_url(server.revocation_url()),
         )
@@ -163,7 +163,7 @@ fn device_login_polls_at_the_interval_then_logs_the_client_in() {
             assert!(server.approve_device(prompt.user_code()));
         })
         .unwrap();
-    assert_eq!(token.get_scope(), Some("read"));
+    assert_eq!(token.scope(), Some("read"));
     let c = server.counters();
     assert_eq!(c.device_authorizations, 1);
     assert_eq!(
@@ -306,7 +306,7 @@ fn browser_login_with_pkce_logs_the_client_in() {
     assert_eq!(status, 200);
     assert!(body.contains("close this tab"), "{body}");
     assert!(!body.contains(token.access_token().secret()));
-    assert_eq!(token.get_scope(), Some("read write"));
+    assert_eq!(token.scope(), Some("read write"));
     let c = server.counters();
     assert_eq!(
         (c.authorizations, c.code_exchanges, c.pkce_failures),
@@ -421,8 +421,8 @@ fn logout_revokes_at_the_server_and_clears_the_store_for_every_client() {
     first
         .login(
             Token::new(issued.access_token.clone())
-                .expires_in(Duration::from_secs(3600))
-                .refresh_token(issued.refresh_token.clone()),
+                .with_expires_in(Duration::from_secs(3600))
+                .with_refresh_token(issued.refresh_token.clone()),
         )
         .unwrap();
     // Another process: the same file, its own store and client; it starts from the stored token.
@@ -459,7 +459,7 @@ fn logout_revokes_at_the_server_and_clears_the_store_for_every_client() {
     // The revoked refresh token is refused by the token endpoint itself.
     let stale = Client::builder(format!("{}/api", server.url()))
         .token(expired_login_from(&issued.refresh_token))
-        .refresher(OAuth2::refresh_token_grant(server.token_url()).client_id(DEMO_PUBLIC_CLIENT_ID))
+        .refresher(OAuth2::refresh_token(server.token_url()).client_id(DEMO_PUBLIC_CLIENT_ID))
         .build()
         .unwrap();
     assert!(stale.get("/me").call().unwrap_err().is_login_required());
@@ -469,8 +469,8 @@ fn logout_revokes_at_the_server_and_clears_the_store_for_every_client() {
 /// A token whose access token is expired, with `refresh_token`.
 fn expired_login_from(refresh_token: &str) -> Token {
     Token::new("expired")
-        .expires_at_system_time(std::time::SystemTime::now() - Duration::from_secs(1))
-        .refresh_token(refresh_token)
+        .with_expires_at_wall(std::time::SystemTime::now() - Duration::from_secs(1))
+        .with_refresh_token(refresh_token)
 }
 
 #[test]
@@ -481,7 +481,7 @@ fn a_failed_revocation_still_logs_out_here_and_says_so() {
     let client = client_on(&server, FileStore::new(&path));
     let issued = server.issue_token();
     client
-        .login(Token::new(issued.access_token).refresh_token(issued.refresh_token.clone()))
+        .login(Token::new(issued.access_token).with_refresh_token(issued.refresh_token.clone()))
         .unwrap();
     server.set_revocation_unavailable(true);
     let e = client.logout().unwrap_err();

@@ -455,8 +455,8 @@ fn a_logout_clears_redis_for_every_worker_and_is_fenced_like_a_save() {
     let issued = server.issue_token();
     a.save(
         &Token::new(issued.access_token)
-            .expires_in(Duration::from_secs(3600))
-            .refresh_token(issued.refresh_token.clone()),
+            .with_expires_in(Duration::from_secs(3600))
+            .with_refresh_token(issued.refresh_token.clone()),
     )
     .unwrap();
     let with_revocation = |store: RedisStore| {
