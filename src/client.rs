@@ -224,6 +224,48 @@ impl Client {
         self.inner.gate.set_token(token)
     }
 
+    /// Installs the token a login brought, exactly as [`set_token`](Client::set_token) does (in
+    /// the gate and the [`store`](ClientBuilder::store), atomically, waking waiting threads), and
+    /// emits [`Event::LoggedIn`](crate::Event::LoggedIn). See [`Gate::login`] and the
+    /// [`login`](crate::login) module.
+    ///
+    /// ```no_run
+    /// use tokengate::login::DeviceLogin;
+    /// # let client = tokengate::Client::builder("https://api.example.com").build()?;
+    ///
+    /// if client.token().is_none() {
+    ///     let token = DeviceLogin::new("https://auth.example.com/device", "https://auth.example.com/token")
+    ///         .client_id("my-cli")
+    ///         .run(|p| eprintln!("Open {} and enter {}", p.verification_uri(), p.user_code()))?;
+    ///     client.login(token)?;
+    /// }
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`set_token`](Client::set_token): [`Error::InvalidToken`], [`Error::Store`],
+    /// [`Error::RefreshTimeout`]. Nothing is changed on error.
+    pub fn login(&self, token: Token) -> Result<(), Error> {
+        self.inner.gate.login(token)
+    }
+
+    /// Logs out: revokes the refresh token at the refresher's
+    /// [`revocation_url`](crate::OAuth2::revocation_url) (RFC 7009), clears the
+    /// [`store`](ClientBuilder::store) (so every process sharing it is logged out), forgets the
+    /// token and enters the login-required state, and emits
+    /// [`Event::LoggedOut`](crate::Event::LoggedOut). A failed revocation still logs out here. See
+    /// [`Gate::logout`] for the steps.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Revocation`] when the server did not confirm the revocation (logged out here
+    /// anyway); [`Error::Store`] when the store could not be cleared; [`Error::RefreshTimeout`]
+    /// when the store stayed locked (nothing changed).
+    pub fn logout(&self) -> Result<(), Error> {
+        self.inner.gate.logout()
+    }
+
     /// Finishes the client's token work before the program ends: waits (at most the
     /// [`refresh_timeout`](ClientBuilder::refresh_timeout) budget) for a refresh in flight, so a
     /// rotated refresh token the server has already issued is saved (to the

@@ -71,6 +71,17 @@ pub enum Error {
     /// truncated, garbled or newer-version token file, or an I/O failure. See [`StoreError::kind`].
     #[error(transparent)]
     Store(StoreError),
+    /// A login failed ([`DeviceLogin`](crate::login::DeviceLogin),
+    /// [`BrowserLogin`](crate::login::BrowserLogin), discovery); see [`LoginError::kind`]. Nothing
+    /// was installed and a stored session is unchanged.
+    #[error(transparent)]
+    Login(LoginError),
+    /// [`Client::logout`](crate::Client::logout) cleared the session here (the gate and the
+    /// store), but the authorization server did not confirm the revocation of its refresh token
+    /// (RFC 7009): the server may still honour it until it expires. See
+    /// [`RefreshError::is_transient`] for whether trying again could have helped.
+    #[error(transparent)]
+    Revocation(RefreshError),
 }
 
 impl Error {
@@ -81,8 +92,9 @@ impl Error {
 
     /// Whether trying again later may succeed: a transient refresh failure, a refresh wait that timed
     /// out, a panicked refresher, a transport failure of the request, a missed deadline, a proxy
-    /// failure other than refused credentials, or a store that could not be read or reached
-    /// ([`StoreErrorKind::Io`], [`StoreErrorKind::Unavailable`]). TLS failures are not transient
+    /// failure other than refused credentials, a store that could not be read or reached
+    /// ([`StoreErrorKind::Io`], [`StoreErrorKind::Unavailable`]), or a login or revocation that
+    /// failed for such a reason ([`LoginError::is_transient`]). TLS failures are not transient
     /// (see [`is_tls`](Error::is_tls)).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -93,6 +105,8 @@ impl Error {
             | Error::Deadline(_) => true,
             Error::Proxy(e) => e.is_transient(),
             Error::Store(e) => matches!(e.kind(), StoreErrorKind::Io | StoreErrorKind::Unavailable),
+            Error::Login(e) => e.is_transient(),
+            Error::Revocation(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -100,15 +114,17 @@ impl Error {
     /// Whether the client's configuration is at fault: [`Error::Config`], a TLS failure
     /// ([`Error::Tls`]: an untrusted certificate is not fixed by trying again), a proxy that
     /// refused the credentials, a refresh the authorization server refused because of the client
-    /// (see [`RefreshError::is_configuration`]), or a store whose location cannot be used as it is
-    /// (see [`StoreError::is_configuration`]). An operator must fix it; logging in again would not
+    /// (see [`RefreshError::is_configuration`]), a store whose location cannot be used as it is
+    /// (see [`StoreError::is_configuration`]), or a login refused for the same reasons
+    /// ([`LoginError::is_configuration`]). An operator must fix it; logging in again would not
     /// help.
     pub fn is_configuration(&self) -> bool {
         match self {
             Error::Config(_) | Error::Tls(_) => true,
             Error::Proxy(e) => e.is_auth_refused(),
-            Error::Refresh(e) => e.is_configuration(),
+            Error::Refresh(e) | Error::Revocation(e) => e.is_configuration(),
             Error::Store(e) => e.is_configuration(),
+            Error::Login(e) => e.is_configuration(),
             _ => false,
         }
     }
@@ -149,6 +165,12 @@ impl Error {
 
     pub(crate) fn url(msg: impl Into<String>) -> Self {
         Error::InvalidUrl(Arc::from(msg.into()))
+    }
+}
+
+impl From<LoginError> for Error {
+    fn from(e: LoginError) -> Self {
+        Error::Login(e)
     }
 }
 
@@ -259,6 +281,11 @@ pub enum RefreshErrorKind {
     /// The API rejected the token a refresh had just produced, before it ever accepted it; the
     /// next refresh waits a growing backoff (see [`Gate::reject`](crate::Gate::reject)).
     Rejected,
+    /// The [`TokenStore`](crate::TokenStore) no longer holds the session this gate had saved or
+    /// loaded there: another process (or another gate on the store) logged out
+    /// ([`Gate::logout`](crate::Gate::logout)). Permanent: a new login is required, and no
+    /// refresh was attempted.
+    LoggedOut,
 }
 
 /// An OAuth2 error response from the token endpoint (RFC 6749 §5.2). Read its fields; build one
@@ -370,6 +397,8 @@ pub(crate) enum Class {
 struct Inner {
     kind: RefreshErrorKind,
     class: Class,
+    /// What failed, the start of `Display`: a refresh, or a revocation.
+    what: &'static str,
     message: String,
     /// When the gate will try again, set by the gate when it backs off after this failure.
     next_attempt: Option<std::time::Instant>,
@@ -385,6 +414,7 @@ impl RefreshError {
         Inner {
             kind,
             class,
+            what: "token refresh failed",
             message: message.into(),
             next_attempt: None,
             status: None,
@@ -481,6 +511,12 @@ impl RefreshError {
         self
     }
 
+    /// The same failure, of a revocation (RFC 7009) rather than a refresh: its text says so.
+    pub(crate) fn of_revocation(mut self) -> Self {
+        Arc::make_mut(&mut self.inner).what = "token revocation failed";
+        self
+    }
+
     /// Whether two errors are clones of one failure (tests check that waiters share one error).
     #[cfg(test)]
     pub(crate) fn shares_with(&self, other: &RefreshError) -> bool {
@@ -560,7 +596,7 @@ impl From<Inner> for RefreshError {
 
 impl fmt::Display for RefreshError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("token refresh failed: ")?;
+        write!(f, "{}: ", self.inner.what)?;
         f.write_str(&self.inner.message)?;
         if let Some(oauth) = &self.inner.oauth {
             write!(f, ": {}", oauth.error)?;
@@ -592,6 +628,258 @@ impl fmt::Debug for RefreshError {
 }
 
 impl std::error::Error for RefreshError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The broad class of a [`LoginError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginErrorKind {
+    /// The user (or the authorization server on the user's behalf) refused the authorization:
+    /// `access_denied` (RFC 8628 §3.5, RFC 6749 §4.1.2.1).
+    AccessDenied,
+    /// The device code expired before the user approved it: `expired_token` (RFC 8628 §3.5), or
+    /// its `expires_in` passed while polling.
+    ExpiredToken,
+    /// The login was cancelled through its [`Cancel`](crate::login::Cancel).
+    Cancelled,
+    /// The browser did not come back to the loopback redirect within the login's
+    /// [`timeout`](crate::login::BrowserLogin::timeout).
+    TimedOut,
+    /// The redirect's `state` is not the one this login sent (RFC 6749 §10.12): the answer
+    /// belongs to another login, or was forged. Nothing was exchanged.
+    StateMismatch,
+    /// The redirect's `iss` names another authorization server than the one expected (RFC 9207,
+    /// a mix-up), or is missing where the server advertises it. Nothing was exchanged.
+    IssuerMismatch,
+    /// The issuer's metadata (RFC 8414, OpenID Connect Discovery) could not be used: not found,
+    /// not JSON, a required endpoint missing, an `issuer` that is not the one asked for, or an
+    /// endpoint that is plain `http` off loopback.
+    Discovery,
+    /// The authorization server answered with an error: an OAuth2 error code other than the ones
+    /// with kinds of their own (see [`LoginError::oauth_error`], e.g. `invalid_grant` for a wrong
+    /// PKCE verifier, `invalid_client`), or an HTTP status that is not a success (see
+    /// [`LoginError::status`]).
+    Server,
+    /// The authorization server could not be reached or its answer not read (connection,
+    /// timeout).
+    Transport,
+    /// TLS with the authorization server failed (an untrusted or expired certificate, a host name
+    /// that does not match, a refused client certificate).
+    Tls,
+    /// The proxy to the authorization server could not be reached, refused the connection or its
+    /// credentials, or could not reach the server.
+    Proxy,
+    /// An answer was not what the protocol says it must be (not JSON, a required field missing or
+    /// of the wrong type).
+    InvalidResponse,
+    /// The login is configured in a way that cannot work (no client id, a URL that does not
+    /// parse, plain `http` off loopback, no loopback port to listen on); the message says what.
+    Configuration,
+}
+
+/// Why a login ([`DeviceLogin`](crate::login::DeviceLogin),
+/// [`BrowserLogin`](crate::login::BrowserLogin), [`Metadata::discover`](crate::login::Metadata::discover))
+/// failed. A failed login changes nothing: no token is installed, and a session already stored
+/// stays as it was.
+///
+/// Cheap to clone. Classify with [`kind`](LoginError::kind) and the predicates. Never holds a
+/// secret: the authorization code, the PKCE verifier, the device code, the tokens and the client
+/// secret are kept out of its text, and replaced with `[redacted]` where the server's own text
+/// (`error_description`, `error_uri`) repeats one of them. A transport failure's cause is returned
+/// by [`source`](std::error::Error::source), not repeated in `Display`.
+///
+/// ```no_run
+/// use tokengate::LoginErrorKind;
+/// use tokengate::login::DeviceLogin;
+///
+/// let login = DeviceLogin::new("https://auth.example.com/device", "https://auth.example.com/token")
+///     .client_id("my-cli");
+/// match login.run(|p| eprintln!("Open {} and enter {}", p.verification_uri(), p.user_code())) {
+///     Ok(token) => { /* client.login(token)? */ }
+///     Err(e) if e.kind() == LoginErrorKind::AccessDenied => eprintln!("You said no."),
+///     Err(e) if e.is_transient() => eprintln!("Try again later: {e}"),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct LoginError {
+    inner: Arc<LoginInner>,
+}
+
+struct LoginInner {
+    kind: LoginErrorKind,
+    class: Class,
+    message: String,
+    status: Option<u16>,
+    oauth: Option<OAuthError>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl LoginError {
+    /// An error of `kind` saying `message`, classed as the user's doing (neither transient nor
+    /// configuration) unless the kind says otherwise.
+    pub(crate) fn new(kind: LoginErrorKind, message: impl Into<String>) -> Self {
+        let class = match kind {
+            LoginErrorKind::Transport => Class::Transient,
+            LoginErrorKind::Configuration | LoginErrorKind::Discovery | LoginErrorKind::Tls => {
+                Class::Configuration
+            }
+            _ => Class::Login,
+        };
+        LoginError {
+            inner: Arc::new(LoginInner {
+                kind,
+                class,
+                message: message.into(),
+                status: None,
+                oauth: None,
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn configuration(message: impl Into<String>) -> Self {
+        LoginError::new(LoginErrorKind::Configuration, message)
+    }
+
+    fn inner_mut(&mut self) -> &mut LoginInner {
+        Arc::get_mut(&mut self.inner).expect("a login error is changed only before it is shared")
+    }
+
+    pub(crate) fn with_class(mut self, class: Class) -> Self {
+        self.inner_mut().class = class;
+        self
+    }
+
+    pub(crate) fn with_status(mut self, status: u16) -> Self {
+        self.inner_mut().status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_oauth(mut self, oauth: OAuthError) -> Self {
+        self.inner_mut().oauth = Some(oauth);
+        self
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.inner_mut().source = Some(Arc::new(source));
+        self
+    }
+
+    /// The login error for a failed request to the authorization server made through the
+    /// OAuth2 refresher's machinery, `doing` what (e.g. "the token request"): the error code
+    /// decides the kind (`access_denied`, `expired_token` have their own), then what failed
+    /// (transport, TLS, proxy, an unreadable answer, a status).
+    pub(crate) fn from_refresh(e: RefreshError, doing: &str) -> Self {
+        use LoginErrorKind as K;
+        let r = &*e.inner;
+        let (kind, message) = match (r.kind, r.oauth.as_ref().map(|o| o.error.as_str())) {
+            (_, Some("access_denied")) => (K::AccessDenied, "the authorization was denied"),
+            (_, Some("expired_token")) => (K::ExpiredToken, "the device code expired"),
+            (RefreshErrorKind::Tls, _) => (K::Tls, "TLS with the authorization server failed"),
+            (RefreshErrorKind::Proxy, _) => (
+                K::Proxy,
+                "could not reach the authorization server through the proxy",
+            ),
+            // No cause: the network settings could not be used (the message says why).
+            (RefreshErrorKind::Transport, _) if r.source.is_none() => {
+                (K::Configuration, r.message.as_str())
+            }
+            (RefreshErrorKind::Transport, _) => {
+                (K::Transport, "could not reach the authorization server")
+            }
+            (RefreshErrorKind::InvalidResponse, _) => (K::InvalidResponse, r.message.as_str()),
+            _ => (K::Server, "the authorization server refused"),
+        };
+        let class = match kind {
+            K::AccessDenied | K::ExpiredToken => Class::Login,
+            // Whatever the refresher's table says of the code or status (a refused client is
+            // configuration, a 5xx transient); `invalid_grant` here is a refused code or
+            // verifier, not a dead session: neither transient nor configuration.
+            _ => r.class,
+        };
+        LoginError {
+            inner: Arc::new(LoginInner {
+                kind,
+                class,
+                message: format!("{doing}: {message}"),
+                status: r.status,
+                oauth: r.oauth.clone(),
+                source: r.source.clone(),
+            }),
+        }
+    }
+
+    /// The broad class of the failure.
+    pub fn kind(&self) -> LoginErrorKind {
+        self.inner.kind
+    }
+
+    /// Whether trying the same login again later may succeed with nothing changed: the server or
+    /// the network failed (unreachable, a timeout, a `5xx`, `429`, `temporarily_unavailable`),
+    /// not the user or the configuration.
+    pub fn is_transient(&self) -> bool {
+        self.inner.class == Class::Transient
+    }
+
+    /// Whether the login's configuration is at fault and an operator must fix it: a refused
+    /// client (`invalid_client`, `unauthorized_client`...), an untrusted certificate, unusable
+    /// metadata, a wrong endpoint, plain `http` off loopback.
+    pub fn is_configuration(&self) -> bool {
+        self.inner.class == Class::Configuration
+    }
+
+    /// The authorization server's HTTP status, when it answered with one that is not a success.
+    pub fn status(&self) -> Option<u16> {
+        self.inner.status
+    }
+
+    /// The OAuth2 error the authorization server sent (RFC 6749 §4.1.2.1, §5.2; RFC 8628 §3.5), if
+    /// it sent one.
+    pub fn oauth_error(&self) -> Option<&OAuthError> {
+        self.inner.oauth.as_ref()
+    }
+}
+
+impl fmt::Display for LoginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "login failed: {}", self.inner.message)?;
+        if let Some(oauth) = &self.inner.oauth {
+            write!(f, ": {}", oauth.error)?;
+            if let Some(d) = &oauth.error_description {
+                write!(f, " ({d})")?;
+            }
+        }
+        if let Some(status) = self.inner.status {
+            write!(f, " [HTTP {status}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for LoginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginError")
+            .field("kind", &self.inner.kind)
+            .field("class", &self.inner.class)
+            .field("message", &self.inner.message)
+            .field("status", &self.inner.status)
+            .field("oauth", &self.inner.oauth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::error::Error for LoginError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.inner
             .source
@@ -648,6 +936,10 @@ pub enum StoreErrorKind {
     /// certificate, or the handshake failed. A configuration failure
     /// ([`StoreError::is_configuration`]): trying again does not change a certificate.
     Tls,
+    /// The store cannot do what was asked: a custom store that does not implement
+    /// [`TokenStore::clear`](crate::TokenStore::clear). A configuration failure: the program must
+    /// implement it.
+    Unsupported,
     /// A custom store reported the failure.
     Custom,
 }
@@ -736,9 +1028,10 @@ impl StoreError {
 
     /// Whether the store cannot be used as it is set up and an operator must fix it
     /// ([`NotRegularFile`](StoreErrorKind::NotRegularFile), [`ReadOnly`](StoreErrorKind::ReadOnly),
-    /// [`Permissions`](StoreErrorKind::Permissions), [`Tls`](StoreErrorKind::Tls)). The gate
-    /// treats such a failure like a refused client configuration: requests fail at once and it
-    /// tries again only after its longest backoff, never in a tight loop.
+    /// [`Permissions`](StoreErrorKind::Permissions), [`Tls`](StoreErrorKind::Tls)), or the store
+    /// cannot do what was asked ([`Unsupported`](StoreErrorKind::Unsupported)). The gate treats
+    /// such a failure like a refused client configuration: requests fail at once and it tries
+    /// again only after its longest backoff, never in a tight loop.
     pub fn is_configuration(&self) -> bool {
         matches!(
             self.inner.kind,
@@ -746,6 +1039,7 @@ impl StoreError {
                 | StoreErrorKind::ReadOnly
                 | StoreErrorKind::Permissions
                 | StoreErrorKind::Tls
+                | StoreErrorKind::Unsupported
         )
     }
 
@@ -916,5 +1210,38 @@ mod tests {
         );
         assert_each_cause_printed_once(&refresh_err);
         assert_each_cause_printed_once(&Error::Refresh(refresh_err));
+
+        // The same inside a LoginError: discovery on its own requests, the device flow on the
+        // refresher's machinery.
+        let base = format!("http://127.0.0.1:{port}");
+        let discovery = crate::login::Metadata::discover(&base, &crate::Network::new())
+            .expect_err("nobody listens on the port");
+        let device = crate::login::DeviceLogin::new(format!("{base}/device"), format!("{base}/t"))
+            .client_id("app")
+            .run(|_| panic!("no prompt"))
+            .expect_err("nobody listens on the port");
+        for login_err in [discovery, device] {
+            assert_eq!(login_err.kind(), LoginErrorKind::Transport, "{login_err:?}");
+            assert!(login_err.is_transient());
+            assert!(
+                login_err.source().is_some_and(|s| s.is::<ureq::Error>()),
+                "{login_err:?}"
+            );
+            assert_each_cause_printed_once(&login_err);
+            assert_each_cause_printed_once(&Error::Login(login_err));
+        }
+
+        // And inside a revocation's error.
+        let revocation = OAuth2::client_credentials(format!("{base}/t"))
+            .revocation_url(format!("{base}/revoke"))
+            .revoke(&Token::new("ACCESS"))
+            .expect_err("nobody listens on the port")
+            .of_revocation();
+        assert!(
+            revocation
+                .to_string()
+                .starts_with("token revocation failed")
+        );
+        assert_each_cause_printed_once(&Error::Revocation(revocation));
     }
 }

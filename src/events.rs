@@ -64,6 +64,22 @@ pub enum Event {
         /// The [`Error::Store`] the save failed with.
         error: Error,
     },
+    /// A login's token was installed with [`Gate::login`](crate::Gate::login) /
+    /// [`Client::login`](crate::Client::login).
+    LoggedIn {
+        /// The token's generation.
+        generation: u64,
+        /// Lifetime of the token, when known.
+        expires_in: Option<Duration>,
+    },
+    /// The session ended with [`Gate::logout`](crate::Gate::logout) /
+    /// [`Client::logout`](crate::Client::logout): the token was forgotten here and in the store
+    /// (and revoked at the server, when the refresher knows how). Requests fail with
+    /// [`Error::LoginRequired`] until the next login.
+    LoggedOut {
+        /// The generation the gate moved to (a refresh in flight from before is discarded).
+        generation: u64,
+    },
 }
 
 /// A subscription to a gate's [`Event`]s, from [`Client::events`](crate::Client::events) or

@@ -36,6 +36,9 @@
 //!   (atomic writes, mode `0600`) shared safely by several processes: refreshes take a file lock,
 //!   and a process adopts the token another one just refreshed instead of spending the rotated
 //!   refresh token again. [`MemoryStore`] keeps it in memory.
+//! - [`login`]: the first token, and the next after a logout: [`DeviceLogin`] (RFC 8628) and
+//!   [`BrowserLogin`] (PKCE on a loopback redirect), endpoints from [`Metadata::discover`];
+//!   [`Client::login`] installs the token, [`Client::logout`] revokes it and clears the store.
 //!
 //! A token is refreshed *before* it is used when it is within `refresh_before_expiry` of its expiry
 //! (60 s, or a tenth of its lifetime when that is shorter), and *after* the server rejects it. Earlier,
@@ -54,7 +57,7 @@
 //! one of three kinds (see [`RefreshError`] for how token endpoint answers are classified):
 //!
 //! - permanent (`invalid_grant`): the client enters a login-required state and calls fail fast with
-//!   [`Error::LoginRequired`] until [`Client::set_token`];
+//!   [`Error::LoginRequired`] until [`Client::login`] (or [`Client::set_token`]);
 //! - configuration (`invalid_client`, a wrong endpoint, an untrusted certificate): the session is
 //!   kept, calls fail at once with [`Error::Refresh`] while the gate retries slowly;
 //! - transient (network, 5xx, 429, an odd answer): the gate retries after a short, growing,
@@ -75,10 +78,12 @@
 //!   Linux), for desktop apps.
 //! - `redis`: `RedisStore`, the token in Redis with a lease around each
 //!   refresh, for fleets of workers on many machines.
+//! - `browser`: `login::open_browser`, which opens a browser login's URL in the user's browser
+//!   (the `webbrowser` crate; it honours `$BROWSER`).
 //!
-//! The default build has nine direct dependencies: six, and rustls (the one ureq is built on),
-//! webpki-root-certs and rustls-native-certs (which the platform verifier already pulls in on
-//! Linux).
+//! The default build has eleven direct dependencies: six, and five already in ureq's build:
+//! rustls (the one ureq is built on), ring (its crypto), httparse (under ureq-proto),
+//! webpki-root-certs and rustls-native-certs (which the platform verifier pulls in on Linux).
 //!
 //! `tokengate::ureq` and `tokengate::http` re-export the versions this crate uses, so you need no
 //! version-matched dependency of your own.
@@ -100,6 +105,8 @@ mod error;
 mod events;
 mod form;
 mod gate;
+mod jwt;
+pub mod login;
 mod middleware;
 mod net;
 mod origin;
@@ -113,10 +120,12 @@ mod token;
 pub use challenge::Challenge;
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use error::{
-    Error, OAuthError, ProxyError, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind,
+    Error, LoginError, LoginErrorKind, OAuthError, ProxyError, RefreshError, RefreshErrorKind,
+    StoreError, StoreErrorKind,
 };
 pub use events::{EVENT_BUFFER, Event, Events};
 pub use gate::{Gate, GateBuilder, Lease, Rejection, Stats};
+pub use login::{BrowserLogin, Cancel, DeviceLogin, DevicePrompt, Metadata};
 pub use middleware::TokenMiddleware;
 pub use net::Network;
 pub use refresh::{ClientAuth, OAuth2, Refresh, TokenResponse};
@@ -146,6 +155,12 @@ pub mod __fuzz {
     pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<std::time::Duration> {
         crate::refresh::retry_after(value, now)
     }
+
+    /// The lifetime a JWT access token's `exp` claim gives, counted from `now`, as a token
+    /// response without `expires_in` is read (`None`: not a JWT, no usable or an absurd `exp`).
+    pub fn jwt_lifetime(token: &str, now: std::time::SystemTime) -> Option<std::time::Duration> {
+        crate::jwt::lifetime(token, now)
+    }
 }
 
 /// Compile-time proof that the shared types can cross threads.
@@ -167,4 +182,9 @@ fn _assert_send_sync() {
     is::<RedisStore>();
     is::<Network>();
     is::<ProxyError>();
+    is::<LoginError>();
+    is::<DeviceLogin>();
+    is::<BrowserLogin>();
+    is::<Metadata>();
+    is::<Cancel>();
 }

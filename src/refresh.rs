@@ -65,6 +65,23 @@ pub trait Refresh: Send + Sync + 'static {
     fn check(&self) -> Result<(), RefreshError> {
         Ok(())
     }
+
+    /// Revokes `token` at the authorization server, when the user logs out
+    /// ([`Gate::logout`](crate::Gate::logout)). [`OAuth2`] revokes the refresh token at its
+    /// [`revocation_url`](OAuth2::revocation_url) (RFC 7009).
+    ///
+    /// Defaults to doing nothing: a refresher that knows no revocation endpoint has nothing to
+    /// revoke, and the logout then only forgets the token here.
+    ///
+    /// # Errors
+    ///
+    /// A [`RefreshError`] when the server could not be reached or refused the revocation; the
+    /// logout clears the session here anyway and reports it as
+    /// [`Error::Revocation`](crate::Error::Revocation).
+    fn revoke(&self, token: &Token) -> Result<(), RefreshError> {
+        let _ = token;
+        Ok(())
+    }
 }
 
 impl<F> Refresh for F
@@ -120,6 +137,7 @@ enum Grant {
 pub struct OAuth2 {
     grant: Grant,
     token_url: String,
+    revocation_url: Option<String>,
     client_id: Option<String>,
     client_secret: Option<ClientSecret>,
     auth: Option<ClientAuth>,
@@ -140,6 +158,7 @@ impl OAuth2 {
         OAuth2 {
             grant,
             token_url: token_url.into(),
+            revocation_url: None,
             client_id: None,
             client_secret: None,
             auth: None,
@@ -154,6 +173,12 @@ impl OAuth2 {
         }
     }
 
+    /// A client of `token_url` for the login flows, which make their own requests (`grant`,
+    /// `post_to`) with its authentication and network settings.
+    pub(crate) fn for_login(token_url: impl Into<String>) -> Self {
+        Self::new(Grant::RefreshToken, token_url)
+    }
+
     /// The refresh_token grant (RFC 6749 §6): trades the current refresh token for a new access token.
     /// When the answer carries no refresh token the old one is kept; when it carries one (rotation),
     /// the new one replaces it.
@@ -165,6 +190,18 @@ impl OAuth2 {
     /// no refresh token and no prior token are needed.
     pub fn client_credentials(token_url: impl Into<String>) -> Self {
         Self::new(Grant::ClientCredentials, token_url)
+    }
+
+    /// Sets the authorization server's revocation endpoint (RFC 7009), where
+    /// [`Gate::logout`](crate::Gate::logout) (and [`Client::logout`](crate::Client::logout))
+    /// revokes the refresh token, with the same client authentication as the token requests; from
+    /// discovery, [`Metadata::revocation_endpoint`](crate::login::Metadata::revocation_endpoint).
+    /// The same rule as for the token URL applies: `https`, or plain `http` on loopback or with
+    /// [`allow_insecure_http`](OAuth2::allow_insecure_http). Defaults to none: a logout then only
+    /// forgets the token here.
+    pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
+        self.revocation_url = Some(url.into());
+        self
     }
 
     /// Sets the client identifier (RFC 6749 §2.2). Defaults to none.
@@ -240,24 +277,12 @@ impl OAuth2 {
         }
     }
 
-    /// The agent, built once: the network settings are read (files, environment) the first time.
+    /// The agent of the token endpoint, built once: the network settings are read (files,
+    /// environment) the first time.
     fn agent(&self) -> Result<&NetAgent, RefreshError> {
-        let built = self.agent.get_or_init(|| {
-            let resolved = match (&self.network, &self.inherited) {
-                (Some(own), _) => own.resolve(),
-                (None, Some(client)) => Ok(Arc::clone(client)),
-                (None, None) => Network::default().resolve(),
-            }
-            .map_err(|e| e.to_string())?;
-            let home: ureq::http::Uri = self
-                .token_url
-                .parse()
-                .map_err(|_| "the token URL does not parse".to_owned())?;
-            let base = ureq::Agent::config_builder()
-                .timeout_connect(Some(self.connect_timeout))
-                .timeout_global(Some(self.timeout));
-            Ok(resolved.agent(&home, base))
-        });
+        let built = self
+            .agent
+            .get_or_init(|| self.build_agent(&self.token_url, "token URL"));
         built.as_ref().map_err(|msg| {
             RefreshError::new(
                 RefreshErrorKind::Transport,
@@ -265,6 +290,47 @@ impl OAuth2 {
                 msg.clone(),
             )
         })
+    }
+
+    /// An agent whose own origin is `url`'s, on this refresher's network settings.
+    fn build_agent(&self, url: &str, what: &str) -> Result<NetAgent, String> {
+        let resolved = match (&self.network, &self.inherited) {
+            (Some(own), _) => own.resolve(),
+            (None, Some(client)) => Ok(Arc::clone(client)),
+            (None, None) => Network::default().resolve(),
+        }
+        .map_err(|e| e.to_string())?;
+        let home: ureq::http::Uri = url
+            .parse()
+            .map_err(|_| format!("the {what} does not parse"))?;
+        let base = ureq::Agent::config_builder()
+            .timeout_connect(Some(self.connect_timeout))
+            .timeout_global(Some(self.timeout));
+        Ok(resolved.agent(&home, base))
+    }
+
+    /// Whether `url` may be used for secrets: `https`, or `http` on loopback or when allowed.
+    pub(crate) fn check_url(&self, url: &str, what: &str) -> Result<(), String> {
+        let (_, origin) = Origin::parse(url, what)?;
+        if !origin.is_https() && !origin.is_loopback() && !self.allow_http {
+            return Err(format!(
+                "the {what} is plain http and not loopback; use https or allow_insecure_http(true)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The client authentication parameters for the body (RFC 6749 §2.3.1): `client_id` (and
+    /// `client_secret` with [`ClientAuth::RequestBody`]) unless Basic authentication applies.
+    fn auth_params<'a>(&'a self, pairs: &mut Vec<(&'a str, &'a str)>) {
+        if self.basic_auth().is_none() {
+            if let Some(id) = &self.client_id {
+                pairs.push(("client_id", id));
+            }
+            if let Some(secret) = &self.client_secret {
+                pairs.push(("client_secret", secret.secret()));
+            }
+        }
     }
 
     fn form(&self, current: Option<&Token>) -> Result<String, RefreshError> {
@@ -286,14 +352,7 @@ impl OAuth2 {
         if let Some(scope) = &self.scope {
             pairs.push(("scope", scope));
         }
-        if self.basic_auth().is_none() {
-            if let Some(id) = &self.client_id {
-                pairs.push(("client_id", id));
-            }
-            if let Some(secret) = &self.client_secret {
-                pairs.push(("client_secret", secret.secret()));
-            }
-        }
+        self.auth_params(&mut pairs);
         for (k, v) in &self.extra {
             pairs.push((k, v));
         }
@@ -351,6 +410,7 @@ impl fmt::Debug for OAuth2 {
         f.debug_struct("OAuth2")
             .field("grant", &self.grant)
             .field("token_url", &self.token_url)
+            .field("revocation_url", &self.revocation_url)
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
             .field("scope", &self.scope)
@@ -367,13 +427,23 @@ impl Refresh for OAuth2 {
         })
     }
 
+    /// Revokes the refresh token (RFC 7009) at the [`revocation_url`](OAuth2::revocation_url), or
+    /// the access token when there is no refresh token; nothing without a revocation URL. The
+    /// server's `200` means done (also for a token it no longer knew); a `503` or a network
+    /// failure is transient, and the other answers are classified like a token endpoint's.
+    fn revoke(&self, token: &Token) -> Result<(), RefreshError> {
+        match &self.revocation_url {
+            Some(url) => self.revoke_at(url, token),
+            None => Ok(()),
+        }
+    }
+
     fn check(&self) -> Result<(), RefreshError> {
-        let (_, origin) =
-            Origin::parse(&self.token_url, "token URL").map_err(RefreshError::configuration)?;
-        if !origin.is_https() && !origin.is_loopback() && !self.allow_http {
-            return Err(RefreshError::configuration(
-                "the token URL is plain http and not loopback; use https or allow_insecure_http(true)",
-            ));
+        self.check_url(&self.token_url, "token URL")
+            .map_err(RefreshError::configuration)?;
+        if let Some(url) = &self.revocation_url {
+            self.check_url(url, "revocation URL")
+                .map_err(RefreshError::configuration)?;
         }
         // Its own network settings are read now, so a problem is reported when the gate is built
         // (a client's were read by the client builder). The agent itself is built at the first
@@ -391,10 +461,35 @@ impl OAuth2 {
     /// carries from the error.
     fn exchange(&self, current: Option<&Token>, body: &mut Vec<u8>) -> Result<Token, RefreshError> {
         let form = self.form(current)?;
-        let net = self.agent()?;
+        let answer = self.post(self.agent()?, &self.token_url, form, body)?;
+        let previous = current.and_then(Token::refresh_token);
+        if (200..300).contains(&answer.status) && OAuthError::parse(body).is_none() {
+            return TokenResponse::parse(body)
+                .map(|r| r.into_token(previous))
+                .map_err(|e| e.with_status(answer.status));
+        }
+        // An error response, or a 2xx carrying an RFC 6749 §5.2 error object instead of a token.
+        let secrets = self.secrets(current, Some(body));
+        Err(error_response(
+            answer.status,
+            body,
+            answer.retry_after,
+            &secrets,
+        ))
+    }
+
+    /// POSTs `form` to `url` through `net`, with this client's Basic credentials when they apply,
+    /// and reads the answer (at most 64 KiB) into `body`.
+    fn post(
+        &self,
+        net: &NetAgent,
+        url: &str,
+        form: String,
+        body: &mut Vec<u8>,
+    ) -> Result<Answer, RefreshError> {
         let mut req = net
             .agent
-            .post(&self.token_url)
+            .post(url)
             .header("Accept", "application/json")
             .header("Content-Type", "application/x-www-form-urlencoded");
         if let Some(basic) = self.basic_auth() {
@@ -418,21 +513,127 @@ impl OAuth2 {
                 ureq::Error::BodyExceedsLimit(_) => RefreshError::new(
                     RefreshErrorKind::InvalidResponse,
                     Class::Transient,
-                    format!("token response larger than {MAX_TOKEN_RESPONSE} bytes"),
+                    format!("answer larger than {MAX_TOKEN_RESPONSE} bytes"),
                 )
                 .with_status(status),
                 other => transport_error(other).with_status(status),
             })?;
-        let previous = current.and_then(Token::refresh_token);
-        if (200..300).contains(&status) && OAuthError::parse(body).is_none() {
-            return TokenResponse::parse(body)
-                .map(|r| r.into_token(previous))
-                .map_err(|e| e.with_status(status));
-        }
-        // An error response, or a 2xx carrying an RFC 6749 §5.2 error object instead of a token.
-        let secrets = self.secrets(current, Some(body));
-        Err(error_response(status, body, retry_after, &secrets))
+        Ok(Answer {
+            status,
+            retry_after,
+        })
     }
+
+    /// POSTs `params` and this client's authentication to `url`, an endpoint of the same
+    /// authorization server other than the token endpoint (device authorization, RFC 8628 §3.1),
+    /// and returns the body of a success. Any other answer, and a `2xx` carrying an OAuth2 error
+    /// object, is classified like a token endpoint's (see [`RefreshError`]); a transport failure
+    /// too. `secrets` and every secret the refresher knows are scrubbed from the error's text.
+    pub(crate) fn post_to(
+        &self,
+        url: &str,
+        params: &[(&str, &str)],
+        secrets: &[&str],
+    ) -> Result<Vec<u8>, RefreshError> {
+        let mut pairs = params.to_vec();
+        self.auth_params(&mut pairs);
+        let net = self.build_agent(url, "endpoint URL").map_err(|msg| {
+            RefreshError::new(RefreshErrorKind::Transport, Class::Configuration, msg)
+        })?;
+        let mut body = Vec::new();
+        let answer = self
+            .post(&net, url, form_pairs(pairs), &mut body)
+            .map_err(|e| self.scrub(e, secrets, &body))?;
+        if (200..300).contains(&answer.status) && OAuthError::parse(&body).is_none() {
+            return Ok(body);
+        }
+        let e = error_response(
+            answer.status,
+            &body,
+            answer.retry_after,
+            &Secrets::default(),
+        );
+        Err(self.scrub(e, secrets, &body))
+    }
+
+    /// A token request of another grant than this refresher's own (`authorization_code`,
+    /// `urn:ietf:params:oauth:grant-type:device_code`): `params` and this client's authentication,
+    /// to the token endpoint. The answer as a [`Token`] (without a refresh token to keep), or the
+    /// classified error, with `secrets` (the code, the verifier, the device code) and every secret
+    /// the refresher knows scrubbed from its text.
+    pub(crate) fn grant(
+        &self,
+        params: &[(&str, &str)],
+        secrets: &[&str],
+    ) -> Result<Token, RefreshError> {
+        let mut pairs = params.to_vec();
+        self.auth_params(&mut pairs);
+        let mut body = Vec::new();
+        let answer = self
+            .agent()
+            .and_then(|net| self.post(net, &self.token_url, form_pairs(pairs), &mut body))
+            .map_err(|e| self.scrub(e, secrets, &body))?;
+        if (200..300).contains(&answer.status) && OAuthError::parse(&body).is_none() {
+            return TokenResponse::parse(&body)
+                .map(|r| r.into_token(None))
+                .map_err(|e| e.with_status(answer.status));
+        }
+        let mut known = self.secrets(None, Some(&body));
+        for s in secrets {
+            known.add(s);
+        }
+        Err(error_response(
+            answer.status,
+            &body,
+            answer.retry_after,
+            &known,
+        ))
+    }
+
+    /// `e` with `secrets`, every secret the refresher knows and any token `body` carries replaced
+    /// by `[redacted]`.
+    fn scrub(&self, e: RefreshError, secrets: &[&str], body: &[u8]) -> RefreshError {
+        let mut known = self.secrets(None, Some(body));
+        for s in secrets {
+            known.add(s);
+        }
+        e.scrubbed(|text| known.scrub(text))
+    }
+
+    /// Revokes `token`'s refresh token (its access token when it has none) at the revocation
+    /// endpoint: RFC 7009 §2.1, with `token_type_hint` and the client's authentication.
+    fn revoke_at(&self, url: &str, token: &Token) -> Result<(), RefreshError> {
+        let (value, hint) = match token.refresh_token() {
+            Some(r) => (r.secret(), "refresh_token"),
+            None => (token.access_token().secret(), "access_token"),
+        };
+        let mut pairs = vec![("token", value), ("token_type_hint", hint)];
+        self.auth_params(&mut pairs);
+        let net = self.build_agent(url, "revocation URL").map_err(|msg| {
+            RefreshError::new(RefreshErrorKind::Transport, Class::Configuration, msg)
+        })?;
+        let mut body = Vec::new();
+        let secrets = self.secrets(Some(token), None);
+        let answer = self
+            .post(&net, url, form_pairs(pairs), &mut body)
+            .map_err(|e| e.scrubbed(|text| secrets.scrub(text)))?;
+        // RFC 7009 §2.2: 200 whether or not the token was valid; §2.2.1: 503 means try later.
+        if answer.status == 200 {
+            return Ok(());
+        }
+        Err(error_response(
+            answer.status,
+            &body,
+            answer.retry_after,
+            &secrets,
+        ))
+    }
+}
+
+/// The status of an answer and the delay its `Retry-After` asks for.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
 }
 
 /// What replaces a secret in text the client keeps.
@@ -656,7 +857,7 @@ pub struct TokenResponse {
     /// (see [`GateBuilder::assumed_lifetime`](crate::GateBuilder::assumed_lifetime)), because
     /// rejecting the whole response would throw away a rotated refresh token the server has already
     /// swapped for the old one. [`into_token`](TokenResponse::into_token) clamps lifetimes beyond
-    /// ten years.
+    /// ten years, and without `expires_in` reads a JWT access token's `exp` claim.
     pub expires_in: Option<Duration>,
     /// `refresh_token` (RFC 6749 §5.1, §6): present when the server issues or rotates one.
     pub refresh_token: Option<String>,
@@ -743,9 +944,20 @@ impl TokenResponse {
 
     /// Turns the response into a [`Token`]. When the response has no refresh token, `previous` is kept
     /// (RFC 6749 §6: the server MAY issue a new one; when it does not, the old one stays valid).
+    ///
+    /// Without a usable `expires_in`, an access token that is a JWT (RFC 7519) gets its lifetime
+    /// from its `exp` claim, counted from now (the moment the response is turned into a token):
+    /// only the payload is decoded, and its signature is not checked. That is enough for the
+    /// client's own timing (when to refresh); the API that receives the token checks the
+    /// signature. An `exp` already passed, or more than ten years ahead (e.g. in milliseconds), is
+    /// not used. An opaque token keeps no stated lifetime (the gate's
+    /// [`assumed_lifetime`](crate::GateBuilder::assumed_lifetime) applies).
     pub fn into_token(self, previous: Option<&RefreshToken>) -> Token {
+        let lifetime = self
+            .expires_in
+            .or_else(|| crate::jwt::lifetime(&self.access_token, std::time::SystemTime::now()));
         let mut token = Token::new(self.access_token).with_token_type(self.token_type);
-        if let Some(lifetime) = self.expires_in {
+        if let Some(lifetime) = lifetime {
             token = token.with_expires_in(lifetime);
         }
         if let Some(scope) = self.scope {
@@ -860,6 +1072,34 @@ mod tests {
         ] {
             assert_eq!(TokenResponse::parse(body).unwrap_err().body_excerpt(), None);
         }
+    }
+
+    #[test]
+    fn a_jwt_access_token_without_expires_in_expires_at_its_exp() {
+        let exp = std::time::SystemTime::now() + Duration::from_secs(1800);
+        let secs = exp.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let jwt = format!(
+            "{}.{}.sig",
+            crate::form::base64url(br#"{"alg":"RS256"}"#),
+            crate::form::base64url(format!(r#"{{"sub":"me","exp":{secs}}}"#).as_bytes())
+        );
+        let body = format!(r#"{{"access_token":"{jwt}"}}"#);
+        let token = TokenResponse::parse(body.as_bytes())
+            .unwrap()
+            .into_token(None);
+        let left = token.remaining().unwrap();
+        assert!(
+            left > Duration::from_secs(1790) && left <= Duration::from_secs(1800),
+            "{left:?}"
+        );
+        // `expires_in` wins when the server states it; an opaque token has no lifetime.
+        let body = format!(r#"{{"access_token":"{jwt}","expires_in":60}}"#);
+        let token = TokenResponse::parse(body.as_bytes())
+            .unwrap()
+            .into_token(None);
+        assert_eq!(token.lifetime(), Some(Duration::from_secs(60)));
+        let opaque = TokenResponse::parse(br#"{"access_token":"opaque"}"#).unwrap();
+        assert_eq!(opaque.into_token(None).remaining(), None);
     }
 
     #[test]

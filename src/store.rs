@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex};
 use serde_json::{Map, Value};
 
-use crate::error::{Error, StoreError, StoreErrorKind};
+use crate::error::{Class, Error, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind};
 use crate::token::Token;
 
 /// The version of the [`FileStore`] format this build writes and reads.
@@ -37,8 +37,10 @@ const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
 ///
 /// The gate calls [`load`](TokenStore::load) once when it is built (when no token was given) and
 /// again inside [`lock`](TokenStore::lock) before every refresh; it calls [`save`](TokenStore::save)
-/// inside the lock after every refresh and on [`Gate::set_token`](crate::Gate::set_token). All three
-/// run on the thread that needs them, with no lock of the gate held.
+/// inside the lock after every refresh and on [`Gate::set_token`](crate::Gate::set_token) and
+/// [`Gate::login`](crate::Gate::login); it calls [`clear`](TokenStore::clear) inside the lock on
+/// [`Gate::logout`](crate::Gate::logout). All of them run on the thread that needs them, with no
+/// lock of the gate held.
 ///
 /// Implement it to keep tokens in a keyring or a database; [`FileStore::encode`] and
 /// [`FileStore::decode`] give you the file format as a string if you want the same one. A store
@@ -103,6 +105,27 @@ pub trait TokenStore: Send + Sync + 'static {
         let _ = timeout;
         Ok(StoreLock::none())
     }
+
+    /// Removes the stored token, when the user logs out: afterwards [`load`](TokenStore::load)
+    /// returns `Ok(None)`. Removing what is not there is not an error. A gate that had loaded or
+    /// saved a token here and later finds the store empty takes it as a logout elsewhere: its
+    /// next refresh fails with [`Error::LoginRequired`](crate::Error::LoginRequired) instead of
+    /// bringing the session back (see [`RefreshErrorKind::LoggedOut`](crate::RefreshErrorKind::LoggedOut)).
+    ///
+    /// Defaults to failing with [`StoreErrorKind::Unsupported`]: a store written before this
+    /// method existed keeps compiling, and a logout through it says the token could not be
+    /// removed rather than leave it behind silently.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the token could not be removed; what was stored must then be
+    /// unchanged.
+    fn clear(&self) -> Result<(), StoreError> {
+        Err(StoreError::new(
+            StoreErrorKind::Unsupported,
+            "this store cannot remove its token (TokenStore::clear is not implemented)",
+        ))
+    }
 }
 
 impl<S: TokenStore> TokenStore for Arc<S> {
@@ -116,6 +139,10 @@ impl<S: TokenStore> TokenStore for Arc<S> {
 
     fn lock(&self, timeout: Duration) -> Result<StoreLock<'_>, StoreError> {
         (**self).lock(timeout)
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        (**self).clear()
     }
 }
 
@@ -200,6 +227,11 @@ impl TokenStore for MemoryStore {
 
     fn save(&self, token: &Token) -> Result<(), StoreError> {
         *self.inner.token.lock() = Some(token.clone());
+        Ok(())
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        *self.inner.token.lock() = None;
         Ok(())
     }
 
@@ -804,6 +836,40 @@ impl TokenStore for FileStore {
         self.create_parent()?;
         lock_file(&self.lock_path, timeout).map(StoreLock::new)
     }
+
+    /// Deletes the token file (the lock file stays, as every process shares it), and makes the
+    /// deletion durable. Files kept aside as `<path>.corrupt-*` are left alone. Not locked by
+    /// itself: the gate calls it inside [`lock`](TokenStore::lock).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreErrorKind::NotRegularFile`] when the path is not a regular file (it is not
+    /// touched), [`StoreErrorKind::ReadOnly`] or [`StoreErrorKind::Io`] when it cannot be removed.
+    fn clear(&self) -> Result<(), StoreError> {
+        if !regular_file_or_missing(&self.path, "token file")? {
+            return Ok(());
+        }
+        match fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(StoreError::new(
+                    StoreErrorKind::ReadOnly,
+                    "cannot remove the token file: its directory cannot be written",
+                )
+                .with_path(&self.path)
+                .with_source(e));
+            }
+            Err(e) => return Err(StoreError::io("cannot remove", &self.path, e)),
+        }
+        // The removal is durable once the directory is (not on Windows, where a directory cannot
+        // be opened this way).
+        #[cfg(unix)]
+        File::open(self.dir())
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io("cannot flush the directory of", &self.path, e))?;
+        Ok(())
+    }
 }
 
 /// Creates the missing parent directories of `path`, with mode `0700` on Unix.
@@ -942,16 +1008,27 @@ pub(crate) fn lock_failed(e: StoreError, timeout: Duration) -> Error {
 ///
 /// An unusable stored file (empty, malformed, another version) is treated as empty; the save keeps
 /// it aside. An unreadable one stops the refresh with [`Error::Store`]: refreshing without being able
-/// to see what other processes did could spend a refresh token they already spent.
+/// to see what other processes did could spend a refresh token they already spent. An *empty*
+/// store when `current_stored` (the store held `current`: it was loaded, saved or adopted there)
+/// means another process logged out: [`Error::LoginRequired`] of kind
+/// [`RefreshErrorKind::LoggedOut`], without refreshing, so the session is not brought back.
 pub(crate) fn refresh_locked(
     store: &dyn TokenStore,
     current: Option<&Token>,
+    current_stored: bool,
     timeout: Duration,
     usable: impl Fn(&Token) -> bool,
     refresh: impl FnOnce(Option<&Token>) -> Result<Token, Error>,
 ) -> Result<Fetched, Error> {
     let _section = store.lock(timeout).map_err(|e| lock_failed(e, timeout))?;
     let stored = match store.load() {
+        Ok(None) if current_stored && current.is_some() => {
+            return Err(Error::LoginRequired(Some(RefreshError::new(
+                RefreshErrorKind::LoggedOut,
+                Class::Login,
+                "the token store no longer holds the session: it was logged out elsewhere",
+            ))));
+        }
         Ok(stored) => stored,
         Err(e) if e.is_corrupt() => None,
         Err(e) => return Err(Error::Store(e)),

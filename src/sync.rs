@@ -10,10 +10,11 @@
 //! of the interleaving, fired by a timer thread. Either way a thread that waits forever for a
 //! wake-up that never comes is reported by loom as a deadlock.
 //!
-//! Time goes through the same seam: [`Clock`] is where the gate (and the background refresher) read
-//! the monotonic and the wall clock. Unit tests give a gate a manual clock and move each clock on
-//! its own, to play a laptop's suspend (the monotonic clock stops, the wall clock runs on) or a wall
-//! clock set back or forth, without sleeping.
+//! Time goes through the same seam: [`Clock`] is where the gate (and the background refresher, and a
+//! login's polling) read the monotonic and the wall clock. Unit tests give a gate a manual clock and
+//! move each clock on its own, to play a laptop's suspend (the monotonic clock stops, the wall clock
+//! runs on) or a wall clock set back or forth, without sleeping; a login's waits move a manual clock
+//! on instead of sleeping ([`Clock::skip_to`]).
 //!
 //! [loom]: https://docs.rs/loom
 
@@ -270,6 +271,23 @@ impl Clock {
             return Duration::from_millis(5);
         }
         MAX_NAP
+    }
+
+    /// Lets the time pass until `at` without waiting, when this is a manual clock: it is moved on
+    /// to `at` (if it is not there yet), and `true` says the caller need not wait. The real clocks
+    /// cannot be moved: `false`, and the caller waits (e.g. a login's polling, on its cancellable
+    /// condition). So code that waits for time reads as it runs, and its unit tests do not sleep.
+    pub(crate) fn skip_to(&self, at: Instant) -> bool {
+        #[cfg(test)]
+        if let Some(m) = &self.manual {
+            let now = m.now().mono;
+            if at > now {
+                m.advance(at - now);
+            }
+            return true;
+        }
+        let _ = at;
+        false
     }
 
     /// A clock that only moves when the test moves it.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use super::{Counters, Gate, LoginCallback, RefreshCallback, Shared, State, policy};
+use super::{Counters, Gate, Installed, LoginCallback, RefreshCallback, Shared, State, policy};
 use crate::error::{Class, Error};
 use crate::events::Subscribers;
 use crate::refresh::Refresh;
@@ -234,13 +234,13 @@ impl GateBuilder {
         let gate = Gate {
             shared: Arc::new(shared),
         };
-        let start = match (self.token, &gate.shared.store) {
-            (Some(token), _) => Some(token),
-            (None, Some(store)) => store.load()?,
-            (None, None) => None,
+        let (start, stored) = match (self.token, &gate.shared.store) {
+            (Some(token), _) => (Some(token), false),
+            (None, Some(store)) => (store.load()?, true),
+            (None, None) => (None, false),
         };
         if let Some(token) = start {
-            gate.install_token(token)?;
+            gate.install_token(token, Installed::Set, stored)?;
         }
         Ok(gate)
     }

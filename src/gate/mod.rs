@@ -45,6 +45,23 @@ pub use builder::GateBuilder;
 type LoginCallback = dyn Fn(&Error) + Send + Sync;
 type RefreshCallback = dyn Fn(&Token) + Send + Sync;
 
+/// How a token came in from outside the refresher: which event announces it.
+#[derive(Clone, Copy)]
+enum Installed {
+    Set,
+    Login,
+}
+
+/// Whether two tokens hold the same grant secret: the refresh token, or the access token when
+/// neither has one (a logout revokes each grant once).
+fn same_secret(a: &Token, b: &Token) -> bool {
+    match (a.refresh_token(), b.refresh_token()) {
+        (Some(x), Some(y)) => x == y,
+        (None, None) => a.access_token() == b.access_token(),
+        _ => false,
+    }
+}
+
 /// The shared token state with its refresher: one per token, shared by every [`Client`](crate::Client)
 /// (and every clone of one) that uses that token.
 ///
@@ -183,6 +200,9 @@ struct Current {
     dead: bool,
     /// Installed by a refresh that a rejection triggered.
     reactive: bool,
+    /// The store held this token when it was installed (it was loaded, saved or adopted there):
+    /// a store found empty later was cleared by a logout elsewhere.
+    stored: bool,
 }
 
 /// A token handed out by [`Gate::lease`], with the generation it belongs to.
@@ -380,6 +400,7 @@ impl Gate {
             started_generation: st.generation,
             reactive: st.current.as_ref().is_some_and(|c| c.dead),
             current: st.current.as_ref().map(|c| Arc::clone(&c.token)),
+            stored: st.current.as_ref().is_some_and(|c| c.stored),
         }
     }
 
@@ -436,7 +457,7 @@ impl Gate {
         let lock_timeout = self.shared.config.refresh_timeout;
         let current = ticket.current.take();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            self.fetch(current.as_deref(), refresher, lock_timeout)
+            self.fetch(current.as_deref(), ticket.stored, refresher, lock_timeout)
         }))
         .unwrap_or(Err(Error::RefresherPanicked));
         ticket.armed = false;
@@ -451,8 +472,10 @@ impl Gate {
         let stats = &self.shared.stats;
         // A token that came back but could not be saved: used anyway, and reported.
         let mut save_failed = None;
+        let mut stored = self.shared.store.is_some();
         let outcome = outcome.map(|mut fetched| {
             if let Some(e) = fetched.save_error.take() {
+                stored = false;
                 stats.store_errors.fetch_add(1, Relaxed);
                 save_failed = Some(Event::StoreFailed {
                     error: Error::Store(e),
@@ -470,7 +493,7 @@ impl Gate {
                 // replaces with the new refresh token (still dead if it was rejected), then back
                 // off like after any transient failure.
                 stats.refresh_failures.fetch_add(1, Relaxed);
-                self.install(&mut st, token, ticket.reactive, now);
+                self.install(&mut st, token, ticket.reactive, stored, now);
                 if let Some(c) = st.current.as_mut() {
                     c.dead = ticket.reactive;
                 }
@@ -490,7 +513,7 @@ impl Gate {
                 // An adopted token was not issued to us just now: a rejection of it is a
                 // revocation to refresh past, not a sign the server rejects fresh tokens.
                 let reactive = ticket.reactive && !fetched.adopted;
-                let lease = self.install(&mut st, fetched.token, reactive, now);
+                let lease = self.install(&mut st, fetched.token, reactive, stored, now);
                 let expires_in = lease.token.lifetime().or_else(|| lease.token.remaining());
                 let event = if fetched.adopted {
                     Event::Adopted {
@@ -604,6 +627,7 @@ impl Gate {
     fn fetch(
         &self,
         current: Option<&Token>,
+        current_stored: bool,
         refresher: &dyn Refresh,
         lock_timeout: Duration,
     ) -> Result<Fetched, Error> {
@@ -640,6 +664,7 @@ impl Gate {
             Some(store) => store::refresh_locked(
                 &**store,
                 current,
+                current_stored,
                 lock_timeout,
                 |stored| {
                     // Adopt a stored token that is not yet in its advisory window: adopting one that
@@ -697,7 +722,14 @@ impl Gate {
         }
     }
 
-    fn install(&self, st: &mut State, token: Token, reactive: bool, now: Now) -> Lease {
+    fn install(
+        &self,
+        st: &mut State,
+        token: Token,
+        reactive: bool,
+        stored: bool,
+        now: Now,
+    ) -> Lease {
         let Windows {
             expires,
             refresh_at,
@@ -712,6 +744,7 @@ impl Gate {
             ahead_at,
             dead: false,
             reactive,
+            stored,
         });
         Lease {
             token,
@@ -772,7 +805,8 @@ impl Gate {
     /// Installs a new token, e.g. after the user logged in again. Leaves the login-required state and
     /// any backoff, and wakes waiting threads. A refresh in flight when this is called is discarded
     /// when it completes. With a [`store`](GateBuilder::store), the token is first saved inside the
-    /// store's exclusive section (waiting at most `refresh_timeout` for it).
+    /// store's exclusive section (waiting at most `refresh_timeout` for it). Emits
+    /// [`Event::TokenSet`]; [`login`](Gate::login) does the same for a login's token.
     ///
     /// # Errors
     ///
@@ -780,6 +814,25 @@ impl Gate {
     /// [`Error::Store`] when it could not be saved, or [`Error::RefreshTimeout`] when the store stayed
     /// locked. The gate is unchanged on error.
     pub fn set_token(&self, token: Token) -> Result<(), Error> {
+        self.put(token, Installed::Set)
+    }
+
+    /// Installs the token a login brought
+    /// ([`DeviceLogin`](crate::login::DeviceLogin), [`BrowserLogin`](crate::login::BrowserLogin),
+    /// or your own), exactly as [`set_token`](Gate::set_token) does: saved to the store and
+    /// installed inside its exclusive section (so no other process refreshes the session it
+    /// replaces), the login-required state left, waiting threads woken. Emits
+    /// [`Event::LoggedIn`].
+    ///
+    /// # Errors
+    ///
+    /// As [`set_token`](Gate::set_token); the gate and the store are unchanged on error.
+    pub fn login(&self, token: Token) -> Result<(), Error> {
+        self.put(token, Installed::Login)
+    }
+
+    /// Saves (with a store) and installs `token`, announcing it `how`.
+    fn put(&self, token: Token, how: Installed) -> Result<(), Error> {
         if token.authorization().is_none() {
             return Err(Error::InvalidToken);
         }
@@ -790,30 +843,121 @@ impl Gate {
                 .map_err(|e| store::lock_failed(e, timeout))?;
             store.save(&token)?;
             // Installed before the section ends, so no process can refresh the replaced token.
-            return self.install_token(token);
+            return self.install_token(token, how, true);
         }
-        self.install_token(token)
+        self.install_token(token, how, false)
     }
 
-    /// [`set_token`](Gate::set_token) without saving to the store.
-    fn install_token(&self, token: Token) -> Result<(), Error> {
+    /// [`set_token`](Gate::set_token) without saving to the store; `stored` says whether the store
+    /// holds the token.
+    fn install_token(&self, token: Token, how: Installed, stored: bool) -> Result<(), Error> {
         if token.authorization().is_none() {
             return Err(Error::InvalidToken);
         }
         let now = self.shared.clock.now();
         let mut st = self.shared.state.lock();
-        let lease = self.install(&mut st, token, false, now);
+        let lease = self.install(&mut st, token, false, stored, now);
         st.login_required = None;
         st.last_error = None;
         st.backoff_until = None;
         st.consecutive_failures = 0;
         self.shared.cond.notify_all();
         drop(st);
-        self.emit(Event::TokenSet {
-            generation: lease.generation,
-            expires_in: lease.token.lifetime().or_else(|| lease.token.remaining()),
+        let (generation, expires_in) = (
+            lease.generation,
+            lease.token.lifetime().or_else(|| lease.token.remaining()),
+        );
+        self.emit(match how {
+            Installed::Set => Event::TokenSet {
+                generation,
+                expires_in,
+            },
+            Installed::Login => Event::LoggedIn {
+                generation,
+                expires_in,
+            },
         });
         Ok(())
+    }
+
+    /// Ends the session: the user logs out.
+    ///
+    /// 1. A refresh in flight is waited for (at most `refresh_timeout`), so the refresh token it
+    ///    brings is the one revoked.
+    /// 2. With a [`store`](GateBuilder::store), its exclusive section is entered (at most
+    ///    `refresh_timeout`): no process refreshes while the session ends.
+    /// 3. The refresher revokes the newest token ([`Refresh::revoke`]; for [`OAuth2`](crate::OAuth2)
+    ///    the refresh token, at its [`revocation_url`](crate::OAuth2::revocation_url), RFC 7009):
+    ///    the store's (another process may have refreshed) and this gate's, when they differ.
+    /// 4. The store is cleared ([`TokenStore::clear`]); other gates and processes on it then need
+    ///    a new login too: their next refresh finds it empty and fails with
+    ///    [`Error::LoginRequired`] (see [`RefreshErrorKind::LoggedOut`]) instead of bringing the
+    ///    session back.
+    /// 5. The gate forgets its token and enters the login-required state: requests fail at once
+    ///    until [`login`](Gate::login) or [`set_token`](Gate::set_token). A refresh still in
+    ///    flight is discarded when it ends. [`Event::LoggedOut`] is emitted.
+    ///
+    /// **A failed revocation still logs out here.** The user asked to leave: the token is
+    /// forgotten and the store cleared whatever the server said, and the failure is returned as
+    /// [`Error::Revocation`] so the program can tell the user the server may honour the refresh
+    /// token until it expires. (A failed *login*, by contrast, never touches a stored session.)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RefreshTimeout`] (or [`Error::Store`]) when the store's section could not be
+    /// entered: nothing was changed. [`Error::Store`] when the store could not be cleared (the
+    /// token is forgotten here, and was revoked if the server allowed it, but the store still
+    /// holds it); else [`Error::Revocation`] when the revocation failed (the session is gone here).
+    pub fn logout(&self) -> Result<(), Error> {
+        let budget = self.shared.config.refresh_timeout;
+        self.settle(budget);
+        let store = self.shared.store.as_deref();
+        let _section = match store {
+            Some(store) => Some(
+                store
+                    .lock(budget)
+                    .map_err(|e| store::lock_failed(e, budget))?,
+            ),
+            None => None,
+        };
+        // The tokens to revoke: the store's (the newest, when another process refreshed) and ours.
+        let mut tokens: Vec<Arc<Token>> = Vec::with_capacity(2);
+        if let Some(Ok(Some(stored))) = store.map(|s| s.load()) {
+            tokens.push(Arc::new(stored));
+        }
+        if let Some(ours) = self.token()
+            && !tokens.iter().any(|t| same_secret(t, &ours))
+        {
+            tokens.push(ours);
+        }
+        let mut revocation = None;
+        if let Some(refresher) = &self.shared.refresher {
+            for token in &tokens {
+                let revoked = catch_unwind(AssertUnwindSafe(|| refresher.revoke(token)))
+                    .unwrap_or_else(|_| Err(RefreshError::transient("the refresher panicked")));
+                if let Err(e) = revoked {
+                    revocation.get_or_insert(e.of_revocation());
+                }
+            }
+        }
+        let cleared = store.map_or(Ok(()), TokenStore::clear);
+        let mut st = self.shared.state.lock();
+        st.current = None;
+        st.generation += 1;
+        st.login_required = Some(Error::LoginRequired(None));
+        st.last_error = None;
+        st.backoff_until = None;
+        st.consecutive_failures = 0;
+        st.rejected_unconfirmed = 0;
+        let generation = st.generation;
+        self.shared.cond.notify_all();
+        drop(st);
+        self.emit(Event::LoggedOut { generation });
+        cleared.map_err(Error::Store)?;
+        match revocation {
+            Some(e) => Err(Error::Revocation(e)),
+            None => Ok(()),
+        }
     }
 
     /// Waits, at most `timeout`, until no refresh is in flight, so that what it brings (a rotated
@@ -975,6 +1119,8 @@ struct Ticket {
     started_generation: u64,
     reactive: bool,
     current: Option<Arc<Token>>,
+    /// Whether the store held `current` (see `Current::stored`).
+    stored: bool,
 }
 
 impl Drop for Ticket {

@@ -997,3 +997,185 @@ fn issue_12_7_a_refresh_overtaken_by_set_token_of_an_expired_token_is_not_login_
     );
     assert!(!gate.is_login_required());
 }
+
+/// A refresher that refreshes by `answer(call)` and records what it was asked to revoke; its
+/// revocations fail while `revoke_fails` is set.
+struct Revoking {
+    refreshes: AtomicUsize,
+    revoked: std::sync::Mutex<Vec<String>>,
+    revoke_fails: std::sync::atomic::AtomicBool,
+}
+
+impl Revoking {
+    fn new() -> Arc<Revoking> {
+        Arc::new(Revoking {
+            refreshes: AtomicUsize::new(0),
+            revoked: std::sync::Mutex::new(Vec::new()),
+            revoke_fails: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+impl Refresh for Arc<Revoking> {
+    fn refresh(&self, _: Option<&Token>) -> Result<Token, RefreshError> {
+        let n = self.refreshes.fetch_add(1, SeqCst) + 1;
+        Ok(Token::new(format!("new{n}"))
+            .with_refresh_token(format!("r{n}"))
+            .with_expires_in(Duration::from_secs(3600)))
+    }
+
+    fn revoke(&self, token: &Token) -> Result<(), RefreshError> {
+        let r = token.refresh_token().map(|r| r.secret().to_owned());
+        self.revoked.lock().unwrap().push(r.unwrap_or_default());
+        if self.revoke_fails.load(SeqCst) {
+            return Err(RefreshError::transient("revocation endpoint down"));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn login_installs_like_set_token_and_says_logged_in() {
+    let store = crate::store::MemoryStore::new();
+    let gate = Gate::builder().store(store.clone()).build().unwrap();
+    let events = gate.events();
+    assert!(gate.lease().unwrap_err().is_login_required());
+    gate.login(hour_token()).unwrap();
+    assert_eq!(secret(&gate.lease().unwrap()), "hour");
+    assert_eq!(
+        store.load().unwrap().unwrap().access_token().secret(),
+        "hour",
+        "saved"
+    );
+    let got: Vec<Event> = events.try_iter().collect();
+    assert!(
+        matches!(
+            got.as_slice(),
+            [Event::LoggedIn {
+                generation: 1,
+                expires_in: Some(_)
+            }]
+        ),
+        "{got:?}"
+    );
+    assert_eq!(
+        gate.login(Token::new("bad\nvalue"))
+            .unwrap_err()
+            .to_string(),
+        Error::InvalidToken.to_string()
+    );
+}
+
+#[test]
+fn logout_revokes_the_newest_token_clears_the_store_and_requires_login() {
+    let store = crate::store::MemoryStore::new();
+    let refresher = Revoking::new();
+    let gate = |r: &Arc<Revoking>| {
+        Gate::builder()
+            .store(store.clone())
+            .refresher(Arc::clone(r))
+            .build()
+            .unwrap()
+    };
+    store.save(&hour_token().with_refresh_token("r0")).unwrap();
+    let mine = gate(&refresher);
+    let other = gate(&refresher);
+    // Another gate on the store refreshed: the store holds a newer refresh token than ours.
+    store
+        .save(
+            &Token::new("theirs")
+                .with_refresh_token("r-theirs")
+                .with_expires_in(Duration::from_secs(3600)),
+        )
+        .unwrap();
+    let events = mine.events();
+    mine.logout().unwrap();
+    assert_eq!(
+        *refresher.revoked.lock().unwrap(),
+        ["r-theirs", "r0"],
+        "both grants, newest first"
+    );
+    assert!(store.load().unwrap().is_none(), "the store is cleared");
+    assert!(mine.token().is_none());
+    assert!(mine.lease().unwrap_err().is_login_required());
+    assert!(matches!(
+        events.try_iter().collect::<Vec<_>>().as_slice(),
+        [Event::LoggedOut { generation: 2 }]
+    ),);
+    // The other gate still holds the token it loaded: its refresh finds the store emptied and
+    // ends the session there too, without refreshing.
+    let before = refresher.refreshes.load(SeqCst);
+    other.reject(&other.lease().unwrap());
+    let e = other.lease().unwrap_err();
+    assert!(e.is_login_required(), "{e:?}");
+    assert_eq!(
+        e.refresh_error().unwrap().kind(),
+        RefreshErrorKind::LoggedOut
+    );
+    assert_eq!(
+        refresher.refreshes.load(SeqCst),
+        before,
+        "no refresh after a logout"
+    );
+    // A new login brings both back.
+    mine.login(hour_token()).unwrap();
+    other.login(hour_token()).unwrap();
+    assert!(other.lease().is_ok());
+}
+
+#[test]
+fn a_failed_revocation_still_logs_out_here_and_says_so() {
+    let store = crate::store::MemoryStore::new();
+    let refresher = Revoking::new();
+    refresher.revoke_fails.store(true, SeqCst);
+    let gate = Gate::builder()
+        .store(store.clone())
+        .refresher(Arc::clone(&refresher))
+        .token(hour_token().with_refresh_token("r0"))
+        .build()
+        .unwrap();
+    let e = gate.logout().unwrap_err();
+    assert!(matches!(e, Error::Revocation(_)), "{e:?}");
+    assert!(e.is_transient());
+    assert!(e.to_string().starts_with("token revocation failed"), "{e}");
+    assert!(gate.lease().unwrap_err().is_login_required());
+    assert!(store.load().unwrap().is_none());
+}
+
+#[test]
+fn a_logout_waits_for_the_refresh_in_flight_and_revokes_what_it_brought() {
+    let (held, refresher) = held(|n| {
+        Ok(Token::new(format!("new{n}"))
+            .with_refresh_token(format!("r{n}"))
+            .with_expires_in(Duration::from_secs(3600)))
+    });
+    let revoking = Revoking::new();
+    struct Both<F>(F, Arc<Revoking>);
+    impl<F: Fn(&Token) -> Result<Token, RefreshError> + Send + Sync + 'static> Refresh for Both<F> {
+        fn refresh(&self, current: Option<&Token>) -> Result<Token, RefreshError> {
+            (self.0)(current.expect("a token"))
+        }
+        fn revoke(&self, token: &Token) -> Result<(), RefreshError> {
+            self.1.revoke(token)
+        }
+    }
+    let gate = expired_gate(Both(refresher, Arc::clone(&revoking)));
+    let waiter = {
+        let gate = gate.clone();
+        thread::spawn(move || gate.lease().map(|l| secret(&l).to_owned()))
+    };
+    eventually("the refresh started", || held.calls.load(SeqCst) == 1);
+    let out = {
+        let gate = gate.clone();
+        thread::spawn(move || gate.logout())
+    };
+    held.release.send(()).unwrap();
+    out.join().unwrap().unwrap();
+    assert_eq!(
+        *revoking.revoked.lock().unwrap(),
+        ["r1"],
+        "the refreshed grant"
+    );
+    assert_eq!(waiter.join().unwrap().unwrap(), "new1");
+    assert!(gate.lease().unwrap_err().is_login_required());
+}

@@ -239,8 +239,9 @@ impl KeyringStore {
         &self.lock_path
     }
 
-    /// Removes the token (and its parts) from the credential store, e.g. when the user logs out.
-    /// Removing what is not there is not an error.
+    /// Removes the token (and its parts) from the credential store, e.g. when the user logs out
+    /// ([`Gate::logout`](crate::Gate::logout) calls it through [`TokenStore::clear`]). Removing
+    /// what is not there is not an error.
     ///
     /// # Errors
     ///
@@ -472,6 +473,11 @@ impl TokenStore for KeyringStore {
     fn lock(&self, timeout: Duration) -> Result<StoreLock<'_>, StoreError> {
         create_parent_dir(&self.lock_path)?;
         lock_file(&self.lock_path, timeout).map(StoreLock::new)
+    }
+
+    /// Removes the token and its parts: [`KeyringStore::clear`].
+    fn clear(&self) -> Result<(), StoreError> {
+        KeyringStore::clear(self)
     }
 }
 

@@ -82,6 +82,17 @@ return 1"
     ))
 });
 
+/// KEYS: token, lease. ARGV: owner. The fenced clear: refused (-2) while another owner holds the
+/// lease; otherwise deletes the token (1).
+static CLEAR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return -2 end
+redis.call('DEL', KEYS[1])
+return 1",
+    )
+});
+
 /// KEYS: lease. ARGV: owner, ttl in ms. Extends the lease if this owner still holds it (1), else 0.
 static EXTEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -203,7 +214,7 @@ return 0",
 /// | the connection drops during a save | nothing: the save is retried on a new connection (for up to a second) | the new token |
 /// | Redis unreachable for longer during a save | the refreshed token is used (the request succeeds); [`Event::StoreFailed`](crate::Event::StoreFailed) with kind `Unavailable`. The store saves it at the start of its next lease unless another process saved first; until then other processes see the previous token, and one that must refresh in that time presents a spent refresh token | the previous token until that next lease |
 /// | the server's certificate is not trusted, or the client certificate is refused | [`Error::Store`] with kind [`Tls`](StoreErrorKind::Tls) (a configuration failure, not transient): from `build()` when the client starts without a token, else from the refresh ([`Event::RefreshFailed`](crate::Event::RefreshFailed)), which the gate tries again only after its longest backoff. Nothing is sent before the handshake, neither the password nor a command | unchanged |
-/// | Redis restarted | as while it is down; pooled connections are replaced on the next call. A Redis that lost its data (no persistence) looks like a new store: the first process to refresh saves from its own memory. Run Redis with persistence (`appendonly yes`) when the refresh tokens rotate | what it persisted |
+/// | Redis restarted | as while it is down; pooled connections are replaced on the next call. A Redis that lost its data (no persistence, an eviction, a `FLUSHALL`) looks like a logout ([`Gate::logout`](crate::Gate::logout) clears the key): a process that had loaded or saved the session there fails its next refresh with [`Error::LoginRequired`] ([`RefreshErrorKind::LoggedOut`](crate::RefreshErrorKind::LoggedOut)) rather than save its own copy back, so the session must be seeded again. Run Redis with persistence (`appendonly yes`) and without eviction of these keys | what it persisted |
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
@@ -668,6 +679,45 @@ impl TokenStore for RedisStore {
             .held_here()
             .expect("the lease just taken is held by this thread");
         self.inner.save_in_lease(&held, token)
+    }
+
+    /// Deletes `<prefix>token`, and forgets a save still waiting for Redis. Inside a
+    /// [`lock`](TokenStore::lock) held by this thread, fenced like a save; otherwise it takes the
+    /// lease itself first (waiting up to three lease TTLs).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreErrorKind::LeaseLost`] when another process holds the lease this thread's lease
+    /// expired into, [`StoreErrorKind::LockTimeout`] when the lease could not be taken, and the
+    /// kinds of [`load`](TokenStore::load).
+    fn clear(&self) -> Result<(), StoreError> {
+        let _lease = match self.inner.held_here() {
+            Some(_) => None,
+            None => Some(self.lock(self.inner.lease_ttl * 3)?),
+        };
+        let inner = &self.inner;
+        let held = inner.held_here().expect("the lease is held by this thread");
+        let outcome = inner.call("cannot remove the token from", |con| {
+            CLEAR
+                .key(&inner.token_key)
+                .key(&inner.lease_key)
+                .arg(&*held.owner)
+                .invoke::<i64>(con)
+        })?;
+        if outcome != 1 {
+            return Err(StoreError::new(
+                StoreErrorKind::LeaseLost,
+                format!(
+                    "not removed: the lease on {} expired and another process holds it now",
+                    inner.lease_key
+                ),
+            ));
+        }
+        *inner.pending.lock() = None;
+        if let Some(h) = inner.held.lock().as_mut().filter(|h| h.owner == held.owner) {
+            h.revision = 0;
+        }
+        Ok(())
     }
 
     /// Takes the lease `<prefix>lease` (see [`RedisStore`]), polling at most every 25 ms until

@@ -6,7 +6,7 @@ use std::thread;
 use crossbeam_channel::bounded;
 
 use super::*;
-use crate::error::RefreshError;
+use crate::error::{RefreshError, RefreshErrorKind};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -180,6 +180,7 @@ fn refresh_locked_adopts_a_newer_usable_token_without_refreshing() {
     let got = refresh_locked(
         &store,
         Some(&mine),
+        true,
         PATIENCE,
         |_| true,
         |_| panic!("must not refresh"),
@@ -196,6 +197,7 @@ fn refresh_locked_refreshes_from_the_stored_token_when_it_is_not_usable() {
     let got = refresh_locked(
         &store,
         Some(&fresh("mine")),
+        true,
         PATIENCE,
         |_| false,
         |base| {
@@ -221,6 +223,7 @@ fn refresh_locked_refreshes_and_saves_when_the_store_holds_our_token() {
     let got = refresh_locked(
         &store,
         Some(&mine),
+        true,
         PATIENCE,
         |_| true,
         |base| {
@@ -243,6 +246,7 @@ fn refresh_locked_maps_a_lock_timeout_and_saves_nothing_on_failure() {
     let e = refresh_locked(
         &store,
         None,
+        false,
         Duration::from_millis(10),
         |_| true,
         |_| panic!("must not refresh without the lock"),
@@ -254,6 +258,7 @@ fn refresh_locked_maps_a_lock_timeout_and_saves_nothing_on_failure() {
     let e = refresh_locked(
         &store,
         Some(&fresh("mine")),
+        false,
         PATIENCE,
         |_| true,
         |_| Err(Error::Refresh(RefreshError::transient("down"))),
@@ -264,4 +269,60 @@ fn refresh_locked_maps_a_lock_timeout_and_saves_nothing_on_failure() {
     assert!(store.load().unwrap().is_none());
     // The section was left: the lock can be taken again at once.
     drop(store.lock(Duration::ZERO).unwrap());
+}
+
+#[test]
+fn refresh_locked_takes_an_emptied_store_for_a_logout_elsewhere() {
+    let store = MemoryStore::new();
+    let mine = fresh("mine");
+    // The store held our token (we loaded or saved it), and someone cleared it: no refresh.
+    let e = refresh_locked(
+        &store,
+        Some(&mine),
+        true,
+        PATIENCE,
+        |_| true,
+        |_| panic!("a logged-out session must not be refreshed"),
+    )
+    .err()
+    .unwrap();
+    let cause = e.refresh_error().expect("a refresh error");
+    assert!(e.is_login_required(), "{e:?}");
+    assert_eq!(cause.kind(), RefreshErrorKind::LoggedOut);
+    // A token the store never held (given to the builder, or its save failed) refreshes and is
+    // saved as before.
+    let got = refresh_locked(
+        &store,
+        Some(&mine),
+        false,
+        PATIENCE,
+        |_| true,
+        |_| Ok(fresh("next")),
+    )
+    .unwrap();
+    assert!(!got.adopted);
+    assert!(store.load().unwrap().is_some());
+}
+
+#[test]
+fn clearing_a_memory_store_empties_it_and_old_stores_refuse() {
+    let store = MemoryStore::new();
+    store.save(&fresh("mine")).unwrap();
+    store.clear().unwrap();
+    assert!(store.load().unwrap().is_none());
+    store.clear().unwrap();
+
+    /// A store written before `clear` existed.
+    struct Old;
+    impl TokenStore for Old {
+        fn load(&self) -> Result<Option<Token>, StoreError> {
+            Ok(None)
+        }
+        fn save(&self, _: &Token) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+    let e = Old.clear().unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::Unsupported);
+    assert!(e.is_configuration());
 }

@@ -371,6 +371,11 @@ fn kernel_keyring_keeps_small_and_chunked_tokens() {
         client.token().unwrap().access_token()
     );
     assert_eq!(server.counters().refreshes, 1);
-    store.clear().unwrap();
+    // A logout clears it through `TokenStore::clear`, a token split into parts included.
+    store.save(&large_token("logout")).unwrap();
+    client.logout().unwrap();
     assert!(store.load().unwrap().is_none());
+    assert!(other.load().unwrap().is_none());
+    assert!(client.get("/me").call().unwrap_err().is_login_required());
+    store.clear().unwrap();
 }

@@ -13,6 +13,7 @@ mod faults;
 mod file_store;
 #[cfg(feature = "keyring")]
 mod keyring_store;
+mod login;
 mod middleware;
 mod network;
 mod outages;

@@ -448,6 +448,62 @@ fn a_refresh_slower_than_the_lease_keeps_it_and_nobody_else_refreshes() {
 }
 
 #[test]
+fn a_logout_clears_redis_for_every_worker_and_is_fenced_like_a_save() {
+    let redis = RedisServer::start();
+    let server = TestServer::start();
+    let (a, b) = (store(&redis, "logout:"), store(&redis, "logout:"));
+    let issued = server.issue_token();
+    a.save(
+        &Token::new(issued.access_token)
+            .with_expires_in(Duration::from_secs(3600))
+            .with_refresh_token(issued.refresh_token.clone()),
+    )
+    .unwrap();
+    let with_revocation = |store: RedisStore| {
+        Client::builder(format!("{}/api", server.url()))
+            .store(store)
+            .refresher(oauth(&server).revocation_url(server.revocation_url()))
+            .refresh_timeout(PATIENCE)
+            .build()
+            .unwrap()
+    };
+    let (first, second) = (with_revocation(a.clone()), with_revocation(b.clone()));
+    assert_eq!(get_status(&second, "/me"), 200);
+    first.logout().unwrap();
+    assert_eq!(server.counters().revocations, 1);
+    assert!(!server.is_refresh_token_valid(&issued.refresh_token));
+    assert_eq!(redis.cli(&["EXISTS", "logout:token"]), "0");
+    // The other worker's token was revoked with the grant; it finds the session gone.
+    let attempts = server.counters().refresh_attempts;
+    let e = second.get("/me").call().unwrap_err();
+    assert!(e.is_login_required(), "{e:?}");
+    assert_eq!(server.counters().refresh_attempts, attempts);
+
+    // A clear waits for another process's lease, like a save.
+    a.save(&Token::new("again")).unwrap();
+    let section = b.lock(PATIENCE).unwrap();
+    let clearer = {
+        let a = a.clone();
+        thread::spawn(move || a.clear())
+    };
+    thread::sleep(LEASE_TTL / 4);
+    assert_eq!(stored_access_token(&redis, "logout:token"), "again");
+    drop(section);
+    clearer.join().unwrap().unwrap();
+    assert_eq!(redis.cli(&["EXISTS", "logout:token"]), "0");
+
+    // A clear in a lease that expired into another process's is refused, the token kept.
+    a.save(&Token::new("kept")).unwrap();
+    let mine = a.lock(PATIENCE).unwrap();
+    redis.cli(&["DEL", "logout:lease"]);
+    let theirs = b.lock(PATIENCE).unwrap();
+    let e = a.clear().unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::LeaseLost, "{e}");
+    drop((mine, theirs));
+    assert_eq!(stored_access_token(&redis, "logout:token"), "kept");
+}
+
+#[test]
 fn a_late_save_is_refused_when_another_process_saved_after_the_lease_expired() {
     let redis = RedisServer::start();
     let (a, b) = (store(&redis, "fence:"), store(&redis, "fence:"));

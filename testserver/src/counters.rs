@@ -53,6 +53,26 @@ pub struct Counters {
     /// Token-endpoint answers given by the failure mode
     /// ([`TestServer::set_failure`](crate::TestServer::set_failure)) instead of a token.
     pub failure_answers: u64,
+    /// Requests to the device authorization endpoint (`POST /oauth/device_authorization`), whatever the outcome.
+    pub device_authorizations: u64,
+    /// `device_code` grant requests to the token endpoint (polls), whatever the answer.
+    pub device_polls: u64,
+    /// Polls of a device code that came sooner after the previous one than its interval (grown by each `slow_down`) allows.
+    pub device_polls_too_fast: u64,
+    /// Device codes exchanged for a token.
+    pub device_grants: u64,
+    /// Requests to the authorization endpoint (`GET /oauth/authorize`).
+    pub authorizations: u64,
+    /// Successful `authorization_code` grants (PKCE verified).
+    pub code_exchanges: u64,
+    /// `authorization_code` grants refused because the `code_verifier` did not match the challenge (or was missing).
+    pub pkce_failures: u64,
+    /// Requests to the revocation endpoint (`POST /oauth/revoke`), whatever the outcome.
+    pub revocation_requests: u64,
+    /// Tokens the revocation endpoint revoked (a known refresh or access token; an unknown one is answered `200` but not counted).
+    pub revocations: u64,
+    /// Requests for either metadata document (`/.well-known/...`), served or not.
+    pub metadata_requests: u64,
 }
 
 /// The live counters, bumped with relaxed atomics from any thread.
@@ -74,6 +94,16 @@ pub(crate) struct AtomicCounters {
     pub connections_reset: AtomicU64,
     pub injected_failures: AtomicU64,
     pub failure_answers: AtomicU64,
+    pub device_authorizations: AtomicU64,
+    pub device_polls: AtomicU64,
+    pub device_polls_too_fast: AtomicU64,
+    pub device_grants: AtomicU64,
+    pub authorizations: AtomicU64,
+    pub code_exchanges: AtomicU64,
+    pub pkce_failures: AtomicU64,
+    pub revocation_requests: AtomicU64,
+    pub revocations: AtomicU64,
+    pub metadata_requests: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -82,7 +112,7 @@ pub(crate) fn bump(c: &AtomicU64) {
 }
 
 impl AtomicCounters {
-    fn all(&self) -> [&AtomicU64; 16] {
+    fn all(&self) -> [&AtomicU64; 26] {
         [
             &self.token_requests,
             &self.refreshes,
@@ -100,29 +130,76 @@ impl AtomicCounters {
             &self.connections_reset,
             &self.injected_failures,
             &self.failure_answers,
+            &self.device_authorizations,
+            &self.device_polls,
+            &self.device_polls_too_fast,
+            &self.device_grants,
+            &self.authorizations,
+            &self.code_exchanges,
+            &self.pkce_failures,
+            &self.revocation_requests,
+            &self.revocations,
+            &self.metadata_requests,
         ]
     }
 
     /// Copies every counter (each read is atomic; the set is not).
     pub fn snapshot(&self) -> Counters {
-        let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p] = self.all().map(|x| x.load(Relaxed));
+        let [
+            token_requests,
+            refreshes,
+            refresh_attempts,
+            client_credentials,
+            invalid_grant,
+            reuse_detected,
+            max_concurrent_refreshes,
+            api_calls,
+            api_ok,
+            api_rejected,
+            api_without_auth,
+            redirects,
+            connections,
+            connections_reset,
+            injected_failures,
+            failure_answers,
+            device_authorizations,
+            device_polls,
+            device_polls_too_fast,
+            device_grants,
+            authorizations,
+            code_exchanges,
+            pkce_failures,
+            revocation_requests,
+            revocations,
+            metadata_requests,
+        ] = self.all().map(|x| x.load(Relaxed));
         Counters {
-            token_requests: a,
-            refreshes: b,
-            refresh_attempts: c,
-            client_credentials: d,
-            invalid_grant: e,
-            reuse_detected: f,
-            max_concurrent_refreshes: g,
-            api_calls: h,
-            api_ok: i,
-            api_rejected: j,
-            api_without_auth: k,
-            redirects: l,
-            connections: m,
-            connections_reset: n,
-            injected_failures: o,
-            failure_answers: p,
+            token_requests,
+            refreshes,
+            refresh_attempts,
+            client_credentials,
+            invalid_grant,
+            reuse_detected,
+            max_concurrent_refreshes,
+            api_calls,
+            api_ok,
+            api_rejected,
+            api_without_auth,
+            redirects,
+            connections,
+            connections_reset,
+            injected_failures,
+            failure_answers,
+            device_authorizations,
+            device_polls,
+            device_polls_too_fast,
+            device_grants,
+            authorizations,
+            code_exchanges,
+            pkce_failures,
+            revocation_requests,
+            revocations,
+            metadata_requests,
         }
     }
 

@@ -16,7 +16,11 @@
 //!
 //! | Path | What |
 //! |------|------|
-//! | `POST /oauth/token` | RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials` |
+//! | `POST /oauth/token` | RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`, `authorization_code` (PKCE `S256` verified), `urn:ietf:params:oauth:grant-type:device_code` |
+//! | `POST /oauth/device_authorization` | RFC 8628 device authorization: approve with [`TestServer::approve_device`] (or `approve CODE` on the binary's stdin) |
+//! | `GET /oauth/authorize` | approves at once and redirects (`302`) to the loopback `redirect_uri` with `code`, `state` and `iss` (RFC 9207); faults with [`TestServer::set_redirect_fault`] |
+//! | `POST /oauth/revoke` | RFC 7009 revocation: a refresh token revokes its whole grant |
+//! | `GET /.well-known/oauth-authorization-server`, `GET /.well-known/openid-configuration` | RFC 8414 / OpenID Connect metadata, issuer [`TestServer::url`] |
 //! | `POST /custom/refresh` | non-standard JSON refresh: `{"refresh":"rt"}` -> `{"ret":0,"data":{"token","expire","refresh"}}` |
 //! | `ANY /api`, `ANY /api/*` | bearer-protected echo: `{"ok":true,"method","path","body_len"}` |
 //! | `/api/insufficient-scope` | valid token -> `403` + `WWW-Authenticate: Bearer error="insufficient_scope", scope="admin"` |
@@ -39,6 +43,7 @@
 //! - `http`: request framing on `httparse`, response writing.
 //! - `server`: accept loop, connection threads, shutdown.
 //! - `router`, `token_endpoint`, `api`: the handlers.
+//! - `login`: metadata, device authorization, the authorization endpoint, PKCE, revocation.
 //! - `token_store`: tokens, rotation, reuse detection, revocation.
 //! - `state`, `counters`, `failure`: shared state and fault injection.
 //! - `form`: strict form decoding (on `form_urlencoded`).
@@ -62,6 +67,7 @@ mod failure;
 mod form;
 mod http;
 pub mod load;
+mod login;
 mod pki;
 mod proxy;
 mod raw;
@@ -77,6 +83,7 @@ mod token_store;
 
 pub use counters::Counters;
 pub use failure::Failure;
+pub use login::RedirectFault;
 pub use pki::{Identity, TestPki};
 pub use proxy::HttpProxy;
 pub use raw::{FNV_START, RawReply, RawRequest, RawServer, fnv1a};
@@ -263,6 +270,7 @@ impl ServerBuilder {
         };
         let shared = Arc::new(Shared::new(config, knobs));
         let runtime = Runtime::start(Arc::clone(&shared), self.workers)?;
+        *shared.base_url.lock() = format!("http://{}", runtime.addr());
         Ok(TestServer { shared, runtime })
     }
 }
@@ -410,6 +418,130 @@ impl TestServer {
     /// credentials, content type), or `None` if there was none yet.
     pub fn last_token_request(&self) -> Option<TokenRequest> {
         self.shared.last_token_request.lock().clone()
+    }
+
+    /// The issuer of the metadata documents: [`url`](TestServer::url), unless
+    /// [`set_public_url`](TestServer::set_public_url) says otherwise.
+    pub fn issuer(&self) -> String {
+        self.shared.base_url()
+    }
+
+    /// Sets the URL the server announces as its own: the issuer and endpoints of its metadata,
+    /// and the `iss` of its redirects. For a server behind a front (e.g. a [`TlsFront`]'s
+    /// `https` URL). Defaults to [`url`](TestServer::url).
+    pub fn set_public_url(&self, url: &str) {
+        *self.shared.base_url.lock() = url.trim_end_matches('/').to_owned();
+    }
+
+    /// `url() + "/oauth/device_authorization"` (RFC 8628 §3.1).
+    pub fn device_authorization_url(&self) -> String {
+        format!("{}{}", self.url(), login::DEVICE_PATH)
+    }
+
+    /// `url() + "/oauth/authorize"` (RFC 6749 §3.1).
+    pub fn authorization_url(&self) -> String {
+        format!("{}{}", self.url(), login::AUTHORIZE_PATH)
+    }
+
+    /// `url() + "/oauth/revoke"` (RFC 7009).
+    pub fn revocation_url(&self) -> String {
+        format!("{}{}", self.url(), login::REVOKE_PATH)
+    }
+
+    /// Approves the pending device login with `user_code` (the user entered it and said yes).
+    /// `false` when no pending device login has that code.
+    pub fn approve_device(&self, user_code: &str) -> bool {
+        self.shared.login.decide(user_code, true)
+    }
+
+    /// Denies the pending device login with `user_code`: its next poll is answered
+    /// `access_denied`. `false` when no pending device login has that code.
+    pub fn deny_device(&self, user_code: &str) -> bool {
+        self.shared.login.decide(user_code, false)
+    }
+
+    /// When on, every device login is approved as soon as it starts (default off).
+    pub fn set_device_auto_approve(&self, on: bool) {
+        self.shared.login.knobs.lock().device_auto_approve = on;
+    }
+
+    /// The `interval` of device logins started from now on (default 1 s). Sub-second values are
+    /// sent as fractions, which tokengate honours from a loopback server only.
+    pub fn set_device_interval(&self, d: Duration) {
+        self.shared.login.knobs.lock().device_interval = d;
+    }
+
+    /// The `expires_in` of device codes issued from now on (default 600 s).
+    pub fn set_device_expires_in(&self, d: Duration) {
+        self.shared.login.knobs.lock().device_expires_in = d;
+    }
+
+    /// How much each injected `slow_down` grows a device code's interval, for counting polls
+    /// that come too fast (default 5 s, as RFC 8628 §3.5 says).
+    pub fn set_slow_down_step(&self, d: Duration) {
+        self.shared.login.knobs.lock().slow_down_step = d;
+    }
+
+    /// The next `n` device polls (of any code) are answered `authorization_pending`, whatever
+    /// the code's state.
+    pub fn inject_device_pending(&self, n: u32) {
+        self.shared.login.knobs.lock().inject_pending = n;
+    }
+
+    /// The next `n` device polls (of any code) are answered `slow_down`, and each grows its
+    /// code's interval by the slow-down step.
+    pub fn inject_device_slow_down(&self, n: u32) {
+        self.shared.login.knobs.lock().inject_slow_down = n;
+    }
+
+    /// When each poll of the device login with `user_code` arrived, counted from its device
+    /// authorization request. Empty for an unknown code.
+    pub fn device_polls(&self, user_code: &str) -> Vec<Duration> {
+        self.shared.login.polls(user_code)
+    }
+
+    /// What the authorization endpoint's redirects do wrong from now on ([`RedirectFault::None`]:
+    /// nothing).
+    pub fn set_redirect_fault(&self, fault: RedirectFault) {
+        self.shared.login.knobs.lock().redirect_fault = fault;
+    }
+
+    /// Which metadata documents are served (both by default); the other answers `404`.
+    pub fn set_metadata_documents(&self, oauth: bool, openid: bool) {
+        let mut k = self.shared.login.knobs.lock();
+        k.serve_oauth_metadata = oauth;
+        k.serve_openid_metadata = openid;
+    }
+
+    /// The `issuer` the metadata documents state (`None`: the server's own URL, the default).
+    pub fn set_metadata_issuer(&self, issuer: Option<&str>) {
+        self.shared.login.knobs.lock().metadata_issuer = issuer.map(str::to_owned);
+    }
+
+    /// Whether the metadata advertise `authorization_response_iss_parameter_supported` (RFC 9207;
+    /// default `true`). The redirects carry `iss` either way.
+    pub fn set_iss_parameter_supported(&self, on: bool) {
+        self.shared.login.knobs.lock().iss_supported = on;
+    }
+
+    /// When on, the revocation endpoint answers `503 temporarily_unavailable` with
+    /// `Retry-After: 1`, revoking nothing.
+    pub fn set_revocation_unavailable(&self, on: bool) {
+        self.shared.login.knobs.lock().revocation_unavailable = on;
+    }
+
+    /// When on, access tokens issued from now on are JWTs (a compact JWS whose payload carries
+    /// `exp`, with a signature that is not a real one); combine with
+    /// [`set_omit_expires_in`](TestServer::set_omit_expires_in) to make a client read the
+    /// expiry from the token.
+    pub fn set_jwt_access_tokens(&self, on: bool) {
+        self.shared.tokens.set_jwt(on);
+    }
+
+    /// Whether the refresh token would still be accepted by a `refresh_token` grant (issued,
+    /// never used under rotation, not revoked). Read-only: nothing is consumed.
+    pub fn is_refresh_token_valid(&self, refresh_token: &str) -> bool {
+        self.shared.tokens.is_refresh_active(refresh_token)
     }
 
     /// Token-endpoint requests being handled right now.

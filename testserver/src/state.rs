@@ -3,6 +3,7 @@
 
 use crate::counters::AtomicCounters;
 use crate::failure::Failure;
+use crate::login::LoginState;
 use crate::token_endpoint::TokenRequest;
 use crate::token_store::TokenStore;
 use parking_lot::{Condvar, Mutex};
@@ -54,6 +55,11 @@ pub(crate) struct Shared {
     pub counters: AtomicCounters,
     pub tokens: TokenStore,
     pub last_token_request: Mutex<Option<TokenRequest>>,
+    /// Device codes, authorization codes and the login knobs.
+    pub login: LoginState,
+    /// The URL the server announces as its own (issuer, metadata endpoints, `iss`): set to
+    /// `http://127.0.0.1:PORT` once it listens, or to a front's URL.
+    pub base_url: Mutex<String>,
     /// Token-endpoint requests currently being handled.
     pub token_in_flight: AtomicU64,
     pub shutdown: ShutdownSignal,
@@ -76,11 +82,18 @@ impl Shared {
             counters: AtomicCounters::default(),
             tokens: TokenStore::new(),
             last_token_request: Mutex::new(None),
+            login: LoginState::default(),
+            base_url: Mutex::new(String::new()),
             token_in_flight: AtomicU64::new(0),
             shutdown: ShutdownSignal::default(),
             rng: AtomicU64::new(RandomState::new().build_hasher().finish()),
             owed_failures: Mutex::new(0),
         }
+    }
+
+    /// The URL the server announces as its own and its issuer.
+    pub fn base_url(&self) -> String {
+        self.base_url.lock().clone()
     }
 
     /// Whether this answer is an injected failure at `rate`: exactly one answer in `1 / rate`,

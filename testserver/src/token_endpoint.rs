@@ -32,6 +32,75 @@ pub struct TokenRequest {
 }
 
 impl TokenRequest {
+    /// Reads a form-encoded request: what it carried, and the error answer when it is not a
+    /// valid form (wrong content type, a broken encoding, a repeated parameter).
+    pub(crate) fn parse(req: &Request) -> (TokenRequest, Option<Response>) {
+        let content_type = req.header("content-type").map(str::to_owned);
+        let is_form = content_type.as_deref().is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+        let form = if is_form {
+            parse_form(&req.body)
+        } else {
+            Ok(Vec::new())
+        };
+        let tr = TokenRequest {
+            grant_type: form
+                .as_ref()
+                .ok()
+                .and_then(|f| f.iter().find(|(k, _)| k == "grant_type"))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+            form: form.as_ref().cloned().unwrap_or_default(),
+            basic_auth: req.header("authorization").and_then(parse_basic),
+            content_type,
+        };
+        if !is_form {
+            let e = oauth_error(
+                400,
+                "invalid_request",
+                "Content-Type must be application/x-www-form-urlencoded",
+            );
+            return (tr, Some(e));
+        }
+        let Ok(pairs) = &form else {
+            return (
+                tr,
+                Some(oauth_error(400, "invalid_request", "malformed form body")),
+            );
+        };
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(prev, _)| prev == k) {
+                return (
+                    tr,
+                    Some(oauth_error(400, "invalid_request", "repeated parameter")),
+                );
+            }
+        }
+        (tr, None)
+    }
+
+    /// [`parse`](TokenRequest::parse), as a result.
+    pub(crate) fn read(req: &Request) -> Result<TokenRequest, Response> {
+        match TokenRequest::parse(req) {
+            (tr, None) => Ok(tr),
+            (_, Some(resp)) => Err(resp),
+        }
+    }
+
+    /// The id of the client that sent it: from its Basic credentials, else the body.
+    fn client_id(&self) -> &str {
+        self.basic_auth
+            .as_ref()
+            .map(|(id, _)| id.as_str())
+            .or_else(|| self.param("client_id"))
+            .unwrap_or("")
+    }
+
     /// The first value of form parameter `name`.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.form
@@ -62,7 +131,7 @@ impl Drop for InFlight<'_> {
 }
 
 /// An OAuth2 error response (RFC 6749 §5.2).
-fn oauth_error(status: u16, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: u16, error: &str, description: &str) -> Response {
     Response::json_value(
         status,
         &json!({ "error": error, "error_description": description }),
@@ -154,12 +223,17 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
 }
 
 /// Who is calling the token endpoint.
-enum Client {
+pub(crate) enum Client {
     Confidential,
     Public,
 }
 
-fn authenticate(shared: &Shared, req: &Request, tr: &TokenRequest) -> Result<Client, Response> {
+/// Authenticates the client of a token, device authorization or revocation request.
+pub(crate) fn authenticate(
+    shared: &Shared,
+    req: &Request,
+    tr: &TokenRequest,
+) -> Result<Client, Response> {
     let clients = &shared.config.clients;
     let check = |id: &str, secret: &str| {
         if clients.iter().any(|(i, s)| i == id && s == secret) {
@@ -207,7 +281,7 @@ fn authenticate(shared: &Shared, req: &Request, tr: &TokenRequest) -> Result<Cli
 
 /// Builds the RFC 6749 §5.1 success body. `field` replaces one of its fields
 /// ([`Failure::ExpiresIn`], [`Failure::Field`]).
-fn token_success(
+pub(crate) fn token_success(
     shared: &Shared,
     field: Option<(&'static str, Value)>,
     access: String,
@@ -244,46 +318,10 @@ pub(crate) fn handle_token(shared: &Shared, req: &Request) -> Response {
         return method_not_allowed();
     }
 
-    let content_type = req.header("content-type").map(str::to_owned);
-    let is_form = content_type.as_deref().is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    });
-    let form = if is_form {
-        parse_form(&req.body)
-    } else {
-        Ok(Vec::new())
-    };
-    let tr = TokenRequest {
-        grant_type: form
-            .as_ref()
-            .ok()
-            .and_then(|f| f.iter().find(|(k, _)| k == "grant_type"))
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default(),
-        form: form.as_ref().cloned().unwrap_or_default(),
-        basic_auth: req.header("authorization").and_then(parse_basic),
-        content_type,
-    };
+    let (tr, invalid) = TokenRequest::parse(req);
     *shared.last_token_request.lock() = Some(tr.clone());
-
-    if !is_form {
-        return oauth_error(
-            400,
-            "invalid_request",
-            "Content-Type must be application/x-www-form-urlencoded",
-        );
-    }
-    let Ok(pairs) = &form else {
-        return oauth_error(400, "invalid_request", "malformed form body");
-    };
-    for (i, (k, _)) in pairs.iter().enumerate() {
-        if pairs[..i].iter().any(|(prev, _)| prev == k) {
-            return oauth_error(400, "invalid_request", "repeated parameter");
-        }
+    if let Some(resp) = invalid {
+        return resp;
     }
 
     let grant = tr.grant_type.as_str();
@@ -369,6 +407,10 @@ pub(crate) fn handle_token(shared: &Shared, req: &Request) -> Response {
                 token_success(shared, expires_in, access, None, scope, lifetime)
             }
         },
+        "authorization_code" => crate::login::authorization_code_grant(shared, &tr, tr.client_id()),
+        crate::login::DEVICE_CODE_GRANT => {
+            crate::login::device_code_grant(shared, &tr, tr.client_id())
+        }
         "" => oauth_error(400, "invalid_request", "grant_type is required"),
         _ => oauth_error(400, "unsupported_grant_type", "unsupported grant_type"),
     }

@@ -7,8 +7,11 @@
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// A token pair minted by [`TestServer::issue_token`](crate::TestServer::issue_token),
 /// as if the user had just logged in.
@@ -91,6 +94,8 @@ pub(crate) struct TokenStore {
     serial: AtomicU64,
     access: RwLock<AccessMap>,
     refresh: Mutex<RefreshMap>,
+    /// Access tokens are minted as JWTs carrying `exp` (see `TestServer::set_jwt_access_tokens`).
+    jwt: AtomicBool,
 }
 
 impl TokenStore {
@@ -107,6 +112,7 @@ impl TokenStore {
                 next_family: 1,
                 prune_at: REFRESH_PRUNE_FLOOR,
             }),
+            jwt: AtomicBool::new(false),
         }
     }
 
@@ -119,8 +125,33 @@ impl TokenStore {
         format!("{prefix}{a:016x}{b:016x}{n:x}")
     }
 
+    /// A unique, unpredictable value with `prefix` (codes of the login endpoints).
+    pub fn new_value(&self, prefix: &str) -> String {
+        self.new_token(prefix)
+    }
+
+    /// Mints access tokens as JWTs from now on (`true`), or opaque ones.
+    pub fn set_jwt(&self, on: bool) {
+        self.jwt.store(on, Relaxed);
+    }
+
     fn mint_access(&self, family: Option<u64>, lifetime: Duration) -> String {
-        let token = self.new_token("at-");
+        let mut token = self.new_token("at-");
+        if self.jwt.load(Relaxed) {
+            // A compact JWS whose payload carries `exp`; the signature is not a real one (the
+            // API looks the token up, as for opaque ones).
+            let exp = SystemTime::now()
+                .checked_add(lifetime)
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(u64::MAX, |d| d.as_secs());
+            let claims = serde_json::json!({ "sub": "demo-user", "exp": exp, "jti": token });
+            token = format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+                URL_SAFE_NO_PAD.encode(claims.to_string()),
+                URL_SAFE_NO_PAD.encode(b"not-a-real-signature"),
+            );
+        }
         let now = Instant::now();
         let expires_at = now
             .checked_add(lifetime)
@@ -218,6 +249,36 @@ impl TokenStore {
         }
     }
 
+    /// Revokes `token` (RFC 7009 §2.1): a refresh token takes its whole family with it (every
+    /// refresh token and access token of the grant, §2.1's SHOULD), an access token only itself.
+    /// Returns whether the token was known (and not already revoked).
+    pub fn revoke(&self, token: &str) -> bool {
+        let mut refresh = self.refresh.lock();
+        if let Some(entry) = refresh.map.get(token) {
+            let family = entry.family;
+            let was_live = entry.state != RefreshState::Revoked;
+            for e in refresh.map.values_mut().filter(|e| e.family == family) {
+                e.state = RefreshState::Revoked;
+            }
+            self.access
+                .write()
+                .map
+                .retain(|_, e| e.family != Some(family));
+            return was_live;
+        }
+        drop(refresh);
+        self.access.write().map.remove(token).is_some()
+    }
+
+    /// Whether `refresh_token` can be exchanged (known, not consumed, not revoked).
+    pub fn is_refresh_active(&self, refresh_token: &str) -> bool {
+        self.refresh
+            .lock()
+            .map
+            .get(refresh_token)
+            .is_some_and(|e| e.state == RefreshState::Active)
+    }
+
     /// Issued, not revoked and not expired.
     pub fn is_valid(&self, access_token: &str) -> bool {
         self.access
@@ -291,6 +352,46 @@ mod tests {
             s.refresh("rt-nope", true, HOUR, None),
             RefreshOutcome::Invalid
         );
+    }
+
+    #[test]
+    fn revocation_takes_the_family() {
+        let s = TokenStore::new();
+        let (a1, r1) = s.issue_pair(HOUR, None);
+        let RefreshOutcome::Granted {
+            access: a2,
+            refresh: Some(r2),
+            ..
+        } = s.refresh(&r1, true, HOUR, None)
+        else {
+            panic!("refresh failed")
+        };
+        let (other, _) = s.issue_pair(HOUR, None);
+        assert!(s.revoke(&r2));
+        assert!(!s.is_valid(&a1) && !s.is_valid(&a2));
+        assert_eq!(s.refresh(&r2, true, HOUR, None), RefreshOutcome::Invalid);
+        assert!(!s.revoke(&r2), "already revoked");
+        assert!(s.is_valid(&other), "another grant is untouched");
+        assert!(s.revoke(&other) && !s.is_valid(&other));
+        assert!(!s.revoke("rt-unknown"));
+    }
+
+    #[test]
+    fn jwt_access_tokens_carry_exp() {
+        let s = TokenStore::new();
+        s.set_jwt(true);
+        let (a, _) = s.issue_pair(HOUR, None);
+        let parts: Vec<&str> = a.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let exp = claims["exp"].as_u64().unwrap();
+        assert!((now + 3590..=now + 3601).contains(&exp), "{exp} vs {now}");
+        assert!(s.is_valid(&a));
     }
 
     #[test]

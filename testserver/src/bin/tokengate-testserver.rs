@@ -19,15 +19,18 @@ use serde_json::{Value, json};
 use tokengate_testserver::support::{TempDir, temp_dir};
 use tokengate_testserver::{
     ClientCerts, Counters, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PUBLIC_CLIENT_ID, Failure,
-    HttpProxy, Issued, ServerBuilder, TestPki, TestServer, TlsFront,
+    HttpProxy, Issued, RedirectFault, ServerBuilder, TestPki, TestServer, TlsFront,
 };
 
 const HELP: &str = "\
 tokengate-testserver: a loopback OAuth2 token endpoint and bearer-protected API for tests.
 
 Prints one JSON line on stdout when it is listening:
-  {\"url\", \"api_url\", \"token_url\", \"custom_refresh_url\", \"client_id\", \"client_secret\",
-   \"public_client_id\", \"access_token\", \"refresh_token\", \"expires_in\"}
+  {\"url\", \"api_url\", \"token_url\", \"custom_refresh_url\", \"issuer\",
+   \"device_authorization_url\", \"authorization_url\", \"revocation_url\", \"client_id\",
+   \"client_secret\", \"public_client_id\", \"access_token\", \"refresh_token\", \"expires_in\"}
+(the issuer's metadata is at /.well-known/oauth-authorization-server and
+/.well-known/openid-configuration)
 With --tls or --mtls the URLs are https (the server itself stays on \"http_url\") and the line
 also has \"ca_file\" (the test CA's certificate, PEM); with --mtls also \"client_cert_file\" and
 \"client_key_file\" (a client certificate from that CA and its key). With --proxy it has
@@ -46,6 +49,10 @@ Flags (DUR is 250ms, 1.5s, 2m or plain seconds):
   --transient-failure-rate P    probability of an injected 503 per refresh (default 0)
   --reject-all                  the API rejects every token, even fresh ones
   --omit-expires-in             token responses leave out expires_in
+  --jwt                         access tokens are JWTs carrying exp
+  --device-auto-approve         device logins are approved as soon as they start
+  --device-interval DUR         the interval of device logins (default 1s; fractions are sent as
+                                such, and tokengate honours them from loopback)
   --client ID:SECRET            register another confidential client (repeatable)
   --public-client ID            register another public client (repeatable)
   --workers N                   connection threads kept warm (default 32)
@@ -74,6 +81,14 @@ Commands on stdin:
   revoke-refresh-tokens         invalidate every refresh token issued so far
   valid TOKEN                   {\"ok\":true,\"valid\":bool}: would the API accept this access token
   in-flight                     {\"ok\":true,\"in_flight\":N}: token requests being answered now
+  approve USER_CODE | deny USER_CODE   decide a pending device login ({\"ok\":false} if none)
+  device-auto-approve on|off | device-interval DUR | device-expires-in DUR
+  device-pending N | device-slow-down N   answer the next N device polls so
+  device-polls USER_CODE        {\"ok\":true,\"polls_ms\":[...]}: when each poll came, from the start
+  redirect-fault none|wrong-state|wrong-iss|no-iss|error:CODE   how authorization redirects go wrong
+  revocation-unavailable on|off the revocation endpoint answers 503
+  jwt on|off                    access tokens issued from now on are JWTs carrying exp
+  refresh-valid TOKEN           {\"ok\":true,\"valid\":bool}: would a refresh with it be accepted
   quit                          stop the server and exit
 ";
 
@@ -83,6 +98,9 @@ struct Args {
     failure: Failure,
     reject_all: bool,
     omit_expires_in: bool,
+    jwt: bool,
+    device_auto_approve: bool,
+    device_interval: Option<Duration>,
     control: bool,
     tls: Option<ClientCerts>,
     proxy: bool,
@@ -119,6 +137,11 @@ fn main() -> ExitCode {
     server.set_failure(args.failure);
     server.set_reject_all(args.reject_all);
     server.set_omit_expires_in(args.omit_expires_in);
+    server.set_jwt_access_tokens(args.jwt);
+    server.set_device_auto_approve(args.device_auto_approve);
+    if let Some(d) = args.device_interval {
+        server.set_device_interval(d);
+    }
 
     let mut fronts = Fronts {
         tls: None,
@@ -146,6 +169,7 @@ fn main() -> ExitCode {
         extra.insert("proxy_url".to_owned(), json!(proxy.url()));
         fronts.proxy = Some(proxy);
     }
+    server.set_public_url(&base);
     let rebase = |url: String| url.replacen(&server.url(), &base, 1);
     let mut hello = json!({
         "url": base,
@@ -153,6 +177,10 @@ fn main() -> ExitCode {
         "api_url": format!("{base}/api"),
         "token_url": rebase(server.token_url()),
         "custom_refresh_url": rebase(server.custom_refresh_url()),
+        "issuer": server.issuer(),
+        "device_authorization_url": rebase(server.device_authorization_url()),
+        "authorization_url": rebase(server.authorization_url()),
+        "revocation_url": rebase(server.revocation_url()),
         "client_id": DEMO_CLIENT_ID,
         "client_secret": DEMO_CLIENT_SECRET,
         "public_client_id": DEMO_PUBLIC_CLIENT_ID,
@@ -229,6 +257,9 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         failure: Failure::None,
         reject_all: false,
         omit_expires_in: false,
+        jwt: false,
+        device_auto_approve: false,
+        device_interval: None,
         control: true,
         tls: None,
         proxy: false,
@@ -273,6 +304,18 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             }
             "--omit-expires-in" => {
                 parsed.omit_expires_in = true;
+                b
+            }
+            "--jwt" => {
+                parsed.jwt = true;
+                b
+            }
+            "--device-auto-approve" => {
+                parsed.device_auto_approve = true;
+                b
+            }
+            "--device-interval" => {
+                parsed.device_interval = Some(duration(value()?)?);
                 b
             }
             "--no-control" => {
@@ -354,6 +397,44 @@ fn command(server: &TestServer, fronts: &Fronts, line: &str) -> Result<Value, St
             let secs = arg_or("seconds")?;
             server.set_date_skew(secs.parse().map_err(|_| format!("not seconds: {secs:?}"))?);
         }
+        "approve" | "deny" => {
+            let code = arg_or("a user code")?;
+            let found = if name == "approve" {
+                server.approve_device(code)
+            } else {
+                server.deny_device(code)
+            };
+            if !found {
+                return Err(format!("no pending device login with user code {code:?}"));
+            }
+        }
+        "device-auto-approve" => server.set_device_auto_approve(on_off(arg)?),
+        "device-interval" => server.set_device_interval(duration(arg_or("a duration")?)?),
+        "device-expires-in" => server.set_device_expires_in(duration(arg_or("a duration")?)?),
+        "device-pending" | "device-slow-down" => {
+            let n = arg_or("a count")?;
+            let n: u32 = n.parse().map_err(|_| format!("not a count: {n:?}"))?;
+            if name == "device-pending" {
+                server.inject_device_pending(n);
+            } else {
+                server.inject_device_slow_down(n);
+            }
+        }
+        "device-polls" => {
+            let polls: Vec<u128> = server
+                .device_polls(arg_or("a user code")?)
+                .iter()
+                .map(Duration::as_millis)
+                .collect();
+            return Ok(json!({"ok": true, "polls_ms": polls}));
+        }
+        "redirect-fault" => server.set_redirect_fault(redirect_fault(arg_or("a fault")?)?),
+        "revocation-unavailable" => server.set_revocation_unavailable(on_off(arg)?),
+        "jwt" => server.set_jwt_access_tokens(on_off(arg)?),
+        "refresh-valid" => {
+            let valid = server.is_refresh_token_valid(arg_or("a refresh token")?);
+            return Ok(json!({"ok": true, "valid": valid}));
+        }
         "revoke-all" => server.revoke_all(),
         "revoke-refresh-tokens" => server.revoke_refresh_tokens(),
         other => return Err(format!("unknown command {other:?}")),
@@ -389,6 +470,16 @@ fn counters(c: &Counters) -> Value {
         connections_reset,
         injected_failures,
         failure_answers,
+        device_authorizations,
+        device_polls,
+        device_polls_too_fast,
+        device_grants,
+        authorizations,
+        code_exchanges,
+        pkce_failures,
+        revocation_requests,
+        revocations,
+        metadata_requests,
     } = *c;
     json!({
         "token_requests": token_requests,
@@ -407,6 +498,30 @@ fn counters(c: &Counters) -> Value {
         "connections_reset": connections_reset,
         "injected_failures": injected_failures,
         "failure_answers": failure_answers,
+        "device_authorizations": device_authorizations,
+        "device_polls": device_polls,
+        "device_polls_too_fast": device_polls_too_fast,
+        "device_grants": device_grants,
+        "authorizations": authorizations,
+        "code_exchanges": code_exchanges,
+        "pkce_failures": pkce_failures,
+        "revocation_requests": revocation_requests,
+        "revocations": revocations,
+        "metadata_requests": metadata_requests,
+    })
+}
+
+/// `none`, `wrong-state`, `wrong-iss`, `no-iss` or `error:CODE`.
+fn redirect_fault(text: &str) -> Result<RedirectFault, String> {
+    Ok(match text {
+        "none" => RedirectFault::None,
+        "wrong-state" => RedirectFault::WrongState,
+        "wrong-iss" => RedirectFault::WrongIss,
+        "no-iss" => RedirectFault::NoIss,
+        _ => match text.strip_prefix("error:") {
+            Some(code) if !code.is_empty() => RedirectFault::Error(code.to_owned()),
+            _ => return Err(format!("not a redirect fault: {text:?}")),
+        },
     })
 }
 
