@@ -88,8 +88,8 @@ impl PyEvents {
 /// Something that happened to the token. Carries no secret.
 ///
 /// ``kind`` is one of ``"refreshed"``, ``"refresh_failed"``, ``"login_required"``,
-/// ``"token_set"``, ``"adopted"`` (the store held a token another process had just refreshed) and
-/// ``"store_failed"``; the other attributes are ``None`` where they do not apply.
+/// ``"token_set"``, ``"adopted"`` (the store held a token another process had just refreshed),
+/// ``"store_failed"``, ``"logged_in"``, ``"logged_out"``; the other attributes are ``None`` where they do not apply.
 #[pyclass(frozen, module = "tokengate", name = "Event")]
 pub(crate) struct PyEvent {
     /// What happened (see the class docs).
@@ -168,6 +168,18 @@ impl PyEvent {
             Event::StoreFailed { error } => {
                 e.kind = "store_failed";
                 e.error = Some(errors::instance(py, error)?.unbind());
+            }
+            Event::LoggedIn {
+                generation,
+                expires_in,
+            } => {
+                e.kind = "logged_in";
+                e.generation = Some(*generation);
+                e.expires_in = secs(expires_in);
+            }
+            Event::LoggedOut { generation } => {
+                e.kind = "logged_out";
+                e.generation = Some(*generation);
             }
             _ => {}
         }
