@@ -962,11 +962,12 @@ pub struct StoreError {
     inner: Arc<StoreInner>,
 }
 
+#[derive(Clone)]
 struct StoreInner {
     kind: StoreErrorKind,
     message: String,
     path: Option<std::path::PathBuf>,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl StoreError {
@@ -986,16 +987,12 @@ impl StoreError {
     /// [`source`](std::error::Error::source) and not repeated in this error's `Display` text, so an
     /// error reporter that prints the chain shows it once.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.source = Some(Box::new(source));
-        }
+        Arc::make_mut(&mut self.inner).source = Some(Arc::new(source));
         self
     }
 
     pub(crate) fn with_path(mut self, path: &std::path::Path) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.path = Some(path.to_owned());
-        }
+        Arc::make_mut(&mut self.inner).path = Some(path.to_owned());
         self
     }
 
@@ -1076,6 +1073,24 @@ impl std::error::Error for StoreError {
             .source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod store_error_tests {
+    use super::*;
+
+    #[test]
+    fn with_source_on_a_shared_store_error_keeps_the_source_and_leaves_the_clone_alone() {
+        let first = StoreError::new(StoreErrorKind::Custom, "keyring locked");
+        let shared = first.clone();
+        let with = first.with_source(std::io::Error::other("dbus gone"));
+        assert!(
+            std::error::Error::source(&with).is_some_and(|s| s.to_string() == "dbus gone"),
+            "the source is attached even though the error was shared"
+        );
+        assert!(std::error::Error::source(&shared).is_none());
+        assert_eq!(with.kind(), StoreErrorKind::Custom);
     }
 }
 
