@@ -78,7 +78,12 @@ pub fn classify(e: &tokengate::Error) -> Exit {
     {
         return Exit::LoginRequired;
     }
-    if e.is_configuration() {
+    // A store that refuses us (a wrong Redis password, a locked keyring) is fixed by its owner,
+    // not by waiting.
+    if e.is_configuration()
+        || e.store_error()
+            .is_some_and(|s| s.kind() == tokengate::StoreErrorKind::Denied)
+    {
         return Exit::Config;
     }
     if e.is_transient() {
@@ -156,6 +161,10 @@ mod tests {
             ),
             (
                 StoreError::new(StoreErrorKind::ReadOnly, "read-only dir").into(),
+                Exit::Config,
+            ),
+            (
+                StoreError::new(StoreErrorKind::Denied, "WRONGPASS").into(),
                 Exit::Config,
             ),
             (E::InvalidUrl("x".into()), Exit::Config),

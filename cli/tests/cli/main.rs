@@ -4,4 +4,8 @@
 
 mod concurrency;
 mod everyday;
+#[cfg(feature = "keyring")]
+mod keyring;
+#[cfg(feature = "redis")]
+mod redis;
 mod support;

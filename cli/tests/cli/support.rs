@@ -251,3 +251,34 @@ pub fn assert_quiet_about(run: &Run, secrets: &[&str]) {
         );
     }
 }
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Asserts that no file under `dir` holds `secret`.
+#[track_caller]
+pub fn assert_no_file_holds(dir: &Path, secret: &str) {
+    for file in files_under(dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{} holds a token",
+            file.display()
+        );
+    }
+}
