@@ -95,6 +95,13 @@ impl StoreSpec {
 
     /// Opens the store (a keyring is checked at once; a file or Redis is first used by the
     /// client).
+    #[cfg_attr(
+        not(any(feature = "keyring", feature = "redis")),
+        allow(
+            unused_variables,
+            reason = "the profile names keyring and Redis entries only"
+        )
+    )]
     pub fn open(&self, profile: &str) -> Result<CliStore, Failure> {
         match self {
             StoreSpec::File(path) => Ok(CliStore::File(FileStore::new(path))),

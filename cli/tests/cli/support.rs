@@ -1,6 +1,9 @@
 //! Running the built `tokengate` binary as a process in a home of its own (a "machine": its own
 //! `HOME` and XDG directories), and what the tests share.
 
+// Some helpers serve only the store tests, which are built with the store features.
+#![cfg_attr(not(all(feature = "redis", feature = "keyring")), allow(dead_code))]
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
