@@ -67,14 +67,25 @@ pub struct Global {
     #[arg(long, global = true, value_name = "URL")]
     pub proxy: Option<String>,
 
-    /// Give up after this many seconds: waiting for a token (and, for `request`, the whole
-    /// request). [default: 10 for the token, no limit for the request]
+    /// Give up after this many seconds: waiting for a token, for `request` the whole request, for
+    /// `login --browser` the browser's return. [default: 10 for a token; a request may take 10 s
+    /// to connect and 60 s to answer; a browser login 5 min]
     #[arg(long, global = true, value_name = "SECONDS", value_parser = seconds)]
     pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Log in, creating or updating the profile.
+    ///
+    /// With --issuer, the endpoints come from the issuer's metadata (RFC 8414, OpenID Connect
+    /// discovery). --device (RFC 8628) shows a code and a URL to open on any device; --browser
+    /// opens the authorization page (authorization code with PKCE, redirected to a one-shot
+    /// listener on 127.0.0.1). The code and URLs go to stderr. The options given, the global ones
+    /// included, are recorded in the profile for the commands that follow. The client secret is
+    /// recorded too: the config file is kept private (mode 0600).
+    Login(LoginArgs),
+
     /// Print a fresh access token on stdout, and nothing else.
     ///
     /// The token is refreshed first when it is about to expire; with rotating refresh tokens,
@@ -91,6 +102,39 @@ pub enum Command {
     /// Show the profile and its session: issuer, client, store, who, scopes, expiry. Never the
     /// token. Makes no network call (except to a Redis store). Exits 3 when there is no session.
     Status,
+
+    /// Log out: revoke the refresh token at the server's revocation endpoint (RFC 7009), when it
+    /// has one, and clear the store. The profile stays.
+    Logout,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Use the device flow: a code to enter at a URL, on any device. [default: the profile's
+    /// flow, else device when the server offers it]
+    #[arg(long, conflicts_with = "browser")]
+    pub device: bool,
+
+    /// Use the browser flow: the authorization page in this machine's browser ($BROWSER).
+    #[arg(long)]
+    pub browser: bool,
+
+    /// The authorization server (its metadata gives the endpoints). Plain http only on loopback.
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+
+    /// The OAuth2 client id registered for this CLI.
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// The client secret of a confidential client. Recorded in the config file (mode 0600);
+    /// visible to other users in the process list while this runs.
+    #[arg(long, value_name = "SECRET")]
+    pub client_secret: Option<String>,
+
+    /// A scope to ask for; repeatable (or space-separated). Replaces the profile's scopes.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokengate::http::Uri;
-use tokengate::{Client, Network, OAuth2};
+use tokengate::{Client, Network, OAuth2, Token};
 
 use crate::args::Global;
 use crate::config::{Config, DEFAULT_PROFILE, Profile, check_profile_name};
@@ -109,6 +109,12 @@ impl Session {
     /// A client for the API at `base` (its origin gets the token), whose token is this profile's
     /// session: loaded from the store, refreshed at the token endpoint under the store's lock.
     pub fn client(&self, base: &str) -> Result<Client, Failure> {
+        self.client_with(base, None)
+    }
+
+    /// [`client`](Session::client), starting from `token` instead of what the store holds (a new
+    /// login: the store may hold something unreadable, which the login's save replaces).
+    pub fn client_with(&self, base: &str, token: Option<Token>) -> Result<Client, Failure> {
         let token_endpoint = self.token_endpoint()?;
         let p = &self.profile;
         let budget = self.token_timeout();
@@ -121,13 +127,19 @@ impl Session {
         if let Some(secret) = &p.client_secret {
             refresher = refresher.client_secret(secret.clone());
         }
-        Client::builder(base)
+        if let Some(url) = &p.revocation_endpoint {
+            check_url("revocation endpoint", url)?;
+            refresher = refresher.revocation_url(url.clone());
+        }
+        let mut builder = Client::builder(base)
             .network(self.network())
             .refresher(refresher)
             .store(self.open_store()?)
-            .refresh_timeout(budget)
-            .build()
-            .map_err(Failure::from)
+            .refresh_timeout(budget);
+        if let Some(token) = token {
+            builder = builder.token(token);
+        }
+        builder.build().map_err(Failure::from)
     }
 }
 

@@ -198,6 +198,16 @@ impl TokenStore for CliStore {
             CliStore::Redis(s) => s.lock(timeout),
         }
     }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        match self {
+            CliStore::File(s) => s.clear(),
+            #[cfg(feature = "keyring")]
+            CliStore::Keyring(s) => s.clear(),
+            #[cfg(feature = "redis")]
+            CliStore::Redis(s) => s.clear(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use tokengate::{Token, TokenStore};
 
+use crate::commands::printable;
 use crate::exit::Failure;
 use crate::session::Session;
 
@@ -126,13 +127,6 @@ fn who(access_token: &str) -> Option<String> {
     }
 }
 
-/// Text from a server, safe for a terminal: control characters (escape sequences) become `?`.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
 /// `1h 5m`, `3m 20s`, `12s`.
 fn human(d: Duration) -> String {
     let s = d.as_secs();
@@ -200,7 +194,6 @@ mod tests {
         assert_eq!(who("opaque-token"), None);
         assert_eq!(who("a.b.c.d"), None);
         assert_eq!(who("a.!!!.c"), None);
-        assert_eq!(printable("eve\u{1b}[2J"), "eve?[2J");
     }
 
     #[test]
