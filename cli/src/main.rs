@@ -39,7 +39,9 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<ExitCode, Failure> {
     let mut session = Session::new(&cli.global)?;
     match &cli.command {
-        Command::Login(args) => commands::login::run(&mut session, args).map(|()| ExitCode::SUCCESS),
+        Command::Login(args) => {
+            commands::login::run(&mut session, args).map(|()| ExitCode::SUCCESS)
+        }
         Command::Logout => commands::logout::run(&session).map(|()| ExitCode::SUCCESS),
         Command::Token => commands::token::run(&session).map(|()| ExitCode::SUCCESS),
         Command::Request(args) => commands::request::run(&session, args).map(ExitCode::from),

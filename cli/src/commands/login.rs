@@ -42,7 +42,10 @@ pub fn run(session: &mut Session, args: &LoginArgs) -> Result<(), Failure> {
     for (what, url) in [
         ("token endpoint", Some(&token_url)),
         ("authorization endpoint", p.authorization_endpoint.as_ref()),
-        ("device authorization endpoint", p.device_authorization_endpoint.as_ref()),
+        (
+            "device authorization endpoint",
+            p.device_authorization_endpoint.as_ref(),
+        ),
         ("revocation endpoint", p.revocation_endpoint.as_ref()),
     ] {
         if let Some(url) = url {

@@ -35,7 +35,10 @@ pub fn run(session: &Session) -> Result<(), Failure> {
             "Logged out: profile `{}` (the server has no revocation endpoint: its refresh token stays valid there until it expires).",
             session.name
         ),
-        Ok(()) => eprintln!("Logged out: profile `{}`; the server revoked the session.", session.name),
+        Ok(()) => eprintln!(
+            "Logged out: profile `{}`; the server revoked the session.",
+            session.name
+        ),
         Err(e) => {
             return Err(Failure::from(e).context(format_args!(
                 "logged out here (profile `{}`), but the server could not be told",

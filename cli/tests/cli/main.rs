@@ -6,6 +6,7 @@ mod concurrency;
 mod everyday;
 #[cfg(feature = "keyring")]
 mod keyring;
+mod login;
 #[cfg(feature = "redis")]
 mod redis;
 mod support;

@@ -4,9 +4,9 @@
 // Some helpers serve only the store tests, which are built with the store features.
 #![cfg_attr(not(all(feature = "redis", feature = "keyring")), allow(dead_code))]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -108,6 +108,9 @@ impl Home {
             .env("XDG_RUNTIME_DIR", self.path().join("run"))
             .env("XDG_CACHE_HOME", self.path().join("cache"))
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            // `login --browser` hands the URL to $BROWSER: here a program that does nothing (the
+            // tests play the browser themselves).
+            .env("BROWSER", "true")
             .current_dir(self.path());
         for var in PROXY_VARS {
             command.env_remove(var);
@@ -127,6 +130,119 @@ impl Home {
     pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Run {
         run(self.command(args), args, Some(input))
     }
+}
+
+impl Home {
+    /// Starts `tokengate ARGS` in this home; its stderr can be read line by line while it runs.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {TOKENGATE}: {e}"));
+        let (line_tx, lines) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let done_err = done_tx.clone();
+        thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                all.push_str(&line);
+                all.push('\n');
+                let _ = line_tx.send(line);
+            }
+            let _ = done_err.send((true, all));
+        });
+        let mut stdout = child.stdout.take().unwrap();
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            let _ = done_tx.send((false, text));
+        });
+        Running {
+            child,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            lines,
+            done,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A `tokengate` process still running.
+pub struct Running {
+    child: Child,
+    args: Vec<String>,
+    lines: mpsc::Receiver<String>,
+    done: mpsc::Receiver<(bool, String)>,
+    started: Instant,
+}
+
+impl Running {
+    /// The first line on its stderr (from now on) for which `find` gives something.
+    pub fn stderr_line<T>(&mut self, mut find: impl FnMut(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(found) = find(&line) {
+                        return found;
+                    }
+                }
+                Err(e) => {
+                    let _ = self.child.kill();
+                    panic!("tokengate {:?}: no such line on stderr ({e:?})", self.args);
+                }
+            }
+        }
+    }
+
+    /// Waits for the end (at most [`PATIENCE`]).
+    pub fn finish(mut self) -> Run {
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        let deadline = self.started + PATIENCE;
+        for _ in 0..2 {
+            match self
+                .done
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok((true, text)) => stderr = text,
+                Ok((false, text)) => stdout = text,
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("tokengate {:?} hung", self.args);
+                }
+            }
+        }
+        let status = self.child.wait().unwrap();
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+            took: self.started.elapsed(),
+        }
+    }
+}
+
+/// Plays the browser: GETs `url` and follows the redirects (to the CLI's loopback listener), as a
+/// browser would; returns the status and body of the last page.
+pub fn browse(url: &str) -> (u16, String) {
+    let agent: tokengate::ureq::Agent = tokengate::ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(PATIENCE))
+        .build()
+        .into();
+    let mut response = agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("the browser's request failed: {e}"));
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().unwrap())
 }
 
 /// What a finished `tokengate` process left.
