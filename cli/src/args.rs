@@ -40,37 +40,69 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// The profile to use (a table in the config file). [default: default]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "NAME"
+    )]
     pub profile: Option<String>,
 
     /// Where the profile's token lives: a file path, `keyring` (the OS credential store), or
     /// `redis://[user:password@]host:port[/db]` (`rediss://` for TLS), shared by every machine with
     /// the same profile. [default: $XDG_DATA_HOME/tokengate/<profile>.json]
-    #[arg(long, global = true, value_name = "PATH|keyring|redis://…")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "PATH|keyring|redis://…"
+    )]
     pub store: Option<String>,
 
     /// Trust the CA certificates in this PEM file (beside the system's) for the authorization
     /// server and the API.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
     pub cacert: Option<PathBuf>,
 
     /// Client certificate (PEM) for mutual TLS; needs --key.
-    #[arg(long, global = true, value_name = "FILE", requires = "key")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE",
+        requires = "key"
+    )]
     pub cert: Option<PathBuf>,
 
     /// Private key (PEM) of --cert.
-    #[arg(long, global = true, value_name = "FILE", requires = "cert")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE",
+        requires = "cert"
+    )]
     pub key: Option<PathBuf>,
 
     /// Proxy for every connection: http://, https://, socks5:// (credentials may be in the URL).
     /// [default: from HTTPS_PROXY, ALL_PROXY, NO_PROXY and friends, as curl reads them]
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "URL"
+    )]
     pub proxy: Option<String>,
 
     /// Give up after this many seconds: waiting for a token, for `request` the whole request, for
     /// `login --browser` the browser's return. [default: 10 for a token; a request may take 10 s
     /// to connect and 60 s to answer; a browser login 5 min]
-    #[arg(long, global = true, value_name = "SECONDS", value_parser = seconds)]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "SECONDS", value_parser = seconds)]
     pub timeout: Option<Duration>,
 }
 
@@ -84,6 +116,7 @@ pub enum Command {
     /// listener on 127.0.0.1). The code and URLs go to stderr. The options given, the global ones
     /// included, are recorded in the profile for the commands that follow. The client secret is
     /// recorded too: the config file is kept private (mode 0600).
+    #[command(after_help = EXIT_CODES)]
     Login(LoginArgs),
 
     /// Print a fresh access token on stdout, and nothing else.
@@ -91,20 +124,30 @@ pub enum Command {
     /// The token is refreshed first when it is about to expire; with rotating refresh tokens,
     /// concurrent invocations (of this or any other command) make one refresh between them. Use it
     /// as `curl -H "Authorization: Bearer $(tokengate token)" …`.
+    #[command(after_help = EXIT_CODES)]
     Token,
 
     /// Send an HTTP request with the access token, like curl.
     ///
     /// The response body goes to stdout, the status line to stderr. A rejected token (401) is
     /// refreshed and the request sent once more. Exits 1 for a status of 400 or more.
+    #[command(after_help = EXIT_CODES)]
     Request(RequestArgs),
 
-    /// Show the profile and its session: issuer, client, store, who, scopes, expiry. Never the
-    /// token. Makes no network call (except to a Redis store). Exits 3 when there is no session.
+    /// Show the profile and its session, never the token.
+    ///
+    /// Issuer, client, store, state, expiry, who (from a JWT access token's claims) and scopes.
+    /// Reads the store without refreshing and without calling the authorization server. Exits 3
+    /// when there is no session.
+    #[command(after_help = EXIT_CODES)]
     Status,
 
-    /// Log out: revoke the refresh token at the server's revocation endpoint (RFC 7009), when it
-    /// has one, and clear the store. The profile stays.
+    /// Log out: revoke the session at the server and clear the store.
+    ///
+    /// The refresh token is revoked at the server's revocation endpoint (RFC 7009) when it has
+    /// one; the store is cleared either way, for every invocation and machine that shares it. The
+    /// profile stays, so `tokengate login` alone logs in again.
+    #[command(after_help = EXIT_CODES)]
     Logout,
 }
 

@@ -221,16 +221,25 @@ fn exit_codes() {
     home.run(&["request", "GET", &format!("{closed}/api/me")])
         .expect(4);
 
-    // The codes are documented.
-    let help = home.run(&["--help"]).expect(0);
-    for code in [
-        "0  success",
-        "1  `request`",
-        "2  usage",
-        "3  login required",
-        "4  transient",
+    // The codes are documented, in every command's help.
+    for args in [
+        &["--help"][..],
+        &["login", "--help"],
+        &["token", "--help"],
+        &["request", "--help"],
+        &["status", "-h"],
+        &["logout", "--help"],
     ] {
-        assert!(help.stdout.contains(code), "{code:?} in {}", help.stdout);
+        let help = home.run(args).expect(0);
+        for code in [
+            "0  success",
+            "1  `request`",
+            "2  usage",
+            "3  login required",
+            "4  transient",
+        ] {
+            assert!(help.stdout.contains(code), "{code:?} in {}", help.stdout);
+        }
     }
 }
 
