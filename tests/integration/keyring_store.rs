@@ -12,9 +12,9 @@ use tokengate::{Client, KeyringBackend, KeyringStore, StoreErrorKind, Token, Tok
 use tokengate_testserver::TestServer;
 
 use crate::children::*;
-use crate::services::SecretService;
 use crate::store::{PROCESSES, THREADS_PER_PROCESS, TOKEN_LIFETIME, child_env, run_child};
 use crate::support::*;
+use tokengate_testserver::services::SecretService;
 
 /// An access token long enough to be split into three parts.
 fn large_token(tag: &str) -> Token {

@@ -22,8 +22,6 @@ mod redirects;
 mod redis_store;
 mod refreshers;
 mod security;
-#[cfg(any(feature = "redis", feature = "keyring"))]
-mod services;
 mod sessions;
 mod store;
 mod streaming;

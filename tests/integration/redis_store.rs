@@ -15,9 +15,9 @@ use tokengate::{
 use tokengate_testserver::{TestPki, TestServer};
 
 use crate::children::*;
-use crate::services::{ClientAuth, RedisServer};
 use crate::store::{PROCESSES, THREADS_PER_PROCESS, TOKEN_LIFETIME};
 use crate::support::*;
+use tokengate_testserver::services::{ClientAuth, RedisServer};
 
 /// Leases in these tests: short, so a dead holder costs a second.
 const LEASE_TTL: Duration = Duration::from_secs(1);

@@ -48,6 +48,8 @@
 //! - `state`, `counters`, `failure`: shared state and fault injection.
 //! - `form`: strict form decoding (on `form_urlencoded`).
 //! - [`support`]: helpers for the workspace's tests (threads, polling, patience, temp dirs).
+//! - [`services`]: `redis-server` and a Secret Service (`gnome-keyring-daemon` on a private session
+//!   bus), started by the store tests of tokengate and of its CLI.
 //!
 //! Network fixtures, independent of the server's own HTTP codec (they relay bytes, or parse with
 //! httparse):
@@ -74,6 +76,7 @@ mod raw;
 mod relay;
 mod router;
 mod server;
+pub mod services;
 mod socks;
 mod state;
 pub mod support;

@@ -1,10 +1,8 @@
-//! The real services the store tests run against, each started by the test on loopback (or a
-//! private session bus) with a temporary directory, and stopped when dropped:
-//! [`RedisServer`] (`redis-server`) and [`SecretService`] (`gnome-keyring-daemon` in a private
-//! `dbus-run-session`). A missing program fails the test with the package to install: these
-//! suites only run with their cargo features, which `.ci/run` enables after installing them.
-
-#![cfg_attr(not(all(feature = "redis", feature = "keyring")), allow(dead_code))]
+//! The real services the store tests (tokengate's and the CLI's) run against, each started by the
+//! test on loopback (or a private session bus) with a temporary directory, and stopped when
+//! dropped: [`RedisServer`] (`redis-server`) and [`SecretService`] (`gnome-keyring-daemon` in a
+//! private `dbus-run-session`). A missing program fails the test with the package to install:
+//! these suites only run with their cargo features, which `.ci/run` enables after installing them.
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -13,10 +11,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tokengate_testserver::TestPki;
-use tokengate_testserver::support::TempDir;
-
-use crate::support::{PATIENCE, temp_dir};
+use crate::TestPki;
+use crate::support::{PATIENCE, TempDir, temp_dir};
 
 /// Polls `ready` every 10 ms until it holds; panics with `what` after `within`.
 fn wait_until(what: &str, within: Duration, ready: impl Fn() -> bool) {
@@ -43,11 +39,18 @@ pub struct RedisServer {
 /// Whether a TLS Redis wants a certificate from its clients (`--tls-auth-clients`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientAuth {
+    /// Clients must present a certificate from the server's CA.
     Required,
+    /// Clients present no certificate.
     Off,
 }
 
 impl RedisServer {
+    /// Starts a server with the defaults.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` cannot be started or does not listen within [`PATIENCE`].
     pub fn start() -> RedisServer {
         RedisServer::with_args(&[])
     }
@@ -156,16 +159,17 @@ impl RedisServer {
         self.child = Some(child.into_inner());
     }
 
+    /// The loopback port it listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>/0` (`rediss://` with TLS), or with `userinfo@` in front of the
-    /// host.
+    /// `redis://127.0.0.1:<port>/0` (`rediss://` with TLS).
     pub fn url(&self) -> String {
         format!("{}://127.0.0.1:{}/0", self.scheme(), self.port)
     }
 
+    /// [`url`](RedisServer::url) with `userinfo@` in front of the host.
     pub fn url_as(&self, userinfo: &str) -> String {
         format!("{}://{userinfo}@127.0.0.1:{}/0", self.scheme(), self.port)
     }
@@ -259,6 +263,12 @@ exit 1
 "#;
 
 impl SecretService {
+    /// Starts the session bus and the daemon, and waits until the Secret Service answers.
+    ///
+    /// # Panics
+    ///
+    /// When `dbus-run-session` cannot be started or the Secret Service does not come up within
+    /// [`PATIENCE`].
     pub fn start() -> SecretService {
         let dir = temp_dir("secret-service");
         let run = dir.path().join("run");
@@ -287,7 +297,7 @@ impl SecretService {
                 )
             });
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         thread::spawn(move || {
             let mut line = String::new();
             let _ = BufReader::new(stdout).read_line(&mut line);
