@@ -1176,6 +1176,11 @@ fn a_logout_waits_for_the_refresh_in_flight_and_revokes_what_it_brought() {
         ["r1"],
         "the refreshed grant"
     );
-    assert_eq!(waiter.join().unwrap().unwrap(), "new1");
+    // The waiter woke with the refreshed token, or, when the logout took the lock before the
+    // waiter could read it, with the logout: both are right; nothing else is.
+    match waiter.join().unwrap() {
+        Ok(token) => assert_eq!(token, "new1"),
+        Err(e) => assert!(e.is_login_required(), "{e:?}"),
+    }
     assert!(gate.lease().unwrap_err().is_login_required());
 }
