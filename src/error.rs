@@ -293,15 +293,28 @@ pub enum RefreshErrorKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OAuthError {
-    /// `error`: the error code, e.g. `invalid_grant` (RFC 6749 §5.2).
-    pub error: String,
-    /// `error_description`: human-readable text from the server, if any (RFC 6749 §5.2).
-    pub error_description: Option<String>,
-    /// `error_uri`: a page about the error, if any (RFC 6749 §5.2).
-    pub error_uri: Option<String>,
+    pub(crate) error: String,
+    pub(crate) error_description: Option<String>,
+    pub(crate) error_uri: Option<String>,
 }
 
 impl OAuthError {
+    /// `error`: the error code, e.g. `invalid_grant` (RFC 6749 §5.2).
+    pub fn error(&self) -> &str {
+        &self.error
+    }
+
+    /// `error_description`: human-readable text from the server, if any (RFC 6749 §5.2), with
+    /// any secret the request carried replaced by `[redacted]`.
+    pub fn error_description(&self) -> Option<&str> {
+        self.error_description.as_deref()
+    }
+
+    /// `error_uri`: a page about the error, if any (RFC 6749 §5.2).
+    pub fn error_uri(&self) -> Option<&str> {
+        self.error_uri.as_deref()
+    }
+
     /// Parses an RFC 6749 §5.2 error body: a JSON object with a string `error` and optional string
     /// `error_description` and `error_uri`. Other fields are ignored; a field of the wrong type counts
     /// as absent.

@@ -8,7 +8,7 @@ use tokengate::OAuthError;
 fuzz_target!(|data: &[u8]| {
     if let Some(e) = OAuthError::parse(data) {
         let value: serde_json::Value = serde_json::from_slice(data).expect("parsed, so it is JSON");
-        assert_eq!(value["error"].as_str(), Some(e.error.as_str()));
+        assert_eq!(value["error"].as_str(), Some(e.error()));
         let _ = (e.is_permanent(), format!("{e:?}"));
     }
 });

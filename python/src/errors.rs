@@ -119,8 +119,8 @@ fn refresh_details(kwargs: &Bound<'_, PyDict>, refresh: Option<&RefreshError>) -
     };
     kwargs.set_item("kind", kind)?;
     if let Some(oauth) = refresh.oauth_error() {
-        kwargs.set_item("oauth_error", &oauth.error)?;
-        kwargs.set_item("error_description", oauth.error_description.as_deref())?;
+        kwargs.set_item("oauth_error", oauth.error())?;
+        kwargs.set_item("error_description", oauth.error_description())?;
     }
     Ok(())
 }

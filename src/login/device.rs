@@ -331,7 +331,7 @@ fn poll_once(oauth: &OAuth2, device_code: &str) -> Poll {
             "the token response: the access token cannot be sent in an HTTP header",
         )),
         Ok(token) => Poll::Token(token),
-        Err(e) => match e.oauth_error().map(|o| o.error.as_str()) {
+        Err(e) => match e.oauth_error().map(|o| o.error()) {
             Some("authorization_pending") => Poll::Pending,
             Some("slow_down") => Poll::SlowDown,
             _ => {

@@ -33,7 +33,7 @@ fn permanent_failure_wakes_everyone_and_then_fails_fast_until_set_token() {
         let e = r.as_ref().unwrap_err();
         assert!(e.is_login_required(), "{e}");
         let oauth = e.refresh_error().unwrap().oauth_error().unwrap();
-        assert_eq!(oauth.error, "invalid_grant");
+        assert_eq!(oauth.error(), "invalid_grant");
     }
     let c = server.counters();
     assert_eq!(c.refresh_attempts, 1);

@@ -65,7 +65,7 @@ fn unavailable_with_retry_after_is_shared_and_carries_the_delay() {
     let e = results[0].as_ref().unwrap_err().refresh_error().unwrap();
     assert_eq!(e.status(), Some(503));
     assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
-    assert_eq!(e.oauth_error().unwrap().error, "temporarily_unavailable");
+    assert_eq!(e.oauth_error().unwrap().error(), "temporarily_unavailable");
 }
 
 #[test]

@@ -278,7 +278,7 @@ fn denied_and_expired_device_logins_are_typed_and_change_nothing() {
         .run(|p| assert!(server.deny_device(p.user_code())))
         .unwrap_err();
     assert_eq!(e.kind(), LoginErrorKind::AccessDenied);
-    assert_eq!(e.oauth_error().unwrap().error, "access_denied");
+    assert_eq!(e.oauth_error().unwrap().error(), "access_denied");
     assert!(!e.is_transient() && !e.is_configuration());
 
     server.set_device_expires_in(Duration::from_millis(300));
@@ -342,7 +342,7 @@ fn a_wrong_pkce_verifier_is_refused() {
         })
         .unwrap_err();
     assert_eq!(e.kind(), LoginErrorKind::Server);
-    assert_eq!(e.oauth_error().unwrap().error, "invalid_grant");
+    assert_eq!(e.oauth_error().unwrap().error(), "invalid_grant");
     let (status, body) = page.unwrap().recv_timeout(PATIENCE).unwrap().unwrap();
     assert_eq!(status, 400);
     assert!(body.contains("invalid_grant"), "{body}");
@@ -407,7 +407,7 @@ fn error_redirects_are_typed() {
     server.set_redirect_fault(RedirectFault::Error("temporarily_unavailable".into()));
     let e = run_browser(&browser(&server)).0.unwrap_err();
     assert_eq!(e.kind(), LoginErrorKind::Server);
-    assert_eq!(e.oauth_error().unwrap().error, "temporarily_unavailable");
+    assert_eq!(e.oauth_error().unwrap().error(), "temporarily_unavailable");
     assert_eq!(server.counters().code_exchanges, 0);
 }
 

@@ -236,18 +236,17 @@ fn issue_12_a_token_endpoint_echoing_secrets_leaves_none_in_errors_or_events() {
     assert!(e.is_configuration(), "{e}");
     let r = e.refresh_error().unwrap();
     let answer = r.oauth_error().unwrap();
-    assert_eq!(answer.error, "invalid_request");
+    assert_eq!(answer.error(), "invalid_request");
     let kept = format!(
         "{e} {e:?} {r} {r:?} {:?} {:?} {:?}",
-        answer.error_description,
-        answer.error_uri,
+        answer.error_description(),
+        answer.error_uri(),
         r.body_excerpt()
     );
     assert_none_in("the error", &kept, &secrets);
     assert!(
         answer
-            .error_description
-            .as_deref()
+            .error_description()
             .unwrap()
             .starts_with("bad request: [redacted] | "),
         "{kept}"
