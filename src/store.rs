@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex};
 use serde_json::{Map, Value};
 
-use crate::error::{Class, Error, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind};
+use crate::error::{StoreError, StoreErrorKind};
 use crate::token::Token;
 
 /// The version of the [`FileStore`] format this build writes and reads.
@@ -951,109 +951,6 @@ pub(crate) fn lock_file(path: &Path, timeout: Duration) -> Result<File, StoreErr
         std::thread::sleep(pause.min(deadline - now));
         pause = (pause * 2).min(LOCK_POLL_MAX);
     }
-}
-
-/// The outcome of a refresh through a store.
-pub(crate) struct Fetched {
-    pub(crate) token: Token,
-    /// Taken from the store (another process or gate refreshed), not from the refresher.
-    pub(crate) adopted: bool,
-    /// The refresh worked but saving its token failed (other processes will not see it).
-    pub(crate) save_error: Option<StoreError>,
-    /// The refresher's new access token cannot be sent: the attempt failed, and `token` is the
-    /// token it replaces carrying the rotated refresh token, kept (and saved) so it is not lost.
-    pub(crate) unusable: Option<Error>,
-}
-
-impl Fetched {
-    pub(crate) fn refreshed(token: Token) -> Self {
-        Fetched {
-            token,
-            adopted: false,
-            save_error: None,
-            unusable: None,
-        }
-    }
-}
-
-/// Whether two tokens are the same grant: the same access token, refresh token and expiry (to the
-/// millisecond a store keeps). A server may rotate the refresh token and re-issue the same access
-/// token, so comparing access tokens alone would miss another process's refresh.
-pub(crate) fn same_grant(a: &Token, b: &Token) -> bool {
-    let ms = |t: &Token| {
-        t.expires_at_wall()
-            .and_then(|w| w.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_millis())
-    };
-    a.access_token() == b.access_token() && a.refresh_token() == b.refresh_token() && ms(a) == ms(b)
-}
-
-/// The gate's error for a failed [`TokenStore::lock`].
-pub(crate) fn lock_failed(e: StoreError, timeout: Duration) -> Error {
-    if e.kind() == StoreErrorKind::LockTimeout {
-        Error::RefreshTimeout(timeout)
-    } else {
-        Error::Store(e)
-    }
-}
-
-/// The store side of a refresh, run by the refreshing thread of a gate with no gate lock held:
-///
-/// 1. enter the store's exclusive section (at most `timeout`);
-/// 2. re-read the store; if it holds a token other than `current` (another access token, refresh
-///    token or expiry: see [`same_grant`]), another process refreshed: adopt it when `usable`,
-///    else refresh from it (its refresh token is the newest);
-/// 3. otherwise refresh from `current` and save the new token, still inside the section, so the
-///    rotated refresh token is on disk before any other process can look.
-///
-/// An unusable stored file (empty, malformed, another version) is treated as empty; the save keeps
-/// it aside. An unreadable one stops the refresh with [`Error::Store`]: refreshing without being able
-/// to see what other processes did could spend a refresh token they already spent. An *empty*
-/// store when `current_stored` (the store held `current`: it was loaded, saved or adopted there)
-/// means another process logged out: [`Error::LoginRequired`] of kind
-/// [`RefreshErrorKind::LoggedOut`], without refreshing, so the session is not brought back.
-pub(crate) fn refresh_locked(
-    store: &dyn TokenStore,
-    current: Option<&Token>,
-    current_stored: bool,
-    timeout: Duration,
-    usable: impl Fn(&Token) -> bool,
-    refresh: impl FnOnce(Option<&Token>) -> Result<Token, Error>,
-) -> Result<Fetched, Error> {
-    let _section = store.lock(timeout).map_err(|e| lock_failed(e, timeout))?;
-    let stored = match store.load() {
-        Ok(None) if current_stored && current.is_some() => {
-            return Err(Error::LoginRequired(Some(RefreshError::new(
-                RefreshErrorKind::LoggedOut,
-                Class::Login,
-                "the token store no longer holds the session: it was logged out elsewhere",
-            ))));
-        }
-        Ok(stored) => stored,
-        Err(e) if e.is_corrupt() => None,
-        Err(e) => return Err(Error::Store(e)),
-    };
-    let newer = stored.filter(|s| current.is_none_or(|c| !same_grant(c, s)));
-    let base = match newer {
-        Some(s) if usable(&s) => {
-            return Ok(Fetched {
-                token: s,
-                adopted: true,
-                save_error: None,
-                unusable: None,
-            });
-        }
-        Some(s) => Some(s),
-        None => current.cloned(),
-    };
-    let token = refresh(base.as_ref())?;
-    let save_error = store.save(&token).err();
-    Ok(Fetched {
-        token,
-        adopted: false,
-        save_error,
-        unusable: None,
-    })
 }
 
 #[cfg(feature = "keyring")]

@@ -19,7 +19,7 @@
 //!
 //! With a [`TokenStore`], "call the refresher" becomes `Gate::fetch`: inside the store's exclusive
 //! (cross-process) section, re-read the store and adopt a token another process saved, or refresh
-//! and save before the section ends. See `store::refresh_locked`.
+//! and save before the section ends. See `stored::refresh_locked`.
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -32,12 +32,15 @@ use ureq::http::HeaderValue;
 use crate::error::{Class, Error, RefreshError, RefreshErrorKind};
 use crate::events::{Event, Subscribers};
 use crate::refresh::Refresh;
-use crate::store::{self, Fetched, TokenStore};
+use crate::store::TokenStore;
 use crate::sync::{Clock, Condvar, Mutex, Now, Threads};
 use crate::token::Token;
 
 mod builder;
 mod policy;
+mod stored;
+
+use stored::Fetched;
 
 use builder::Config;
 pub use builder::GateBuilder;
@@ -619,7 +622,7 @@ impl Gate {
     /// Gets the next token, on the refreshing thread with no gate lock held.
     ///
     /// Without a store this is the refresher. With one, it is the cross-process single flight of
-    /// `store::refresh_locked`: inside the store's exclusive section (entered within
+    /// `stored::refresh_locked`: inside the store's exclusive section (entered within
     /// `lock_timeout`, else [`Error::RefreshTimeout`]), a token another process saved meanwhile is
     /// adopted without calling the refresher; otherwise the refresher runs and its token is saved
     /// before the section ends. Either way this returns before any waiter is woken. Only this thread
@@ -661,7 +664,7 @@ impl Gate {
         };
         let fetched = match &self.shared.store {
             None => refresh(current).map(Fetched::refreshed),
-            Some(store) => store::refresh_locked(
+            Some(store) => stored::refresh_locked(
                 &**store,
                 current,
                 current_stored,
@@ -840,7 +843,7 @@ impl Gate {
             let timeout = self.shared.config.refresh_timeout;
             let _section = store
                 .lock(timeout)
-                .map_err(|e| store::lock_failed(e, timeout))?;
+                .map_err(|e| stored::lock_failed(e, timeout))?;
             store.save(&token)?;
             // Installed before the section ends, so no process can refresh the replaced token.
             return self.install_token(token, how, true);
@@ -916,7 +919,7 @@ impl Gate {
             Some(store) => Some(
                 store
                     .lock(budget)
-                    .map_err(|e| store::lock_failed(e, budget))?,
+                    .map_err(|e| stored::lock_failed(e, budget))?,
             ),
             None => None,
         };
