@@ -1,5 +1,5 @@
 //! Store unit tests: the file format (no files; the file itself is tested against the real server in
-//! `tests/integration/store.rs`), the memory store's lock, and the refresh-under-lock decisions.
+//! `tests/integration/store.rs`) and the memory store's lock.
 
 use std::thread;
 
