@@ -326,7 +326,7 @@ impl OAuthError {
     /// use tokengate::OAuthError;
     ///
     /// let e = OAuthError::parse(br#"{"error":"invalid_grant","error_description":"revoked"}"#).unwrap();
-    /// assert_eq!(e.error, "invalid_grant");
+    /// assert_eq!(e.error(), "invalid_grant");
     /// assert!(e.is_permanent());
     /// assert_eq!(OAuthError::parse(b"<html>502 Bad Gateway</html>"), None);
     /// ```
