@@ -10,19 +10,19 @@ use crate::gate::Gate;
 /// The background refresher: one thread per client that sleeps until the token's advisory window
 /// opens and refreshes it through the gate. Dropping this handle (when the last clone of its client
 /// is dropped) stops the thread and joins it.
-pub(crate) struct Background {
+pub(crate) struct BackgroundRefresher {
     shutdown: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Background {
-    pub(crate) fn start(gate: Gate) -> std::io::Result<Background> {
+impl BackgroundRefresher {
+    pub(crate) fn start(gate: Gate) -> std::io::Result<BackgroundRefresher> {
         let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
         let events = gate.events();
         let thread = std::thread::Builder::new()
             .name("tokengate-bg".into())
             .spawn(move || run(&gate, &shutdown_rx, events.receiver()))?;
-        Ok(Background {
+        Ok(BackgroundRefresher {
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         })
@@ -41,7 +41,7 @@ fn run(gate: &Gate, shutdown: &Receiver<()>, events: &Receiver<Event>) {
     }
 }
 
-impl Drop for Background {
+impl Drop for BackgroundRefresher {
     fn drop(&mut self) {
         // Disconnecting the channel wakes the thread; an in-flight refresh finishes first (it is
         // bounded by the refresher's own timeouts).

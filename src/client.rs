@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::{Cursor, Read, Seek};
+use std::io::{Read, Seek};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,22 +12,18 @@ use ureq::http::uri::Authority;
 use ureq::http::{self, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use ureq::{AsSendBody, Body, SendBody};
 
-use crate::background::Background;
+use crate::background::BackgroundRefresher;
 use crate::body::{Next, Payload};
-use crate::challenge;
 use crate::error::Error;
 use crate::form::{form_encode, form_pairs};
 use crate::gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 use crate::net::{NetAgent, Network};
 use crate::origin::Origin;
 use crate::redirect;
+use crate::rejection;
 use crate::refresh::{OAuth2, Refresh};
 use crate::store::TokenStore;
 use crate::token::Token;
-
-/// A predicate that sees a response's head and (buffered) body and says whether the server rejected
-/// the token.
-type RejectFn = dyn Fn(&http::response::Parts, &[u8]) -> bool + Send + Sync;
 
 /// A blocking HTTP client that attaches a fresh bearer token to every request to its API origin.
 ///
@@ -84,15 +80,14 @@ struct Inner {
     base_url: String,
     base_origin: Origin,
     gate: Gate,
-    reject_when: Option<Box<RejectFn>>,
+    rejection: rejection::Rule,
     max_replays: u32,
-    max_buffered_body: u64,
     max_redirects: u32,
     buffer_timeout: Duration,
     /// Headers dropped (besides the built-in ones) when a redirect changes origin.
     sensitive: Vec<HeaderName>,
     /// Stops and joins the background refresher when the last clone of the client is dropped.
-    _background: Option<Background>,
+    _background: Option<BackgroundRefresher>,
 }
 
 impl Drop for Inner {
@@ -119,9 +114,8 @@ pub struct ClientBuilder {
     oauth2: Option<OAuth2>,
     network: Network,
     sensitive: Vec<String>,
-    reject_when: Option<Box<RejectFn>>,
+    rejection: rejection::Rule,
     max_replays: u32,
-    max_buffered_body: u64,
     buffer_timeout: Duration,
     max_redirects: u32,
     timeout: Option<Duration>,
@@ -156,9 +150,8 @@ impl Client {
             oauth2: None,
             network: Network::default(),
             sensitive: Vec::new(),
-            reject_when: None,
+            rejection: rejection::Rule::default(),
             max_replays: 1,
-            max_buffered_body: 1024 * 1024,
             buffer_timeout: Duration::from_secs(30),
             max_redirects: 10,
             timeout: None,
@@ -534,14 +527,14 @@ impl ClientBuilder {
         mut self,
         predicate: impl Fn(&http::response::Parts, &[u8]) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.reject_when = Some(Box::new(predicate));
+        self.rejection.reject_when(Arc::new(predicate));
         self
     }
 
     /// Sets the largest response body buffered for [`reject_when`](ClientBuilder::reject_when).
     /// Defaults to 1 MiB.
     pub fn max_buffered_body(mut self, bytes: u64) -> Self {
-        self.max_buffered_body = bytes;
+        self.rejection.max_buffered_body(bytes);
         self
     }
 
@@ -656,7 +649,7 @@ impl ClientBuilder {
             config = config.max_idle_connections_per_host(n);
         }
         let background = if self.background_refresh {
-            let bg = Background::start(gate.clone()).map_err(|e| {
+            let bg = BackgroundRefresher::start(gate.clone()).map_err(|e| {
                 Error::config(format!("cannot start the background refresher: {e}"))
             })?;
             Some(bg)
@@ -670,9 +663,8 @@ impl ClientBuilder {
                 base_url,
                 base_origin,
                 gate,
-                reject_when: self.reject_when,
+                rejection: self.rejection,
                 max_replays: self.max_replays,
-                max_buffered_body: self.max_buffered_body,
                 max_redirects: self.max_redirects,
                 buffer_timeout: self.buffer_timeout,
                 sensitive,
@@ -863,7 +855,7 @@ impl RequestBuilder<'_> {
         {
             headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static(ct)));
         }
-        let req = Hop {
+        let req = RequestHead {
             method: self.method,
             uri,
             headers,
@@ -877,7 +869,7 @@ impl RequestBuilder<'_> {
         loop {
             let (resp, authed) =
                 client.send_following_redirects(&req, lease.as_ref(), &mut body, deadline)?;
-            let (resp, rejected) = client.classify(resp, authed);
+            let (resp, rejected) = client.inner.rejection.judge(resp, authed);
             let lease_now = match (&lease, rejected) {
                 (Some(l), true) => l,
                 (Some(l), false) => {
@@ -926,7 +918,7 @@ impl Deadline {
 /// One HTTP exchange's worth of request (without its body): kept so it can be re-sent after a
 /// redirect or a rejection.
 #[derive(Clone)]
-struct Hop {
+struct RequestHead {
     method: Method,
     uri: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -983,7 +975,7 @@ impl Client {
     /// when `req` goes to the API origin.
     fn send_following_redirects(
         &self,
-        req: &Hop,
+        req: &RequestHead,
         lease: Option<&Lease>,
         body: &mut Payload<'_>,
         deadline: Option<Deadline>,
@@ -1017,7 +1009,7 @@ impl Client {
                 .route(&req.uri, home || self.same_origin(&req.uri));
             let config = HopConfig {
                 global: deadline.map(Deadline::remaining).transpose()?,
-                recv_body: (authed && self.inner.reject_when.is_some())
+                recv_body: (authed && self.inner.rejection.buffers())
                     .then_some(self.inner.buffer_timeout),
                 proxy: route.differs.then_some(route.proxy),
             };
@@ -1074,57 +1066,6 @@ impl Client {
             home = next_home;
             authed = lease.is_some() && next_home;
         }
-    }
-
-    /// Decides whether the response rejects the token, buffering the body for `reject_when` when
-    /// needed, and attaches the parsed `WWW-Authenticate` challenge of a 401/403.
-    fn classify(&self, resp: Response<Body>, authed: bool) -> (Response<Body>, bool) {
-        let judged = authed && self.inner.reject_when.is_some();
-        if !judged && !challenge::may_challenge(resp.status()) {
-            // The common case: nothing to parse, buffer or attach.
-            return (resp, false);
-        }
-        let (mut parts, body) = resp.into_parts();
-        let challenge = challenge::of_response(parts.status, &parts.headers);
-        let mut rejected = authed && challenge::rejects_token(parts.status, challenge.as_ref());
-        if let Some(ch) = challenge {
-            parts.extensions.insert(ch);
-        }
-        let body = match (&self.inner.reject_when, authed && !rejected) {
-            (Some(pred), true) => buffer(body, self.inner.max_buffered_body, |bytes| {
-                rejected = pred(&parts, bytes);
-            }),
-            _ => body,
-        };
-        (Response::from_parts(parts, body), rejected)
-    }
-}
-
-/// Reads up to `limit` bytes of `body` and, when the whole body fit, shows it to `judge`. Returns a
-/// body that yields everything: the buffered bytes, then (when over the limit) the rest of the stream.
-fn buffer(body: Body, limit: u64, judge: impl FnOnce(&[u8])) -> Body {
-    let mime = body.mime_type().map(str::to_owned);
-    let charset = body.charset().map(str::to_owned);
-    let mut reader = body.into_reader();
-    let mut buf = Vec::new();
-    let read = (&mut reader)
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut buf);
-    let mut builder = Body::builder();
-    if let Some(m) = mime {
-        builder = builder.mime_type(m);
-    }
-    if let Some(c) = charset {
-        builder = builder.charset(c);
-    }
-    match read {
-        Ok(_) if buf.len() as u64 <= limit => {
-            judge(&buf);
-            builder.data(buf)
-        }
-        // Too large, or the read failed part-way: hand the caller what we have and the rest of the
-        // stream, which reports the error again if there is one.
-        _ => builder.reader(Cursor::new(buf).chain(reader)),
     }
 }
 
@@ -1239,20 +1180,5 @@ mod tests {
             .token(Token::new("a"))
             .build();
         assert!(matches!(r, Err(Error::Config(_))));
-    }
-
-    #[test]
-    fn buffering_keeps_the_whole_body() {
-        let body = Body::builder()
-            .mime_type("application/json")
-            .data(b"0123456789".to_vec());
-        let mut seen = None;
-        let mut b = buffer(body, 100, |bytes| seen = Some(bytes.to_vec()));
-        assert_eq!(seen.as_deref(), Some(&b"0123456789"[..]));
-        assert_eq!(b.mime_type(), Some("application/json"));
-        assert_eq!(b.read_to_vec().unwrap(), b"0123456789");
-        let body = Body::builder().data(b"0123456789".to_vec());
-        let mut b = buffer(body, 4, |_| panic!("not judged when over the limit"));
-        assert_eq!(b.read_to_vec().unwrap(), b"0123456789");
     }
 }

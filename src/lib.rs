@@ -111,6 +111,7 @@ mod middleware;
 mod net;
 mod origin;
 mod redirect;
+mod rejection;
 mod refresh;
 mod store;
 mod sync;

@@ -1,15 +1,16 @@
 //! [`TokenMiddleware`]: the gate's token handling for a plain `ureq::Agent`, as one config line.
 
 use std::fmt;
+use std::sync::Arc;
 
 use ureq::http::{self, Request, Response};
 use ureq::middleware::{Middleware, MiddlewareNext};
 use ureq::{Body, SendBody};
 
-use crate::challenge;
 use crate::error::Error;
 use crate::gate::Gate;
 use crate::origin::Origin;
+use crate::rejection;
 
 /// A `ureq` middleware that attaches a [`Gate`]'s token to requests for one origin.
 ///
@@ -34,10 +35,11 @@ use crate::origin::Origin;
 /// - A request to another origin (scheme, host, port) passes through untouched.
 /// - Otherwise it takes a token from the gate (refreshing first inside the refresh window, waiting for
 ///   another thread's refresh like any [`Client`](crate::Client) request) and sets `Authorization`.
-/// - When the response is a rejection (a 401 whose `WWW-Authenticate` challenge asks for a new token)
-///   it tells the gate, which marks the token dead, so **the next request** carries a fresh one, and
-///   **returns the rejection** to the caller, with the parsed [`Challenge`](crate::Challenge) in the response's
-///   extensions.
+/// - When the response is a rejection (a 401 whose `WWW-Authenticate` challenge asks for a new
+///   token, or a response the [`reject_when`](TokenMiddleware::reject_when) predicate condemns;
+///   the same rule as [`Client`](crate::Client)'s) it tells the gate, which marks the token dead, so
+///   **the next request** carries a fresh one, and **returns the rejection** to the caller. The
+///   parsed [`Challenge`](crate::Challenge) of a 401 or 403 is in the response's extensions.
 ///
 /// # Why it does not replay
 ///
@@ -62,6 +64,7 @@ use crate::origin::Origin;
 pub struct TokenMiddleware {
     gate: Gate,
     origin: Origin,
+    rejection: rejection::Rule,
 }
 
 impl TokenMiddleware {
@@ -72,7 +75,44 @@ impl TokenMiddleware {
     /// [`Error::InvalidUrl`] when `api_url` is not an absolute http(s) URL.
     pub fn new(gate: Gate, api_url: &str) -> Result<TokenMiddleware, Error> {
         let (_, origin) = Origin::parse(api_url, "API URL").map_err(Error::url)?;
-        Ok(TokenMiddleware { gate, origin })
+        Ok(TokenMiddleware {
+            gate,
+            origin,
+            rejection: rejection::Rule::default(),
+        })
+    }
+
+    /// Also treats a response as a token rejection when `predicate` says so, for APIs that signal
+    /// an expired token in the body (e.g. HTTP 200 with `{"ret":401}`). As
+    /// [`ClientBuilder::reject_when`](crate::ClientBuilder::reject_when): bodies of responses that
+    /// carried the token are buffered, up to
+    /// [`max_buffered_body`](TokenMiddleware::max_buffered_body), so the predicate can see them, and
+    /// the caller gets the whole body. The time spent reading them is bounded by the agent's own
+    /// timeouts (`timeout_recv_body`, `timeout_global`).
+    ///
+    /// ```
+    /// # let gate = tokengate::Gate::builder().build()?;
+    /// let middleware = tokengate::TokenMiddleware::new(gate, "https://api.example.com")?
+    ///     .reject_when(|_parts, body| {
+    ///         serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["ret"] == 401)
+    ///     });
+    /// # Ok::<_, tokengate::Error>(())
+    /// ```
+    #[must_use]
+    pub fn reject_when(
+        mut self,
+        predicate: impl Fn(&http::response::Parts, &[u8]) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.rejection.reject_when(Arc::new(predicate));
+        self
+    }
+
+    /// Sets the largest response body buffered for [`reject_when`](TokenMiddleware::reject_when).
+    /// Defaults to 1 MiB, as [`ClientBuilder::max_buffered_body`](crate::ClientBuilder::max_buffered_body).
+    #[must_use]
+    pub fn max_buffered_body(mut self, bytes: u64) -> Self {
+        self.rejection.max_buffered_body(bytes);
+        self
     }
 
     /// The gate whose token this middleware attaches.
@@ -113,16 +153,11 @@ impl Middleware for TokenMiddleware {
         request
             .headers_mut()
             .insert(http::header::AUTHORIZATION, lease.authorization().clone());
-        let mut resp = next.handle(request)?;
-        let challenge = challenge::of_response(resp.status(), resp.headers());
-        let rejected = challenge::rejects_token(resp.status(), challenge.as_ref());
+        let (resp, rejected) = self.rejection.judge(next.handle(request)?, true);
         if rejected {
             self.gate.reject(&lease);
         } else {
             self.gate.confirm(&lease);
-        }
-        if let Some(ch) = challenge {
-            resp.extensions_mut().insert(ch);
         }
         Ok(resp)
     }

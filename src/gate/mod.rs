@@ -40,7 +40,7 @@ mod builder;
 mod policy;
 mod stored;
 
-use stored::Fetched;
+use stored::RefreshOutcome;
 
 use builder::Config;
 pub use builder::GateBuilder;
@@ -338,9 +338,9 @@ impl Gate {
             if let Some(lease) = st.fresh_lease(now) {
                 if st.ahead_due(now) && self.shared.refresher.is_some() {
                     // Advisory window: refresh on another thread, keep using this token.
-                    let ticket = self.claim(&mut st, now);
+                    let claim = self.claim(&mut st, now);
                     drop(st);
-                    self.refresh_in_background(ticket);
+                    self.refresh_in_background(claim);
                 }
                 return Ok(lease);
             }
@@ -372,9 +372,9 @@ impl Gate {
                 // This thread claims the attempt and waits for it like any other: the attempt
                 // runs on a refresher thread, so a slow token endpoint holds no caller (this one
                 // included) past its budget.
-                let ticket = self.claim(&mut st, now);
+                let claim = self.claim(&mut st, now);
                 drop(st);
-                self.spawn_refresh(ticket);
+                self.spawn_refresh(claim);
                 now = self.shared.clock.now();
                 st = self.shared.state.lock();
                 continue;
@@ -394,10 +394,10 @@ impl Gate {
 
     /// Marks a refresh as in flight and captures what it needs. The caller holds the lock and has
     /// checked that nobody else is refreshing and that there is a refresher.
-    fn claim(&self, st: &mut State, now: Now) -> Ticket {
+    fn claim(&self, st: &mut State, now: Now) -> Claim {
         st.refreshing = true;
         st.refresh_started = now.mono;
-        Ticket {
+        Claim {
             gate: self.clone(),
             armed: true,
             started_generation: st.generation,
@@ -408,31 +408,31 @@ impl Gate {
     }
 
     /// Runs a claimed refresh on a short-lived thread (advisory window). If no thread can be spawned,
-    /// the ticket is dropped, which clears the claim; the mandatory window will refresh in line.
-    fn refresh_in_background(&self, ticket: Ticket) {
+    /// the claim is dropped, which releases it; the mandatory window will refresh in line.
+    fn refresh_in_background(&self, claim: Claim) {
         let gate = self.clone();
         let _ = self.shared.threads.spawn("tokengate-ahead", move || {
-            gate.run_refresh(ticket);
+            gate.run_refresh(claim);
         });
     }
 
     /// Runs a claimed refresh that requests wait for on a refresher thread of its own; when no
     /// thread can be started, on the calling thread.
     #[cfg(not(loom))]
-    fn spawn_refresh(&self, ticket: Ticket) {
-        let slot = Arc::new(std::sync::Mutex::new(Some(ticket)));
+    fn spawn_refresh(&self, claim: Claim) {
+        let slot = Arc::new(std::sync::Mutex::new(Some(claim)));
         let (gate, theirs) = (self.clone(), Arc::clone(&slot));
         let spawned = self.shared.threads.spawn("tokengate-refresh", move || {
-            let ticket = theirs.lock().map(|mut t| t.take()).unwrap_or(None);
-            if let Some(ticket) = ticket {
-                gate.run_refresh(ticket);
+            let claim = theirs.lock().map(|mut t| t.take()).unwrap_or(None);
+            if let Some(claim) = claim {
+                gate.run_refresh(claim);
             }
         });
         if spawned.is_err() {
-            // The closure, and its handle on the slot, are gone: the ticket is ours again.
-            let ticket = slot.lock().map(|mut t| t.take()).unwrap_or(None);
-            if let Some(ticket) = ticket {
-                self.run_refresh(ticket);
+            // The closure, and its handle on the slot, are gone: the claim is ours again.
+            let claim = slot.lock().map(|mut t| t.take()).unwrap_or(None);
+            if let Some(claim) = claim {
+                self.run_refresh(claim);
             }
         }
     }
@@ -440,34 +440,34 @@ impl Gate {
     /// Under loom, in line: loom runs at most five threads per model, and the refresher's own
     /// would leave too few for the requesters and the timers the models need.
     #[cfg(loom)]
-    fn spawn_refresh(&self, ticket: Ticket) {
-        self.run_refresh(ticket);
+    fn spawn_refresh(&self, claim: Claim) {
+        self.run_refresh(claim);
     }
 
     /// Runs a claimed refresh with no lock held and installs the outcome: the new token, a
     /// login-required state, or a backoff; or nothing, when [`set_token`](Gate::set_token)
     /// installed a token meanwhile. Wakes every waiter and emits the event. A store's lock is
     /// waited for at most a budget.
-    fn run_refresh(&self, mut ticket: Ticket) {
+    fn run_refresh(&self, mut claim: Claim) {
         let Some(refresher) = self.shared.refresher.as_deref() else {
-            // Not reached: tickets are only claimed when there is a refresher. Release the claim.
-            ticket.armed = false;
+            // Not reached: a refresh is only claimed when there is a refresher. Release the claim.
+            claim.armed = false;
             self.shared.state.lock().refreshing = false;
             self.shared.cond.notify_all();
             return;
         };
         let started = Instant::now();
         let lock_timeout = self.shared.config.refresh_timeout;
-        let current = ticket.current.take();
+        let current = claim.current.take();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            self.fetch(current.as_deref(), ticket.stored, refresher, lock_timeout)
+            self.fetch(current.as_deref(), claim.stored, refresher, lock_timeout)
         }))
         .unwrap_or(Err(Error::RefresherPanicked));
-        ticket.armed = false;
+        claim.armed = false;
         let now = self.shared.clock.now();
         let mut st = self.shared.state.lock();
         st.refreshing = false;
-        if st.generation != ticket.started_generation {
+        if st.generation != claim.started_generation {
             // set_token installed a token while we were refreshing: it wins, our outcome is stale.
             self.shared.cond.notify_all();
             return;
@@ -487,7 +487,7 @@ impl Gate {
             fetched
         });
         let (result, event) = match outcome {
-            Ok(Fetched {
+            Ok(RefreshOutcome {
                 token,
                 unusable: Some(err),
                 ..
@@ -496,9 +496,9 @@ impl Gate {
                 // replaces with the new refresh token (still dead if it was rejected), then back
                 // off like after any transient failure.
                 stats.refresh_failures.fetch_add(1, Relaxed);
-                self.install(&mut st, token, ticket.reactive, stored, now);
+                self.install(&mut st, token, claim.reactive, stored, now);
                 if let Some(c) = st.current.as_mut() {
-                    c.dead = ticket.reactive;
+                    c.dead = claim.reactive;
                 }
                 let (err, event) = self.fail(&mut st, err, now);
                 (Err(err), event)
@@ -515,7 +515,7 @@ impl Gate {
                 st.consecutive_failures = 0;
                 // An adopted token was not issued to us just now: a rejection of it is a
                 // revocation to refresh past, not a sign the server rejects fresh tokens.
-                let reactive = ticket.reactive && !fetched.adopted;
+                let reactive = claim.reactive && !fetched.adopted;
                 let lease = self.install(&mut st, fetched.token, reactive, stored, now);
                 let expires_in = lease.token.lifetime().or_else(|| lease.token.remaining());
                 let event = if fetched.adopted {
@@ -527,7 +527,7 @@ impl Gate {
                     Event::Refreshed {
                         generation: lease.generation,
                         expires_in,
-                        reactive: ticket.reactive,
+                        reactive: claim.reactive,
                         took: started.elapsed(),
                     }
                 };
@@ -633,7 +633,7 @@ impl Gate {
         current_stored: bool,
         refresher: &dyn Refresh,
         lock_timeout: Duration,
-    ) -> Result<Fetched, Error> {
+    ) -> Result<RefreshOutcome, Error> {
         let unusable = std::cell::Cell::new(None);
         let refresh = |base: Option<&Token>| -> Result<Token, Error> {
             let token = match refresher.refresh(base) {
@@ -663,7 +663,7 @@ impl Gate {
             Ok(token)
         };
         let fetched = match &self.shared.store {
-            None => refresh(current).map(Fetched::refreshed),
+            None => refresh(current).map(RefreshOutcome::refreshed),
             Some(store) => stored::refresh_locked(
                 &**store,
                 current,
@@ -680,7 +680,7 @@ impl Gate {
                 refresh,
             ),
         };
-        fetched.map(|f| Fetched {
+        fetched.map(|f| RefreshOutcome {
             unusable: unusable.take(),
             ..f
         })
@@ -1061,9 +1061,9 @@ impl Gate {
         if !st.ahead_due(now) || self.shared.refresher.is_none() {
             return;
         }
-        let ticket = self.claim(&mut st, now);
+        let claim = self.claim(&mut st, now);
         drop(st);
-        self.run_refresh(ticket);
+        self.run_refresh(claim);
     }
 
     pub(crate) fn count_replay(&self) {
@@ -1112,11 +1112,11 @@ impl State {
     }
 }
 
-/// A claimed refresh: `refreshing` is set and this ticket owns it. [`Gate::run_refresh`] consumes it.
-/// If the ticket is dropped unconsumed (the refreshing thread unwound, or no thread could be spawned
+/// A claimed refresh: `refreshing` is set and this value owns it. [`Gate::run_refresh`] consumes it.
+/// If the claim is dropped unconsumed (the refreshing thread unwound, or no thread could be spawned
 /// to run it), its `Drop` clears `refreshing` and wakes every waiter: parking_lot does not poison, so
 /// without this a panic would wedge them all.
-struct Ticket {
+struct Claim {
     gate: Gate,
     armed: bool,
     started_generation: u64,
@@ -1126,7 +1126,7 @@ struct Ticket {
     stored: bool,
 }
 
-impl Drop for Ticket {
+impl Drop for Claim {
     fn drop(&mut self) {
         if self.armed {
             let shared = &self.gate.shared;

@@ -1,6 +1,6 @@
 //! The store side of a refresh: the gate's protocol for refreshing through a
 //! [`TokenStore`] (lock, re-read, adopt or refresh, save before unlocking), and what it brings
-//! back ([`Fetched`]). The stores only provide `lock`, `load`, `save` and `clear`; the decisions
+//! back ([`RefreshOutcome`]). The stores only provide `lock`, `load`, `save` and `clear`; the decisions
 //! live here, on the gate's side.
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -10,7 +10,7 @@ use crate::store::TokenStore;
 use crate::token::Token;
 
 /// The outcome of a refresh through a store.
-pub(crate) struct Fetched {
+pub(crate) struct RefreshOutcome {
     pub(crate) token: Token,
     /// Taken from the store (another process or gate refreshed), not from the refresher.
     pub(crate) adopted: bool,
@@ -21,9 +21,9 @@ pub(crate) struct Fetched {
     pub(crate) unusable: Option<Error>,
 }
 
-impl Fetched {
+impl RefreshOutcome {
     pub(crate) fn refreshed(token: Token) -> Self {
-        Fetched {
+        RefreshOutcome {
             token,
             adopted: false,
             save_error: None,
@@ -75,7 +75,7 @@ pub(crate) fn refresh_locked(
     timeout: Duration,
     usable: impl Fn(&Token) -> bool,
     refresh: impl FnOnce(Option<&Token>) -> Result<Token, Error>,
-) -> Result<Fetched, Error> {
+) -> Result<RefreshOutcome, Error> {
     let _section = store.lock(timeout).map_err(|e| lock_failed(e, timeout))?;
     let stored = match store.load() {
         Ok(None) if current_stored && current.is_some() => {
@@ -92,7 +92,7 @@ pub(crate) fn refresh_locked(
     let newer = stored.filter(|s| current.is_none_or(|c| !same_grant(c, s)));
     let base = match newer {
         Some(s) if usable(&s) => {
-            return Ok(Fetched {
+            return Ok(RefreshOutcome {
                 token: s,
                 adopted: true,
                 save_error: None,
@@ -104,7 +104,7 @@ pub(crate) fn refresh_locked(
     };
     let token = refresh(base.as_ref())?;
     let save_error = store.save(&token).err();
-    Ok(Fetched {
+    Ok(RefreshOutcome {
         token,
         adopted: false,
         save_error,

@@ -100,3 +100,39 @@ fn gate_errors_come_back_inside_the_ureq_error() {
     assert!(inner.is_login_required(), "{inner}");
     assert_eq!(server.counters().api_calls, 0, "the request was not sent");
 }
+
+#[test]
+fn a_body_signalled_rejection_is_judged_by_the_same_rule_as_the_clients() {
+    let server = TestServer::builder().body_mode(true).start();
+    let gate = gate(&server, login(&server));
+    let middleware = TokenMiddleware::new(gate.clone(), &server.url())
+        .unwrap()
+        .reject_when(|_parts, body| {
+            serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["ret"] == 401)
+        });
+    let agent: Agent = Agent::config_builder()
+        .http_status_as_error(false)
+        .middleware(middleware)
+        .build()
+        .into();
+    let url = format!("{}/api/x", server.url());
+    server.revoke_all();
+    let mut resp = agent.get(&url).call().unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.body_mut().read_json().unwrap();
+    assert_eq!(body["ret"], 401, "the caller gets the whole body it was judged by");
+    assert_eq!(server.counters().refresh_attempts, 0, "not replayed");
+    let statuses = on_threads(16, {
+        let agent = agent.clone();
+        let url = url.clone();
+        move |_| {
+            let mut r = agent.get(&url).call().unwrap();
+            let v: serde_json::Value = r.body_mut().read_json().unwrap();
+            v["ok"] == true
+        }
+    });
+    assert!(statuses.iter().all(|&ok| ok), "{statuses:?}");
+    let c = server.counters();
+    assert_eq!((c.refresh_attempts, c.api_calls), (1, 17));
+    assert_eq!(gate.stats().refreshes, 1);
+}
