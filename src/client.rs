@@ -20,8 +20,8 @@ use crate::gate::{Gate, GateBuilder, Lease, Rejection, Stats};
 use crate::net::{NetAgent, Network};
 use crate::origin::Origin;
 use crate::redirect;
-use crate::rejection;
 use crate::refresh::{OAuth2, Refresh};
+use crate::rejection;
 use crate::store::TokenStore;
 use crate::token::Token;
 

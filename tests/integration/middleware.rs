@@ -120,7 +120,10 @@ fn a_body_signalled_rejection_is_judged_by_the_same_rule_as_the_clients() {
     let mut resp = agent.get(&url).call().unwrap();
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.body_mut().read_json().unwrap();
-    assert_eq!(body["ret"], 401, "the caller gets the whole body it was judged by");
+    assert_eq!(
+        body["ret"], 401,
+        "the caller gets the whole body it was judged by"
+    );
     assert_eq!(server.counters().refresh_attempts, 0, "not replayed");
     let statuses = on_threads(16, {
         let agent = agent.clone();
