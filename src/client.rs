@@ -212,7 +212,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidToken`] when the token cannot be sent in an HTTP header.
+    /// Those of [`Gate::set_token`]; nothing is changed on error.
     pub fn set_token(&self, token: Token) -> Result<(), Error> {
         self.inner.gate.set_token(token)
     }
@@ -237,8 +237,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// As [`set_token`](Client::set_token): [`Error::InvalidToken`], [`Error::Store`],
-    /// [`Error::RefreshTimeout`]. Nothing is changed on error.
+    /// Those of [`Gate::login`]; nothing is changed on error.
     pub fn login(&self, token: Token) -> Result<(), Error> {
         self.inner.gate.login(token)
     }
@@ -252,9 +251,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Revocation`] when the server did not confirm the revocation (logged out here
-    /// anyway); [`Error::Store`] when the store could not be cleared; [`Error::RefreshTimeout`]
-    /// when the store stayed locked (nothing changed).
+    /// Those of [`Gate::logout`].
     pub fn logout(&self) -> Result<(), Error> {
         self.inner.gate.logout()
     }
@@ -286,7 +283,7 @@ impl Client {
         self.inner.gate.token()
     }
 
-    /// Subscribes to token [`Event`]s (refreshed, refresh failed, login required, token set). See
+    /// Subscribes to token [`Event`](crate::Event)s (refreshed, refresh failed, login required, logged in or out, ...). See
     /// [`Gate::events`] for the delivery guarantees: sending never blocks a request.
     ///
     /// ```
@@ -305,8 +302,7 @@ impl Client {
         self.inner.gate.events()
     }
 
-    /// Counters: refreshes, refresh failures, threads that waited, replays. Shared by every client on
-    /// the same gate.
+    /// The gate's counters (see [`Stats`] for each), shared by every client on the same gate.
     pub fn stats(&self) -> Stats {
         self.inner.gate.stats()
     }
@@ -437,15 +433,14 @@ impl ClientBuilder {
         self
     }
 
-    /// Sets the mandatory refresh window. See [`GateBuilder::refresh_before_expiry`]. Defaults to
-    /// 60 seconds (or a tenth of the token's lifetime when that is shorter).
+    /// Sets the mandatory refresh window. See [`GateBuilder::refresh_before_expiry`] (and its
+    /// default).
     pub fn refresh_before_expiry(self, window: Duration) -> Self {
         self.gate_option(|g| g.refresh_before_expiry(window))
     }
 
     /// Sets the advisory window, in which a refresh runs in the background while the still-valid token
-    /// keeps being used. See [`GateBuilder::refresh_ahead`]. Defaults to 5 minutes (or a fifth of the
-    /// token's lifetime when that is shorter).
+    /// keeps being used. See [`GateBuilder::refresh_ahead`] (and its default).
     pub fn refresh_ahead(self, window: Duration) -> Self {
         self.gate_option(|g| g.refresh_ahead(window))
     }
@@ -468,7 +463,7 @@ impl ClientBuilder {
     }
 
     /// Sets the lifetime assumed for tokens without an expiry. See
-    /// [`GateBuilder::assumed_lifetime`]. Defaults to none (used until rejected).
+    /// [`GateBuilder::assumed_lifetime`] (and its default).
     pub fn assumed_lifetime(self, lifetime: Duration) -> Self {
         self.gate_option(|g| g.assumed_lifetime(lifetime))
     }

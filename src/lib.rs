@@ -40,10 +40,10 @@
 //!   [`BrowserLogin`] (PKCE on a loopback redirect), endpoints from [`Metadata::discover`];
 //!   [`Client::login`] installs the token, [`Client::logout`] revokes it and clears the store.
 //!
-//! A token is refreshed *before* it is used when it is within `refresh_before_expiry` of its expiry
-//! (60 s, or a tenth of its lifetime when that is shorter), and *after* the server rejects it. Earlier,
-//! inside `refresh_ahead` (5 min, or a fifth of its lifetime), a refresh starts in the background while
-//! requests keep using the still-valid token.
+//! A token is refreshed *before* it is used when it is within
+//! [`refresh_before_expiry`](GateBuilder::refresh_before_expiry) of its expiry, and *after* the
+//! server rejects it. Earlier, inside [`refresh_ahead`](GateBuilder::refresh_ahead), a refresh
+//! starts in the background while requests keep using the still-valid token.
 //!
 //! # Thread safety
 //!

@@ -99,7 +99,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// A [`StoreError`] of kind [`StoreErrorKind::LockTimeout`] when the section could not be entered
-    /// within `timeout` (the gate reports [`Error::RefreshTimeout`]), or any other kind when locking
+    /// within `timeout` (the gate reports [`Error::RefreshTimeout`](crate::Error::RefreshTimeout)), or any other kind when locking
     /// failed.
     fn lock(&self, timeout: Duration) -> Result<StoreLock<'_>, StoreError> {
         let _ = timeout;
