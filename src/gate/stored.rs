@@ -115,9 +115,9 @@ pub(crate) fn refresh_locked(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use tokengate_testserver::support::PATIENCE;
 
-    const PATIENCE: Duration = Duration::from_secs(10);
+    use crate::store::MemoryStore;
 
     fn fresh(name: &str) -> Token {
         Token::new(name)

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
+use tokengate_testserver::support::{PATIENCE, eventually};
+
 use super::*;
 
 /// Threads in the concurrency tests.
 const THREADS: usize = 32;
-/// Bound on anything a test waits for; reaching it is a failure, not a pass.
-const PATIENCE: Duration = Duration::from_secs(10);
 
 fn expired() -> Token {
     Token::new("old")
@@ -28,15 +28,6 @@ fn expired_gate(refresher: impl Refresh) -> Gate {
         .refresher(refresher)
         .build()
         .unwrap()
-}
-
-/// Polls `cond` until it holds or PATIENCE runs out.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let until = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(Instant::now() < until, "timed out waiting for: {what}");
-        thread::yield_now();
-    }
 }
 
 /// A refresher that answers at once with `answer(call number)` and counts its calls.

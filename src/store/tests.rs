@@ -5,9 +5,9 @@ use std::thread;
 
 use crossbeam_channel::bounded;
 
-use super::*;
+use tokengate_testserver::support::PATIENCE;
 
-const PATIENCE: Duration = Duration::from_secs(10);
+use super::*;
 
 fn decode_err(text: &str) -> StoreError {
     FileStore::decode(text.as_bytes()).expect_err(text)
