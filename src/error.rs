@@ -86,6 +86,14 @@ pub enum Error {
 
 impl Error {
     /// Whether the user must log in again (see [`Error::LoginRequired`]).
+    ///
+    /// ```
+    /// use tokengate::{Error, RefreshError};
+    ///
+    /// let e = Error::LoginRequired(Some(RefreshError::permanent("invalid_grant")));
+    /// assert!(e.is_login_required() && !e.is_transient() && !e.is_configuration());
+    /// assert_eq!(e.to_string(), "login required (token refresh failed: invalid_grant)");
+    /// ```
     pub fn is_login_required(&self) -> bool {
         matches!(self, Error::LoginRequired(_))
     }
@@ -96,6 +104,15 @@ impl Error {
     /// ([`StoreErrorKind::Io`], [`StoreErrorKind::Unavailable`]), or a login or revocation that
     /// failed for such a reason ([`LoginError::is_transient`]). TLS failures are not transient
     /// (see [`is_tls`](Error::is_tls)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokengate::{Error, RefreshError};
+    ///
+    /// assert!(Error::Refresh(RefreshError::transient("503 Service Unavailable")).is_transient());
+    /// assert!(Error::RefreshTimeout(Duration::from_secs(10)).is_transient());
+    /// assert!(!Error::Refresh(RefreshError::configuration("invalid_client")).is_transient());
+    /// ```
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Refresh(e) => e.is_transient(),
@@ -118,6 +135,15 @@ impl Error {
     /// (see [`StoreError::is_configuration`]), or a login refused for the same reasons
     /// ([`LoginError::is_configuration`]). An operator must fix it; logging in again would not
     /// help.
+    ///
+    /// ```
+    /// use tokengate::{Error, RefreshError, StoreError, StoreErrorKind};
+    ///
+    /// assert!(Error::Refresh(RefreshError::configuration("invalid_client")).is_configuration());
+    /// let read_only = StoreError::new(StoreErrorKind::ReadOnly, "token.json is read-only");
+    /// assert!(Error::Store(read_only).is_configuration());
+    /// assert!(!Error::Refresh(RefreshError::transient("timeout")).is_configuration());
+    /// ```
     pub fn is_configuration(&self) -> bool {
         match self {
             Error::Config(_) | Error::Tls(_) => true,
@@ -133,6 +159,14 @@ impl Error {
     /// ([`RefreshErrorKind::Tls`]) or with the token store ([`StoreErrorKind::Tls`]): a
     /// certificate or host name problem that only a change of configuration (or of the server's
     /// certificate) fixes.
+    ///
+    /// ```
+    /// use tokengate::{Error, StoreError, StoreErrorKind};
+    ///
+    /// let untrusted = StoreError::new(StoreErrorKind::Tls, "the Redis server's certificate is not trusted");
+    /// assert!(Error::Store(untrusted).is_tls());
+    /// assert!(!Error::InvalidToken.is_tls());
+    /// ```
     pub fn is_tls(&self) -> bool {
         match self {
             Error::Tls(_) => true,
@@ -547,6 +581,11 @@ impl RefreshError {
     }
 
     /// Whether only a new login can fix this (see [`Error::LoginRequired`]).
+    ///
+    /// ```
+    /// let e = tokengate::RefreshError::permanent("refresh token revoked");
+    /// assert!(e.is_permanent() && !e.is_transient() && !e.is_configuration());
+    /// ```
     pub fn is_permanent(&self) -> bool {
         self.inner.class == Class::Login
     }
@@ -1029,6 +1068,13 @@ impl StoreError {
     /// Whether the stored data itself is unusable (empty, malformed or an unknown version), as
     /// opposed to an I/O or locking failure. A [`FileStore`](crate::FileStore) keeps such a file
     /// aside when it saves a new token.
+    ///
+    /// ```
+    /// use tokengate::{StoreError, StoreErrorKind};
+    ///
+    /// assert!(StoreError::new(StoreErrorKind::Malformed, "not JSON").is_corrupt());
+    /// assert!(!StoreError::new(StoreErrorKind::Io, "disk full").is_corrupt());
+    /// ```
     pub fn is_corrupt(&self) -> bool {
         matches!(
             self.inner.kind,
@@ -1042,6 +1088,13 @@ impl StoreError {
     /// cannot do what was asked ([`Unsupported`](StoreErrorKind::Unsupported)). The gate treats
     /// such a failure like a refused client configuration: requests fail at once and it tries
     /// again only after its longest backoff, never in a tight loop.
+    ///
+    /// ```
+    /// use tokengate::{StoreError, StoreErrorKind};
+    ///
+    /// assert!(StoreError::new(StoreErrorKind::Permissions, "access denied").is_configuration());
+    /// assert!(!StoreError::new(StoreErrorKind::LockTimeout, "busy").is_configuration());
+    /// ```
     pub fn is_configuration(&self) -> bool {
         matches!(
             self.inner.kind,
