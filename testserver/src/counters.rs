@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// `/custom/refresh` requests count like `refresh_token` grants
 /// (`token_requests`, `refresh_attempts`, `refreshes`, `invalid_grant`,
 /// `reuse_detected`, `max_concurrent_refreshes`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
     /// Every request to `/oauth/token` or `/custom/refresh` (any grant, any
     /// outcome, any method).
