@@ -975,8 +975,9 @@ pub enum StoreErrorKind {
     ReadOnly,
     /// A file of the store is there but its owner or mode forbids its use: the token file can be
     /// read by other users (group or world permissions) and its mode cannot be tightened to
-    /// `0600` because this user does not own it (it is not used), or the lock file cannot be
-    /// opened for writing by this user (refreshes cannot be coordinated). An operator must fix its
+    /// `0600` because this user does not own it (it is not used), the token file cannot be read
+    /// by this user, or the lock file cannot be opened for writing by this user (refreshes
+    /// cannot be coordinated). An operator must fix its
     /// owner or mode; retrying will not.
     Permissions,
     /// A save was refused because this process no longer held the store's exclusive section and

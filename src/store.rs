@@ -290,7 +290,8 @@ impl Drop for MemoryLock<'_> {
 /// - **Private on load** (Unix): a token file found readable or writable by group or others is
 ///   tightened to owner-only (`0600` for a `0644` file) when it is loaded, through the open file.
 ///   When its mode cannot be changed (another user owns it), the load fails with
-///   [`StoreErrorKind::Permissions`] and the token is not used.
+///   [`StoreErrorKind::Permissions`] and the token is not used; so does a token file this user
+///   may not read at all.
 /// - **Crash leftovers cleaned**: a save removes the temporary files of earlier saves of the same
 ///   token file (`.<name>.tmp.<pid>.<n>`, which hold tokens) that a crash left behind. A save holds
 ///   an exclusive [`File::lock`] on its temporary from creating it until the rename, so a
@@ -517,6 +518,15 @@ impl FileStore {
         let file = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Permissions,
+                    "the token file cannot be read by this user (its owner or mode forbids it); \
+                     fix its owner or mode",
+                )
+                .with_path(&self.path)
+                .with_source(e));
+            }
             Err(e) => return Err(StoreError::io("cannot open", &self.path, e)),
         };
         let meta = file

@@ -1,7 +1,7 @@
 //! What a `FileStore` finds on disk besides a token file (issue 12, items 8 and 10): a FIFO or
 //! other special file at the token or lock path, temporaries left by a crashed save, a token file
-//! other users can read, a directory that cannot be written, a lock file this user may not open
-//! for writing. Real files, real FIFOs, the real
+//! other users can read, a token file this user may not read, a directory that cannot be
+//! written, a lock file this user may not open for writing. Real files, real FIFOs, the real
 //! server; the cases that need a user without root's file privileges run in a child process (this
 //! test binary run again under `setpriv` with those capabilities dropped when the tests run as
 //! root).
@@ -20,7 +20,8 @@ use tokengate_testserver::support::TempDir;
 use crate::children::{CHILD_URL, finish};
 use crate::support::*;
 
-/// Selects what the privilege-dropped child does: `read-only`, `permissions` or `lock-file`.
+/// Selects what the privilege-dropped child does: `read-only`, `permissions`, `unreadable` or
+/// `lock-file`.
 const FILES_CHILD: &str = "TOKENGATE_FILES_CHILD";
 /// The token file the child uses.
 const FILES_PATH: &str = "TOKENGATE_FILES_PATH";
@@ -322,6 +323,67 @@ fn a_lock_file_this_user_may_not_write_is_a_permissions_error_not_a_transient_on
     assert_eq!((seen.refreshes, seen.invalid_grant), (1, 0));
 }
 
+/// A token file this user may not read is a configuration failure (`Permissions`, naming the
+/// file), at build and at every refresh, not a transient I/O error the gate would retry with its
+/// short backoff; nothing is sent to the token endpoint, and the file is left as it was.
+#[test]
+fn a_token_file_this_user_may_not_read_is_a_permissions_error_not_a_transient_one() {
+    let server = TestServer::start();
+    let dir = temp_dir("read-perm");
+    let path = dir.path().join("token.json");
+    FileStore::new(&path).save(&expired_login(&server)).unwrap();
+    let before = fs::read(&path).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+
+    if privileged(&dir) {
+        run_unprivileged("unreadable", &path, &server);
+    } else {
+        unreadable_checks(&path, &server.url());
+    }
+    assert_eq!(server.counters().token_requests, 0, "nothing was refreshed");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(fs::read(&path).unwrap(), before, "the file is untouched");
+}
+
+/// A token file that cannot be read: `load` and `build` fail with `Permissions` naming it; a
+/// client that started from another token and shares the file fails its refreshes at once with
+/// that error (one attempt, no token request).
+fn unreadable_checks(path: &Path, url: &str) {
+    assert!(fs::read(path).is_err(), "the token file can still be read");
+    let e = FileStore::new(path).load().unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::Permissions, "{e}");
+    assert_eq!(e.path(), Some(path));
+    assert!(e.is_configuration(), "{e}");
+    assert!(e.to_string().contains("cannot be read by this user"), "{e}");
+    let built = Client::builder(format!("{url}/api"))
+        .store(FileStore::new(path))
+        .build();
+    assert_eq!(store_kind(&built.unwrap_err()), StoreErrorKind::Permissions);
+
+    let expired = Token::new("stale")
+        .with_refresh_token("unused")
+        .with_expires_in(Duration::ZERO);
+    let client = Client::builder(format!("{url}/api"))
+        .token(expired)
+        .store(FileStore::new(path))
+        .refresher(
+            tokengate::OAuth2::refresh_token(format!("{url}/oauth/token"))
+                .client_id("demo-client")
+                .client_secret("demo-secret"),
+        )
+        .refresh_timeout(PATIENCE)
+        // The longest backoff outlasts the test: the calls below cannot outrun it.
+        .refresh_backoff(Duration::from_millis(250), PATIENCE)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let e = client.get("/data").call().map(|_| ()).unwrap_err();
+        assert_eq!(store_kind(&e), StoreErrorKind::Permissions, "{e}");
+        assert!(!e.is_transient() && e.is_configuration(), "{e}");
+    }
+    assert_eq!(client.stats().refresh_failures, 1, "retried in a loop");
+}
+
 /// A store whose lock file cannot be opened for writing: the token loads, `lock` fails with
 /// `Permissions` naming the lock file, and requests fail at once with that error (not transient,
 /// one refresh attempt, no token request).
@@ -435,6 +497,7 @@ fn unprivileged_child() {
             assert_eq!(store_kind(&built.unwrap_err()), StoreErrorKind::Permissions);
         }
         "lock-file" => lock_file_checks(&path, &url),
+        "unreadable" => unreadable_checks(&path, &url),
         other => panic!("unknown child mode {other}"),
     }
     println!("RESULT ok={mode}");
