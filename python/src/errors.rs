@@ -144,6 +144,7 @@ fn store_details(kwargs: &Bound<'_, PyDict>, store: &StoreError) -> PyResult<()>
         _ => "other",
     };
     kwargs.set_item("kind", kind)?;
+    kwargs.set_item("configuration", store.is_configuration())?;
     kwargs.set_item(
         "path",
         store.path().map(|p| p.to_string_lossy().into_owned()),

@@ -195,6 +195,7 @@ def test_store_error_for_a_bad_token_file(tmp_path, content, kind):
         tokengate.Client("http://127.0.0.1:9", store=tokengate.FileStore(path))
     assert caught.value.kind == kind
     assert caught.value.path == str(path)
+    assert not caught.value.configuration, "a corrupt file is kept aside by the next save"
     with pytest.raises(tokengate.StoreError):
         tokengate.FileStore(path).load()
     assert path.read_bytes() == content, "the file was left as it was"
@@ -259,7 +260,7 @@ except OSError:
 try:
     store.save(tokengate.Token("new-access"))
 except tokengate.StoreError as e:
-    out.update(kind=e.kind, path=e.path, transient=e.transient, message=str(e))
+    out.update(kind=e.kind, path=e.path, transient=e.transient, configuration=e.configuration, message=str(e))
 print(json.dumps(out))
 """
 
@@ -276,7 +277,12 @@ def test_store_error_kind_for_a_directory_that_cannot_be_written(tmp_path):
         directory.chmod(0o700)
     assert out["probe"] == "refused", "the child could still write there"
     assert out["loaded"], "the saved token still loads"
-    assert (out["kind"], out["path"], out["transient"]) == ("read_only", str(directory), False), out
+    assert (out["kind"], out["path"], out["transient"], out["configuration"]) == (
+        "read_only",
+        str(directory),
+        False,
+        True,
+    ), out
     assert "saved-access" not in out["message"] and "new-access" not in out["message"]
     assert tokengate.FileStore(path).load().access_token == "saved-access"
 
@@ -509,3 +515,37 @@ def test_no_secret_in_any_message_or_repr(server):
     for text in texts:
         for secret in secrets:
             assert secret not in text, text
+
+
+UNREADABLE_CHILD = """
+import json, sys, tokengate
+path = sys.argv[1]
+out = {"readable": True}
+try:
+    open(path, "rb").close()
+except OSError:
+    out["readable"] = False
+try:
+    tokengate.FileStore(path).load()
+except tokengate.StoreError as e:
+    out.update(kind=e.kind, path=e.path, transient=e.transient, configuration=e.configuration)
+print(json.dumps(out))
+"""
+
+
+def test_store_error_kind_for_a_token_file_this_user_may_not_read(tmp_path):
+    path = tmp_path / "token.json"
+    tokengate.FileStore(path).save(tokengate.Token("saved-access"))
+    path.chmod(0o000)
+    try:
+        out = run_as_plain_user(UNREADABLE_CHILD, str(path))
+    finally:
+        path.chmod(0o600)
+    assert not out["readable"], "the child could still read the file"
+    assert (out.get("kind"), out.get("path"), out.get("transient"), out.get("configuration")) == (
+        "permissions",
+        str(path),
+        False,
+        True,
+    ), out
+    assert tokengate.FileStore(path).load().access_token == "saved-access"

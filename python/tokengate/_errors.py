@@ -150,11 +150,15 @@ class StoreError(TokengateError):
             directory, socket or device at the token or lock path; never opened), ``"read_only"``
             (the directory cannot be written: tokens load but are neither saved nor shared),
             ``"permissions"`` (the token file is readable by other users and cannot be made
-            private, or the lock file cannot be opened for writing by this user). The kinds of
+            private, or this user may not read it, or may not open the lock file for writing).
+            The kinds of
             the Rust crate's other stores keep their names too: ``"unavailable"``, ``"denied"``,
             ``"lease_lost"``, ``"tls"``, ``"custom"``; ``"other"`` is a kind newer than this
             package.
         path: the token file, if the store is a file.
+        configuration: whether the store cannot be used as it is set up (``not_regular_file``,
+            ``read_only``, ``permissions``, ``tls``, or a store that cannot do what was asked): an
+            operator must fix it, and the client does not retry it in a tight loop.
     """
 
     def __init__(
@@ -164,10 +168,12 @@ class StoreError(TokengateError):
         transient: bool = False,
         kind: str = "custom",
         path: Optional[str] = None,
+        configuration: bool = False,
     ) -> None:
         super().__init__(message, transient=transient)
         self.kind = kind
         self.path = path
+        self.configuration = configuration
 
 
 class TransportError(TokengateError):
