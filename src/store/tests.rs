@@ -1,12 +1,16 @@
 //! Store unit tests: the file format (no files; the file itself is tested against the real server in
 //! `tests/integration/store.rs`) and the memory store's lock.
 
+use std::path::Path;
 use std::thread;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::bounded;
+use serde_json::Value;
 
 use tokengate_testserver::support::PATIENCE;
 
+use super::file::MAX_FILE;
 use super::*;
 
 fn decode_err(text: &str) -> StoreError {
