@@ -2,8 +2,8 @@
 //! [`RefreshError`] (why a refresh failed, `refresh.rs`), [`StoreError`] (`store.rs`),
 //! [`LoginError`] (`login.rs`), [`ProxyError`] (`proxy.rs`).
 //!
-//! Both are cheap to clone (an `Arc` inside): one refresh failure is handed to every thread that waited
-//! for it. Neither ever contains a token.
+//! All are cheap to clone (an `Arc` inside): one refresh failure is handed to every thread that
+//! waited for it. None ever contains a token.
 
 use std::sync::Arc;
 use std::time::Duration;
