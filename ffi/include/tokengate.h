@@ -396,6 +396,17 @@ typedef struct tokengate_stats {
 #define TOKENGATE_EVENT_STORE_FAILED 6
 
 /**
+ * A token was installed with `tokengate_client_login()` (`generation` is its generation).
+ */
+#define TOKENGATE_EVENT_LOGGED_IN 7
+
+/**
+ * `tokengate_client_logout()` ended the session here and in the token file (`generation` is the
+ * generation the client moved to: a refresh in flight from before is discarded).
+ */
+#define TOKENGATE_EVENT_LOGGED_OUT 8
+
+/**
  * An event this version of the C ABI has no kind for.
  */
 #define TOKENGATE_EVENT_OTHER 99
@@ -524,6 +535,14 @@ typedef struct tokengate_stats {
  * of it was kept. Not transient.
  */
 #define TOKENGATE_RESULT_BODY_TOO_LARGE 113
+
+/**
+ * `tokengate_client_logout()` ended the session here and in the token file, but the
+ * authorization server did not confirm the revocation of the refresh token (RFC 7009): it may
+ * still honour it until it expires. `tokengate_error_is_transient()` says whether trying again
+ * could have helped.
+ */
+#define TOKENGATE_RESULT_REVOCATION 114
 
 /**
  * A failure of a kind this version of the C ABI has no code for; see the message.
@@ -730,6 +749,24 @@ tokengate_result tokengate_client_builder_set_client_auth(struct tokengate_clien
 tokengate_result tokengate_client_builder_set_scope(struct tokengate_client_builder *builder,
                                                     const char *scope,
                                                     struct tokengate_error **error_out);
+
+/**
+ * Sets the authorization server's revocation endpoint (RFC 7009), where
+ * `tokengate_client_logout()` revokes the refresh token. It is checked like the token URL when the
+ * client is built (https, or http on a loopback address). Defaults to none: a logout then only
+ * forgets the token here and in the token file.
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`builder` or `url` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (`url` is not UTF-8).
+ *
+ * # Safety
+ *
+ * - `builder` is NULL or a live builder not in use by another thread.
+ * - `url` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_client_builder_set_revocation_url(struct tokengate_client_builder *builder,
+                                                             const char *url,
+                                                             struct tokengate_error **error_out);
 
 /**
  * Adds a form parameter to every token request (e.g. `audience` or `resource`). Defaults to none.
@@ -1139,6 +1176,46 @@ tokengate_result tokengate_client_token(const struct tokengate_client *client,
 tokengate_result tokengate_client_set_token(const struct tokengate_client *client,
                                             const struct tokengate_token *token,
                                             struct tokengate_error **error_out);
+
+/**
+ * Installs the token a login brought (copied), exactly as `tokengate_client_set_token()` does
+ * (in the client and the token file, waking waiting threads), and emits
+ * `TOKENGATE_EVENT_LOGGED_IN` instead of `TOKENGATE_EVENT_TOKEN_SET`.
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`client` or `token` is NULL),
+ * `TOKENGATE_RESULT_INVALID_TOKEN` (the access token or type cannot be sent in an HTTP header),
+ * `TOKENGATE_RESULT_STORE` (the token file cannot be written). Nothing is changed on error.
+ *
+ * # Safety
+ *
+ * - `client` is NULL or a live client; `token` is NULL or a live token.
+ * - `error_out` is NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_client_login(const struct tokengate_client *client,
+                                        const struct tokengate_token *token,
+                                        struct tokengate_error **error_out);
+
+/**
+ * Logs out: revokes the refresh token at the revocation endpoint
+ * (`tokengate_client_builder_set_revocation_url()`, RFC 7009), clears the token file (so every
+ * process sharing it is logged out, and none brings the session back), forgets the token, and
+ * enters the login-required state: requests fail with `TOKENGATE_RESULT_LOGIN_REQUIRED` until
+ * `tokengate_client_login()` or `tokengate_client_set_token()`. Emits
+ * `TOKENGATE_EVENT_LOGGED_OUT`. Without a revocation endpoint nothing is sent to the server.
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`client` is NULL), `TOKENGATE_RESULT_REVOCATION` (logged out here and
+ * in the token file, but the server did not confirm the revocation), `TOKENGATE_RESULT_STORE`
+ * (the token file could not be cleared; the token is forgotten here), or
+ * `TOKENGATE_RESULT_REFRESH_TIMEOUT` (the token file stayed locked by another process: nothing
+ * was changed).
+ *
+ * # Safety
+ *
+ * - `client` is NULL or a live client.
+ * - `error_out` is NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_client_logout(const struct tokengate_client *client,
+                                         struct tokengate_error **error_out);
 
 /**
  * Registers a refresh callback (see `tokengate_refresh_callback`) for APIs that do not speak

@@ -81,6 +81,7 @@ pub struct tokengate_client_builder {
     client_secret: Option<String>,
     client_auth: Option<ClientAuth>,
     scope: Option<String>,
+    revocation_url: Option<String>,
     token_params: Vec<(String, String)>,
     token_timeout: Option<Duration>,
     refresh_before_expiry: Option<Duration>,
@@ -113,6 +114,7 @@ impl tokengate_client_builder {
             client_secret: None,
             client_auth: None,
             scope: None,
+            revocation_url: None,
             token_params: Vec::new(),
             token_timeout: None,
             refresh_before_expiry: None,
@@ -163,12 +165,14 @@ impl tokengate_client_builder {
                 || self.client_secret.is_some()
                 || self.client_auth.is_some()
                 || self.scope.is_some()
+                || self.revocation_url.is_some()
                 || !self.token_params.is_empty()
                 || self.token_timeout.is_some();
             if grant_settings {
                 return Err(Failure::from(tokengate::Error::Config(Arc::from(
-                    "client id, secret, client authentication, scope, token parameters and token \
-                     timeout need a token endpoint: call tokengate_client_builder_set_oauth2()",
+                    "client id, secret, client authentication, scope, revocation URL, token \
+                     parameters and token timeout need a token endpoint: call \
+                     tokengate_client_builder_set_oauth2()",
                 ))));
             }
             return Ok(None);
@@ -189,6 +193,9 @@ impl tokengate_client_builder {
         }
         if let Some(scope) = &self.scope {
             o = o.scope(scope);
+        }
+        if let Some(url) = &self.revocation_url {
+            o = o.revocation_url(url);
         }
         for (name, value) in &self.token_params {
             o = o.extra_param(name, value);
@@ -599,6 +606,30 @@ pub unsafe extern "C" fn tokengate_client_builder_set_scope(
     ffi_boundary!(error_out, {
         // SAFETY: forwarded from the caller.
         unsafe { set_text(builder, scope, "scope", |b, v| b.scope = Some(v)) }
+    })
+}
+
+/// Sets the authorization server's revocation endpoint (RFC 7009), where
+/// `tokengate_client_logout()` revokes the refresh token. It is checked like the token URL when the
+/// client is built (https, or http on a loopback address). Defaults to none: a logout then only
+/// forgets the token here and in the token file.
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`builder` or `url` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (`url` is not UTF-8).
+///
+/// # Safety
+///
+/// - `builder` is NULL or a live builder not in use by another thread.
+/// - `url` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_client_builder_set_revocation_url(
+    builder: *mut tokengate_client_builder,
+    url: *const c_char,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        unsafe { set_text(builder, url, "url", |b, v| b.revocation_url = Some(v)) }
     })
 }
 

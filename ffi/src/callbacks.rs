@@ -390,4 +390,10 @@ impl Refresh for Refresher {
     fn check(&self) -> Result<(), RefreshError> {
         self.oauth.as_ref().map_or(Ok(()), Refresh::check)
     }
+
+    fn revoke(&self, token: &Token) -> Result<(), RefreshError> {
+        self.oauth
+            .as_ref()
+            .map_or(Ok(()), |oauth| oauth.revoke(token))
+    }
 }

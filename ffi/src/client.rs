@@ -246,6 +246,65 @@ pub unsafe extern "C" fn tokengate_client_set_token(
     })
 }
 
+/// Installs the token a login brought (copied), exactly as `tokengate_client_set_token()` does
+/// (in the client and the token file, waking waiting threads), and emits
+/// `TOKENGATE_EVENT_LOGGED_IN` instead of `TOKENGATE_EVENT_TOKEN_SET`.
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`client` or `token` is NULL),
+/// `TOKENGATE_RESULT_INVALID_TOKEN` (the access token or type cannot be sent in an HTTP header),
+/// `TOKENGATE_RESULT_STORE` (the token file cannot be written). Nothing is changed on error.
+///
+/// # Safety
+///
+/// - `client` is NULL or a live client; `token` is NULL or a live token.
+/// - `error_out` is NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_client_login(
+    client: *const tokengate_client,
+    token: *const tokengate_token,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        let (client, token) = unsafe {
+            (
+                boundary::arg(client, "client")?,
+                boundary::arg(token, "token")?,
+            )
+        };
+        Ok(client.client().login(token.token().clone())?)
+    })
+}
+
+/// Logs out: revokes the refresh token at the revocation endpoint
+/// (`tokengate_client_builder_set_revocation_url()`, RFC 7009), clears the token file (so every
+/// process sharing it is logged out, and none brings the session back), forgets the token, and
+/// enters the login-required state: requests fail with `TOKENGATE_RESULT_LOGIN_REQUIRED` until
+/// `tokengate_client_login()` or `tokengate_client_set_token()`. Emits
+/// `TOKENGATE_EVENT_LOGGED_OUT`. Without a revocation endpoint nothing is sent to the server.
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`client` is NULL), `TOKENGATE_RESULT_REVOCATION` (logged out here and
+/// in the token file, but the server did not confirm the revocation), `TOKENGATE_RESULT_STORE`
+/// (the token file could not be cleared; the token is forgotten here), or
+/// `TOKENGATE_RESULT_REFRESH_TIMEOUT` (the token file stayed locked by another process: nothing
+/// was changed).
+///
+/// # Safety
+///
+/// - `client` is NULL or a live client.
+/// - `error_out` is NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_client_logout(
+    client: *const tokengate_client,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        let client = unsafe { boundary::arg(client, "client")? };
+        Ok(client.client().logout()?)
+    })
+}
+
 /// Registers a refresh callback (see `tokengate_refresh_callback`) for APIs that do not speak
 /// OAuth2, replacing any previous one; while one is registered it is used instead of the OAuth2
 /// grant. A NULL `callback` removes it. `user_data` is passed back to every call; it must be usable

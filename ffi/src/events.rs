@@ -30,6 +30,11 @@ pub const TOKENGATE_EVENT_TOKEN_SET: tokengate_event_kind = 4;
 pub const TOKENGATE_EVENT_ADOPTED: tokengate_event_kind = 5;
 /// A refreshed token could not be written to the token file (`error` says why); it is used anyway.
 pub const TOKENGATE_EVENT_STORE_FAILED: tokengate_event_kind = 6;
+/// A token was installed with `tokengate_client_login()` (`generation` is its generation).
+pub const TOKENGATE_EVENT_LOGGED_IN: tokengate_event_kind = 7;
+/// `tokengate_client_logout()` ended the session here and in the token file (`generation` is the
+/// generation the client moved to: a refresh in flight from before is discarded).
+pub const TOKENGATE_EVENT_LOGGED_OUT: tokengate_event_kind = 8;
 /// An event this version of the C ABI has no kind for.
 pub const TOKENGATE_EVENT_OTHER: tokengate_event_kind = 99;
 
@@ -128,6 +133,19 @@ impl EventView {
             ),
             Event::StoreFailed { error: e } => {
                 (TOKENGATE_EVENT_STORE_FAILED, 0, None, None, error(e))
+            }
+            Event::LoggedIn {
+                generation,
+                expires_in,
+            } => (
+                TOKENGATE_EVENT_LOGGED_IN,
+                *generation,
+                None,
+                *expires_in,
+                None,
+            ),
+            Event::LoggedOut { generation } => {
+                (TOKENGATE_EVENT_LOGGED_OUT, *generation, None, None, None)
             }
             _ => (TOKENGATE_EVENT_OTHER, 0, None, None, None),
         };

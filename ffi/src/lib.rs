@@ -75,10 +75,11 @@ pub use builder::{
     tokengate_client_builder_set_proxy, tokengate_client_builder_set_refresh_ahead_ms,
     tokengate_client_builder_set_refresh_before_expiry_ms,
     tokengate_client_builder_set_refresh_timeout_ms, tokengate_client_builder_set_refresh_token,
-    tokengate_client_builder_set_response_timeout_ms, tokengate_client_builder_set_roots,
-    tokengate_client_builder_set_scope, tokengate_client_builder_set_timeout_ms,
-    tokengate_client_builder_set_token, tokengate_client_builder_set_token_file,
-    tokengate_client_builder_set_token_timeout_ms, tokengate_grant, tokengate_roots,
+    tokengate_client_builder_set_response_timeout_ms, tokengate_client_builder_set_revocation_url,
+    tokengate_client_builder_set_roots, tokengate_client_builder_set_scope,
+    tokengate_client_builder_set_timeout_ms, tokengate_client_builder_set_token,
+    tokengate_client_builder_set_token_file, tokengate_client_builder_set_token_timeout_ms,
+    tokengate_grant, tokengate_roots,
 };
 pub use callbacks::{
     TOKENGATE_REFRESH_OK, TOKENGATE_REFRESH_PERMANENT, TOKENGATE_REFRESH_TRANSIENT,
@@ -87,20 +88,21 @@ pub use callbacks::{
     tokengate_refresh_out_set_token, tokengate_refresh_status,
 };
 pub use client::{
-    TOKENGATE_STATS_MIN_SIZE, tokengate_client, tokengate_client_free, tokengate_client_request,
-    tokengate_client_send, tokengate_client_set_event_callback,
-    tokengate_client_set_login_required_callback, tokengate_client_set_on_refresh_callback,
-    tokengate_client_set_refresh_callback, tokengate_client_set_token, tokengate_client_stats,
-    tokengate_client_token, tokengate_stats,
+    TOKENGATE_STATS_MIN_SIZE, tokengate_client, tokengate_client_free, tokengate_client_login,
+    tokengate_client_logout, tokengate_client_request, tokengate_client_send,
+    tokengate_client_set_event_callback, tokengate_client_set_login_required_callback,
+    tokengate_client_set_on_refresh_callback, tokengate_client_set_refresh_callback,
+    tokengate_client_set_token, tokengate_client_stats, tokengate_client_token, tokengate_stats,
 };
 pub use error::{
     tokengate_error, tokengate_error_code, tokengate_error_free, tokengate_error_is_transient,
     tokengate_error_message, tokengate_last_error,
 };
 pub use events::{
-    TOKENGATE_EVENT_ADOPTED, TOKENGATE_EVENT_LOGIN_REQUIRED, TOKENGATE_EVENT_OTHER,
-    TOKENGATE_EVENT_REFRESH_FAILED, TOKENGATE_EVENT_REFRESHED, TOKENGATE_EVENT_STORE_FAILED,
-    TOKENGATE_EVENT_TOKEN_SET, tokengate_event, tokengate_event_kind,
+    TOKENGATE_EVENT_ADOPTED, TOKENGATE_EVENT_LOGGED_IN, TOKENGATE_EVENT_LOGGED_OUT,
+    TOKENGATE_EVENT_LOGIN_REQUIRED, TOKENGATE_EVENT_OTHER, TOKENGATE_EVENT_REFRESH_FAILED,
+    TOKENGATE_EVENT_REFRESHED, TOKENGATE_EVENT_STORE_FAILED, TOKENGATE_EVENT_TOKEN_SET,
+    tokengate_event, tokengate_event_kind,
 };
 pub use request::{
     tokengate_header, tokengate_request, tokengate_request_add_header, tokengate_request_add_query,

@@ -78,6 +78,11 @@ pub const TOKENGATE_RESULT_DEADLINE: tokengate_result = 112;
 /// The response body is longer than the `max_bytes` given to `tokengate_response_body()`; nothing
 /// of it was kept. Not transient.
 pub const TOKENGATE_RESULT_BODY_TOO_LARGE: tokengate_result = 113;
+/// `tokengate_client_logout()` ended the session here and in the token file, but the
+/// authorization server did not confirm the revocation of the refresh token (RFC 7009): it may
+/// still honour it until it expires. `tokengate_error_is_transient()` says whether trying again
+/// could have helped.
+pub const TOKENGATE_RESULT_REVOCATION: tokengate_result = 114;
 /// A failure of a kind this version of the C ABI has no code for; see the message.
 pub const TOKENGATE_RESULT_OTHER: tokengate_result = 199;
 
@@ -100,6 +105,7 @@ pub(crate) fn of(error: &Error) -> tokengate_result {
         Error::InvalidToken => TOKENGATE_RESULT_INVALID_TOKEN,
         Error::Config(_) => TOKENGATE_RESULT_CONFIG,
         Error::Store(_) => TOKENGATE_RESULT_STORE,
+        Error::Revocation(_) => TOKENGATE_RESULT_REVOCATION,
         _ => TOKENGATE_RESULT_OTHER,
     }
 }

@@ -78,6 +78,7 @@ fn name_of(code: tokengate_result) -> &'static str {
         TOKENGATE_RESULT_PROXY => "TOKENGATE_RESULT_PROXY",
         TOKENGATE_RESULT_DEADLINE => "TOKENGATE_RESULT_DEADLINE",
         TOKENGATE_RESULT_BODY_TOO_LARGE => "TOKENGATE_RESULT_BODY_TOO_LARGE",
+        TOKENGATE_RESULT_REVOCATION => "TOKENGATE_RESULT_REVOCATION",
         TOKENGATE_RESULT_OTHER => "TOKENGATE_RESULT_OTHER",
         _ => "(unknown)",
     }
@@ -262,7 +263,7 @@ fn arguments() {
         );
         let b = builder("https://api.example.com");
         let nb = ptr::null_mut();
-        let strs: [(&str, StrSetter); 9] = [
+        let strs: [(&str, StrSetter); 10] = [
             (
                 "tokengate_client_builder_set_client_id",
                 w!(tokengate_client_builder_set_client_id),
@@ -294,6 +295,10 @@ fn arguments() {
             (
                 "tokengate_client_builder_set_no_proxy",
                 w!(tokengate_client_builder_set_no_proxy),
+            ),
+            (
+                "tokengate_client_builder_set_revocation_url",
+                w!(tokengate_client_builder_set_revocation_url),
             ),
             (
                 "tokengate_client_builder_set_token",
@@ -672,6 +677,106 @@ fn clients() {
         assert!(tok.is_null());
         free(client);
     }
+}
+
+/// `tokengate_client_login()` and `tokengate_client_logout()`: a token file that cannot be written
+/// or cleared, one another holder keeps locked, a revocation the server does not confirm.
+fn sessions() {
+    let server = TestServer::start();
+    let api = format!("{}/api", server.url());
+    let dir = temp_dir("codes-sessions");
+    let issued = server.issue_token();
+    let fresh = || token(&issued.access_token, 3_600_000, Some(&issued.refresh_token));
+    let login = |client, t| {
+        // SAFETY: a live client; `t` is NULL or a live token.
+        call(|e| unsafe { tokengate_client_login(client, t, e) })
+    };
+    let logout = |client| {
+        // SAFETY: `client` is NULL or a live client.
+        call(|e| unsafe { tokengate_client_logout(client, e) })
+    };
+
+    // A token file in a path that cannot hold one: both fail with STORE.
+    let blocker = dir.path().join("not-a-directory");
+    std::fs::write(&blocker, "").unwrap();
+    let b = builder(&api);
+    set(
+        b,
+        tokengate_client_builder_set_token_file,
+        blocker.join("token.json").to_str().unwrap(),
+    );
+    // A starting token: the file is never read, so the client builds.
+    start_with(b, token("a", 3_600_000, None));
+    let client = build(b);
+    expect(
+        "tokengate_client_login",
+        TOKENGATE_RESULT_NULL_ARGUMENT,
+        login(client, ptr::null()),
+    );
+    let t = token("tök", 0, None);
+    expect(
+        "tokengate_client_login",
+        TOKENGATE_RESULT_INVALID_TOKEN,
+        login(client, t),
+    );
+    // SAFETY: freed once.
+    unsafe { tokengate_token_free(t) };
+    let t = fresh();
+    expect(
+        "tokengate_client_login",
+        TOKENGATE_RESULT_STORE,
+        login(client, t),
+    );
+    // SAFETY: freed once.
+    unsafe { tokengate_token_free(t) };
+    expect(
+        "tokengate_client_logout",
+        TOKENGATE_RESULT_NULL_ARGUMENT,
+        logout(ptr::null()),
+    );
+    expect(
+        "tokengate_client_logout",
+        TOKENGATE_RESULT_STORE,
+        logout(client),
+    );
+    free(client);
+
+    // A token file another holder keeps locked past the refresh timeout; then a revocation
+    // endpoint that answers 503.
+    let file = dir.path().join("token.json");
+    let b = builder(&api);
+    oauth2(b, TOKENGATE_GRANT_REFRESH_TOKEN, &server.token_url());
+    set(
+        b,
+        tokengate_client_builder_set_revocation_url,
+        &server.revocation_url(),
+    );
+    set(
+        b,
+        tokengate_client_builder_set_token_file,
+        file.to_str().unwrap(),
+    );
+    set_u64(b, tokengate_client_builder_set_refresh_timeout_ms, 100);
+    let client = build(b);
+    let t = fresh();
+    ok(login(client, t));
+    // SAFETY: freed once.
+    unsafe { tokengate_token_free(t) };
+    let store = tokengate::FileStore::new(&file);
+    let held = tokengate::TokenStore::lock(&store, PATIENCE).unwrap();
+    expect(
+        "tokengate_client_logout",
+        TOKENGATE_RESULT_REFRESH_TIMEOUT,
+        logout(client),
+    );
+    drop(held);
+    server.set_revocation_unavailable(true);
+    expect(
+        "tokengate_client_logout",
+        TOKENGATE_RESULT_REVOCATION,
+        logout(client),
+    );
+    free(client);
 }
 
 /// Registers a callback of each kind (with a function that does nothing) on `client`.
@@ -1141,6 +1246,7 @@ fn responses() {
 fn every_documented_code_is_returned_and_no_other() {
     arguments();
     clients();
+    sessions();
     in_callback();
     requests();
     responses();

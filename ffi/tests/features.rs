@@ -9,6 +9,7 @@ use std::ptr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokengate::TokenStore;
 use tokengate_ffi::*;
 use tokengate_testserver::support::temp_dir;
 use tokengate_testserver::{
@@ -863,4 +864,121 @@ fn a_request_with_query_headers_and_body_is_sent_twice() {
     }
     assert_eq!(server.counters().api_ok, 2);
     free(client);
+}
+
+/// A client on `server` that keeps its token in `file` and knows the revocation endpoint, logged
+/// in with a fresh token; with an event recorder.
+fn session_client(
+    server: &TestServer,
+    file: &std::path::Path,
+    seen: &Seen,
+) -> *mut tokengate_client {
+    let b = oauth_builder(
+        &format!("{}/api", server.url()),
+        TOKENGATE_GRANT_REFRESH_TOKEN,
+        &server.token_url(),
+    );
+    set(
+        b,
+        tokengate_client_builder_set_revocation_url,
+        &server.revocation_url(),
+    );
+    set(
+        b,
+        tokengate_client_builder_set_token_file,
+        file.to_str().unwrap(),
+    );
+    let client = build(b);
+    let user_data = ptr::from_ref(seen).cast_mut().cast::<c_void>();
+    // SAFETY: a live client; `seen` outlives it.
+    ok(call(|e| unsafe {
+        tokengate_client_set_event_callback(client, Some(on_event), user_data, e)
+    }));
+    login(client, &server.issue_token());
+    client
+}
+
+/// Installs `issued` with `tokengate_client_login()`.
+fn login(client: *const tokengate_client, issued: &tokengate_testserver::Issued) {
+    let t = token(&issued.access_token, 3_600_000, Some(&issued.refresh_token));
+    // SAFETY: a live client and token, freed once.
+    unsafe {
+        ok(call(|e| tokengate_client_login(client, t, e)));
+        tokengate_token_free(t);
+    }
+}
+
+fn logout(client: *const tokengate_client) -> Result<(), Failed> {
+    // SAFETY: a live client.
+    call(|e| unsafe { tokengate_client_logout(client, e) })
+}
+
+#[test]
+fn logout_revokes_clears_the_token_file_and_a_login_brings_the_session_back() {
+    let server = TestServer::start();
+    let dir = temp_dir("ffi-logout");
+    let file = dir.path().join("token.json");
+    let seen = Box::new(Seen::default());
+    let client = session_client(&server, &file, &seen);
+    assert_eq!(get(client, "/x"), Ok(200));
+    let saved = tokengate::FileStore::new(&file).load().unwrap().unwrap();
+    let refresh = saved.refresh_token().unwrap().secret().to_owned();
+    assert!(server.is_refresh_token_valid(&refresh));
+
+    logout(client).unwrap();
+    assert!(
+        !server.is_refresh_token_valid(&refresh),
+        "revoked at the server"
+    );
+    assert_eq!(server.counters().revocations, 1);
+    assert!(!file.exists(), "the token file is gone, for every process");
+    let calls = server.counters().api_calls;
+    assert_eq!(get(client, "/x"), Err(TOKENGATE_RESULT_LOGIN_REQUIRED));
+    assert_eq!(server.counters().api_calls, calls, "nothing was sent");
+
+    let again = server.issue_token();
+    login(client, &again);
+    assert_eq!(get(client, "/x"), Ok(200));
+    let saved = tokengate::FileStore::new(&file).load().unwrap().unwrap();
+    assert_eq!(saved.access_token().secret(), again.access_token, "saved");
+    let kinds: Vec<(u32, u64)> = events_of(&seen, 3).iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (TOKENGATE_EVENT_LOGGED_IN, 1),
+            (TOKENGATE_EVENT_LOGGED_OUT, 2),
+            (TOKENGATE_EVENT_LOGGED_IN, 3)
+        ]
+    );
+    free(client);
+}
+
+#[test]
+fn a_revocation_the_server_does_not_confirm_is_its_own_code_and_the_session_still_ends() {
+    let server = TestServer::start();
+    let dir = temp_dir("ffi-logout-503");
+    let file = dir.path().join("token.json");
+    let seen = Box::new(Seen::default());
+    let client = session_client(&server, &file, &seen);
+    server.set_revocation_unavailable(true);
+    let failed = logout(client).unwrap_err();
+    assert_eq!(failed.code, TOKENGATE_RESULT_REVOCATION, "{failed:?}");
+    assert!(failed.transient, "{failed:?}");
+    let c = server.counters();
+    assert_eq!((c.revocation_requests, c.revocations), (1, 0));
+    assert!(!file.exists(), "logged out here anyway");
+    assert_eq!(get(client, "/x"), Err(TOKENGATE_RESULT_LOGIN_REQUIRED));
+    assert_eq!(events_of(&seen, 2)[1].0, TOKENGATE_EVENT_LOGGED_OUT);
+    free(client);
+
+    // A revocation endpoint needs the token endpoint it belongs to.
+    let b = builder(&server.url());
+    set(
+        b,
+        tokengate_client_builder_set_revocation_url,
+        &server.revocation_url(),
+    );
+    let failed = try_build(b).unwrap_err();
+    assert_eq!(failed.code, TOKENGATE_RESULT_CONFIG, "{failed:?}");
+    assert!(failed.message.contains("revocation URL"), "{failed:?}");
 }
