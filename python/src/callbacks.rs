@@ -50,6 +50,9 @@ impl PyOAuth2 {
     ///     client_auth: ``"basic"`` (HTTP Basic) or ``"request_body"`` (form fields). Defaults to
     ///         ``"basic"`` when there is a secret.
     ///     scope: the scope to request, space-separated. Defaults to none.
+    ///     revocation_url: the revocation endpoint (RFC 7009), where ``Client.logout()`` revokes
+    ///         the refresh token; checked like ``token_url``. Defaults to none: a logout then only
+    ///         forgets the token here and in the store.
     ///     extra_params: more form fields for every token request, e.g. ``{"audience": ...}``.
     ///         Defaults to none.
     ///     timeout: seconds for the whole token request. Defaults to 10.
@@ -64,7 +67,7 @@ impl PyOAuth2 {
     ///     ConfigError: an unknown ``client_auth`` or ``roots``, a network argument of the wrong
     ///         type. Unreadable certificate files are reported when the client is built.
     #[staticmethod]
-    #[pyo3(signature = (token_url, *, client_id=None, client_secret=None, client_auth=None, scope=None, extra_params=None, timeout=None, connect_timeout=None, allow_insecure_http=false, ca_certs=None, roots=None, client_cert=None, proxy=None, no_proxy=None, proxy_from_env=true))]
+    #[pyo3(signature = (token_url, *, client_id=None, client_secret=None, client_auth=None, scope=None, revocation_url=None, extra_params=None, timeout=None, connect_timeout=None, allow_insecure_http=false, ca_certs=None, roots=None, client_cert=None, proxy=None, no_proxy=None, proxy_from_env=true))]
     #[allow(clippy::too_many_arguments)]
     fn refresh_token(
         py: Python<'_>,
@@ -73,6 +76,7 @@ impl PyOAuth2 {
         client_secret: Option<String>,
         client_auth: Option<&str>,
         scope: Option<String>,
+        revocation_url: Option<String>,
         extra_params: Option<&Bound<'_, PyAny>>,
         timeout: Option<&Bound<'_, PyAny>>,
         connect_timeout: Option<&Bound<'_, PyAny>>,
@@ -89,6 +93,7 @@ impl PyOAuth2 {
             client_secret,
             client_auth,
             scope,
+            revocation_url,
             extra_params,
             timeout,
             connect_timeout,
@@ -109,7 +114,7 @@ impl PyOAuth2 {
     /// credentials; no refresh token and no starting token are needed. Takes the same keyword
     /// arguments as ``refresh_token``.
     #[staticmethod]
-    #[pyo3(signature = (token_url, *, client_id=None, client_secret=None, client_auth=None, scope=None, extra_params=None, timeout=None, connect_timeout=None, allow_insecure_http=false, ca_certs=None, roots=None, client_cert=None, proxy=None, no_proxy=None, proxy_from_env=true))]
+    #[pyo3(signature = (token_url, *, client_id=None, client_secret=None, client_auth=None, scope=None, revocation_url=None, extra_params=None, timeout=None, connect_timeout=None, allow_insecure_http=false, ca_certs=None, roots=None, client_cert=None, proxy=None, no_proxy=None, proxy_from_env=true))]
     #[allow(clippy::too_many_arguments)]
     fn client_credentials(
         py: Python<'_>,
@@ -118,6 +123,7 @@ impl PyOAuth2 {
         client_secret: Option<String>,
         client_auth: Option<&str>,
         scope: Option<String>,
+        revocation_url: Option<String>,
         extra_params: Option<&Bound<'_, PyAny>>,
         timeout: Option<&Bound<'_, PyAny>>,
         connect_timeout: Option<&Bound<'_, PyAny>>,
@@ -134,6 +140,7 @@ impl PyOAuth2 {
             client_secret,
             client_auth,
             scope,
+            revocation_url,
             extra_params,
             timeout,
             connect_timeout,
@@ -161,6 +168,7 @@ struct Options<'a, 'py> {
     client_secret: Option<String>,
     client_auth: Option<&'a str>,
     scope: Option<String>,
+    revocation_url: Option<String>,
     extra_params: Option<&'a Bound<'py, PyAny>>,
     timeout: Option<&'a Bound<'py, PyAny>>,
     connect_timeout: Option<&'a Bound<'py, PyAny>>,
@@ -189,6 +197,9 @@ impl Options<'_, '_> {
         }
         if let Some(scope) = self.scope {
             oauth = oauth.scope(scope);
+        }
+        if let Some(url) = self.revocation_url {
+            oauth = oauth.revocation_url(url);
         }
         if let Some(extra) = self.extra_params {
             for (name, value) in string_pairs(extra, "extra_params")? {
@@ -253,6 +264,15 @@ impl Refresh for Refresher {
         match self {
             Refresher::OAuth2(oauth) => oauth.check(),
             Refresher::Python(callable) => callable.check(),
+        }
+    }
+
+    /// An `OAuth2` refresher revokes at its `revocation_url`; a Python callable knows no
+    /// revocation endpoint, so a logout only forgets the token.
+    fn revoke(&self, token: &Token) -> Result<(), RefreshError> {
+        match self {
+            Refresher::OAuth2(oauth) => oauth.revoke(token),
+            Refresher::Python(_) => Ok(()),
         }
     }
 }

@@ -421,6 +421,30 @@ impl PyClient {
         gate::set_token(py, self.core(py)?.gate(), token)
     }
 
+    /// Installs the token a login brought, as ``set_token`` does (in the client and the store,
+    /// waking waiting threads), and emits a ``logged_in`` event.
+    ///
+    /// Raises:
+    ///     InvalidToken: the token cannot be sent in an HTTP header.
+    ///     StoreError: the store could not save it.
+    fn login(&self, py: Python<'_>, token: &Bound<'_, PyToken>) -> PyResult<()> {
+        gate::login(py, self.core(py)?.gate(), token)
+    }
+
+    /// Logs out: revokes the refresh token at the refresher's ``revocation_url`` (RFC 7009),
+    /// clears the store (so every process sharing it is logged out, and none brings the session
+    /// back), forgets the token, and emits a ``logged_out`` event. Requests then raise
+    /// ``LoginRequired`` until the next ``login()``. A failed revocation still logs out here.
+    ///
+    /// Raises:
+    ///     RevocationFailed: logged out here (and in the store), but the server did not confirm
+    ///         the revocation; ``transient`` says whether trying again could have helped.
+    ///     StoreError: the store could not be cleared (the token is forgotten here).
+    ///     RefreshTimeout: the store stayed locked by another process; nothing was changed.
+    fn logout(&self, py: Python<'_>) -> PyResult<()> {
+        gate::logout(py, self.core(py)?.gate())
+    }
+
     /// A snapshot of the current token, without refreshing; ``None`` before the first token.
     /// Its ``repr()`` hides the secrets.
     fn token(&self, py: Python<'_>) -> PyResult<Option<PyToken>> {

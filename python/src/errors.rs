@@ -64,6 +64,10 @@ pub(crate) fn instance<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'p
             store_details(&kwargs, store)?;
             "StoreError"
         }
+        Error::Revocation(refresh) => {
+            refresh_details(&kwargs, Some(refresh))?;
+            "RevocationFailed"
+        }
         Error::InvalidUrl(_) | Error::InvalidHeader(_) | Error::Config(_) | Error::Json(_) => {
             "ConfigError"
         }

@@ -202,6 +202,26 @@ impl PyGate {
         set_token(py, &self.inner, token)
     }
 
+    /// Installs the token a login brought, as ``set_token`` does, and emits a ``logged_in`` event.
+    ///
+    /// Raises:
+    ///     InvalidToken: the token cannot be sent in an HTTP header.
+    ///     StoreError: the store could not save it.
+    fn login(&self, py: Python<'_>, token: &Bound<'_, PyToken>) -> PyResult<()> {
+        login(py, &self.inner, token)
+    }
+
+    /// Logs out: see ``Client.logout``.
+    ///
+    /// Raises:
+    ///     RevocationFailed: logged out here (and in the store), but the server did not confirm
+    ///         the revocation.
+    ///     StoreError: the store could not be cleared.
+    ///     RefreshTimeout: the store stayed locked; nothing was changed.
+    fn logout(&self, py: Python<'_>) -> PyResult<()> {
+        logout(py, &self.inner)
+    }
+
     /// A snapshot of the current token, without refreshing; ``None`` before the first token.
     fn token(&self, py: Python<'_>) -> Option<PyToken> {
         let gate = &self.inner;
@@ -237,5 +257,22 @@ pub(crate) fn set_token(
 ) -> PyResult<()> {
     let token = (*token.get().inner).clone();
     py.detach(|| gate.set_token(token))
+        .map_err(|e| errors::to_py(py, &e))
+}
+
+/// `login` of a gate, with the GIL released (a store's lock may be held by another process).
+pub(crate) fn login(
+    py: Python<'_>,
+    gate: &tokengate::Gate,
+    token: &Bound<'_, PyToken>,
+) -> PyResult<()> {
+    let token = (*token.get().inner).clone();
+    py.detach(|| gate.login(token))
+        .map_err(|e| errors::to_py(py, &e))
+}
+
+/// `logout` of a gate, with the GIL released (it waits for the store's lock and the revocation).
+pub(crate) fn logout(py: Python<'_>, gate: &tokengate::Gate) -> PyResult<()> {
+    py.detach(|| gate.logout())
         .map_err(|e| errors::to_py(py, &e))
 }

@@ -39,6 +39,7 @@ class TestServer:
         self.url: str = hello["url"]
         self.api_url: str = hello["api_url"]
         self.token_url: str = hello["token_url"]
+        self.revocation_url: str = hello["revocation_url"]
         self.custom_refresh_url: str = hello["custom_refresh_url"]
         self.client_id: str = hello["client_id"]
         self.client_secret: str = hello["client_secret"]

@@ -21,6 +21,7 @@ def test_the_hierarchy():
         tokengate.LoginRequired,
         tokengate.RefreshFailed,
         tokengate.RefreshTimeout,
+        tokengate.RevocationFailed,
         tokengate.InvalidToken,
         tokengate.StoreError,
         tokengate.TransportError,

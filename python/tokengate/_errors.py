@@ -9,6 +9,7 @@ __all__ = [
     "LoginRequired",
     "RefreshFailed",
     "RefreshTimeout",
+    "RevocationFailed",
     "InvalidToken",
     "StoreError",
     "TransportError",
@@ -135,6 +136,36 @@ class RefreshTimeout(TokengateError):
         self.timeout = timeout
 
 
+class RevocationFailed(TokengateError):
+    """``logout()`` ended the session here (and in the store), but the authorization server did
+    not confirm the revocation of the refresh token (RFC 7009): it may still honour it until it
+    expires. ``transient`` says whether trying again could have helped (the server was down or
+    busy).
+
+    Attributes:
+        status: the revocation endpoint's HTTP status, if it answered.
+        oauth_error: the OAuth2 error code, if the server sent one.
+        error_description: the server's ``error_description``, if any.
+        kind: what failed, as for ``RefreshFailed``.
+    """
+
+    def __init__(
+        self,
+        message: str = "token revocation failed",
+        *,
+        transient: bool = False,
+        status: Optional[int] = None,
+        oauth_error: Optional[str] = None,
+        error_description: Optional[str] = None,
+        kind: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, transient=transient)
+        self.status = status
+        self.oauth_error = oauth_error
+        self.error_description = error_description
+        self.kind = kind
+
+
 class InvalidToken(TokengateError, ValueError):
     """The access token holds characters that cannot be sent in an HTTP header."""
 
@@ -236,6 +267,7 @@ for _cls in (
     LoginRequired,
     RefreshFailed,
     RefreshTimeout,
+    RevocationFailed,
     InvalidToken,
     StoreError,
     TransportError,
