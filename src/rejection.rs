@@ -17,7 +17,7 @@ use crate::challenge;
 pub(crate) type RejectFn = dyn Fn(&Parts, &[u8]) -> bool + Send + Sync;
 
 /// The largest body buffered for a `reject_when` predicate unless set otherwise: 1 MiB.
-pub(crate) const DEFAULT_MAX_BUFFERED_BODY: u64 = 1024 * 1024;
+const DEFAULT_MAX_BUFFERED_BODY: u64 = 1024 * 1024;
 
 /// The rule a response is judged by.
 #[derive(Clone)]
