@@ -347,8 +347,10 @@ fn kernel_keyring_keeps_small_and_chunked_tokens() {
     let e = other.lock(Duration::from_millis(50)).unwrap_err();
     assert_eq!(e.kind(), StoreErrorKind::LockTimeout);
     drop(section);
-    // Released on drop: the other store gets in (within the patience, not at once: under load
-    // the first attempt may race the release).
+    // Released on drop: the other store gets in, within the patience rather than at once. A
+    // child process another test is starting holds a copy of the lock's descriptor from its fork
+    // until its exec (the descriptor is close-on-exec), and a file lock lasts until its last
+    // descriptor closes: under load that window can outlast one attempt.
     drop(other.lock(PATIENCE).unwrap());
     store
         .save(&Token::new("small").with_refresh_token("r"))
