@@ -7,7 +7,9 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use tokengate::{Error, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind};
+use tokengate::{
+    Error, LoginError, LoginErrorKind, RefreshError, RefreshErrorKind, StoreError, StoreErrorKind,
+};
 
 /// The module that defines the exception classes.
 const ERRORS_MODULE: &str = "tokengate._errors";
@@ -63,6 +65,10 @@ pub(crate) fn instance<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'p
         Error::Store(store) => {
             store_details(&kwargs, store)?;
             "StoreError"
+        }
+        Error::Login(login) => {
+            login_details(&kwargs, login)?;
+            "LoginFailed"
         }
         Error::Revocation(refresh) => {
             refresh_details(&kwargs, Some(refresh))?;
@@ -123,6 +129,34 @@ fn refresh_details(kwargs: &Bound<'_, PyDict>, refresh: Option<&RefreshError>) -
     };
     kwargs.set_item("kind", kind)?;
     if let Some(oauth) = refresh.oauth_error() {
+        kwargs.set_item("oauth_error", oauth.error())?;
+        kwargs.set_item("error_description", oauth.error_description())?;
+    }
+    Ok(())
+}
+
+fn login_details(kwargs: &Bound<'_, PyDict>, login: &LoginError) -> PyResult<()> {
+    let kind = match login.kind() {
+        LoginErrorKind::AccessDenied => "access_denied",
+        LoginErrorKind::ExpiredToken => "expired_token",
+        LoginErrorKind::Cancelled => "cancelled",
+        LoginErrorKind::TimedOut => "timed_out",
+        LoginErrorKind::StateMismatch => "state_mismatch",
+        LoginErrorKind::IssuerMismatch => "issuer_mismatch",
+        LoginErrorKind::Discovery => "discovery",
+        LoginErrorKind::Server => "server",
+        LoginErrorKind::Transport => "transport",
+        LoginErrorKind::Tls => "tls",
+        LoginErrorKind::Proxy => "proxy",
+        LoginErrorKind::InvalidResponse => "invalid_response",
+        LoginErrorKind::Configuration => "configuration",
+        // A kind added to tokengate after this binding was built.
+        _ => "other",
+    };
+    kwargs.set_item("kind", kind)?;
+    kwargs.set_item("configuration", login.is_configuration())?;
+    kwargs.set_item("status", login.status())?;
+    if let Some(oauth) = login.oauth_error() {
         kwargs.set_item("oauth_error", oauth.error())?;
         kwargs.set_item("error_description", oauth.error_description())?;
     }

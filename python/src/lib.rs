@@ -18,6 +18,7 @@ mod client;
 mod errors;
 mod events;
 mod gate;
+mod login;
 mod net;
 mod response;
 mod store;
@@ -40,6 +41,10 @@ fn _tokengate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<events::PyEvents>()?;
     m.add_class::<events::PyEvent>()?;
     m.add_class::<events::PyStats>()?;
+    m.add_class::<login::PyCancel>()?;
+    m.add_class::<login::PyDeviceLogin>()?;
+    m.add_class::<login::PyDevicePrompt>()?;
+    m.add_class::<login::PyMetadata>()?;
     m.add_function(wrap_pyfunction!(rejects_token, m)?)?;
     Ok(())
 }

@@ -40,6 +40,8 @@ class TestServer:
         self.api_url: str = hello["api_url"]
         self.token_url: str = hello["token_url"]
         self.revocation_url: str = hello["revocation_url"]
+        self.device_authorization_url: str = hello["device_authorization_url"]
+        self.issuer: str = hello["issuer"]
         self.custom_refresh_url: str = hello["custom_refresh_url"]
         self.client_id: str = hello["client_id"]
         self.client_secret: str = hello["client_secret"]

@@ -24,6 +24,7 @@ from collections.abc import Mapping as _Mapping
 from ._errors import (
     ConfigError,
     InvalidToken,
+    LoginFailed,
     LoginRequired,
     ProxyError,
     RefreshFailed,
@@ -36,13 +37,17 @@ from ._errors import (
     TransportError,
 )
 from ._tokengate import (
+    Cancel,
     Client,
+    DeviceLogin,
+    DevicePrompt,
     Event,
     Events,
     FileStore,
     Gate,
     Headers,
     Lease,
+    Metadata,
     OAuth2,
     Response,
     Stats,
@@ -53,8 +58,11 @@ from ._tokengate import (
 _Mapping.register(Headers)
 
 __all__ = [
+    "Cancel",
     "Client",
     "ConfigError",
+    "DeviceLogin",
+    "DevicePrompt",
     "Event",
     "Events",
     "FileStore",
@@ -62,7 +70,9 @@ __all__ = [
     "Headers",
     "InvalidToken",
     "Lease",
+    "LoginFailed",
     "LoginRequired",
+    "Metadata",
     "OAuth2",
     "ProxyError",
     "RefreshFailed",

@@ -10,6 +10,7 @@ __all__ = [
     "RefreshFailed",
     "RefreshTimeout",
     "RevocationFailed",
+    "LoginFailed",
     "InvalidToken",
     "StoreError",
     "TransportError",
@@ -166,6 +167,42 @@ class RevocationFailed(TokengateError):
         self.kind = kind
 
 
+class LoginFailed(TokengateError):
+    """A login (``DeviceLogin.run()``, ``Metadata.discover()``) failed. Nothing was installed, and a
+    session already stored is unchanged.
+
+    Attributes:
+        kind: ``"access_denied"`` (the user refused), ``"expired_token"`` (the device code
+            expired before the user approved), ``"cancelled"`` (a ``Cancel`` was set),
+            ``"timed_out"``, ``"discovery"`` (no usable metadata), ``"server"`` (the server
+            refused, e.g. ``invalid_client``), ``"transport"``, ``"tls"``, ``"proxy"``,
+            ``"invalid_response"``, ``"configuration"`` (e.g. an insecure URL), or ``"other"``.
+        transient: whether trying again later may succeed.
+        configuration: whether the client's setup is at fault (an operator must fix it).
+        status: the server's HTTP status, if it answered.
+        oauth_error: the OAuth2 error code, if the server sent one.
+        error_description: the server's ``error_description``, if any.
+    """
+
+    def __init__(
+        self,
+        message: str = "login failed",
+        *,
+        transient: bool = False,
+        kind: str = "other",
+        configuration: bool = False,
+        status: Optional[int] = None,
+        oauth_error: Optional[str] = None,
+        error_description: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, transient=transient)
+        self.kind = kind
+        self.configuration = configuration
+        self.status = status
+        self.oauth_error = oauth_error
+        self.error_description = error_description
+
+
 class InvalidToken(TokengateError, ValueError):
     """The access token holds characters that cannot be sent in an HTTP header."""
 
@@ -268,6 +305,7 @@ for _cls in (
     RefreshFailed,
     RefreshTimeout,
     RevocationFailed,
+    LoginFailed,
     InvalidToken,
     StoreError,
     TransportError,

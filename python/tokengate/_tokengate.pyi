@@ -337,3 +337,72 @@ class Client:
     def base_url(self) -> str: ...
 
 def rejects_token(status: int, www_authenticate: Sequence[str]) -> bool: ...
+
+class Cancel:
+    def __init__(self) -> None: ...
+    def cancel(self) -> None: ...
+    @property
+    def cancelled(self) -> bool: ...
+
+class DevicePrompt:
+    @property
+    def user_code(self) -> str: ...
+    @property
+    def verification_uri(self) -> str: ...
+    @property
+    def verification_uri_complete(self) -> Optional[str]: ...
+    @property
+    def expires_in(self) -> float: ...
+    @property
+    def interval(self) -> float: ...
+
+class Metadata:
+    @staticmethod
+    def discover(
+        issuer: str,
+        *,
+        ca_certs: Optional[CaCerts] = None,
+        roots: Optional[Roots] = None,
+        client_cert: Optional[ClientCert] = None,
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
+    ) -> Metadata: ...
+    @property
+    def issuer(self) -> str: ...
+    @property
+    def token_endpoint(self) -> str: ...
+    @property
+    def device_authorization_endpoint(self) -> Optional[str]: ...
+    @property
+    def authorization_endpoint(self) -> Optional[str]: ...
+    @property
+    def revocation_endpoint(self) -> Optional[str]: ...
+
+class DeviceLogin:
+    def __init__(
+        self,
+        device_authorization_url: str,
+        token_url: str,
+        *,
+        client_id: str,
+        client_secret: Optional[str] = None,
+        scope: Optional[str] = None,
+        allow_insecure_http: bool = False,
+        ca_certs: Optional[CaCerts] = None,
+        roots: Optional[Roots] = None,
+        client_cert: Optional[ClientCert] = None,
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
+    ) -> None: ...
+    @staticmethod
+    def from_metadata(
+        metadata: Metadata,
+        *,
+        client_id: str,
+        client_secret: Optional[str] = None,
+        scope: Optional[str] = None,
+        allow_insecure_http: bool = False,
+    ) -> DeviceLogin: ...
+    def run(self, prompt: Callable[[DevicePrompt], Any], *, cancel: Optional[Cancel] = None) -> Token: ...

@@ -1,0 +1,120 @@
+"""Logging in from Python with the device flow (RFC 8628) against the real test server: the
+prompt, the user's approval or refusal, ``Cancel`` from another thread, a prompt that raises, and
+Ctrl-C while the login waits; discovery of the endpoints (RFC 8414)."""
+
+import _thread
+import threading
+import time
+
+import pytest
+
+import tokengate
+
+
+@pytest.fixture
+def fast_device(server):
+    """Device logins that poll every 50 ms and expire after 20 s (a hang fails, not waits)."""
+    server.command("device-interval 50ms")
+    server.command("device-expires-in 20s")
+    return server
+
+
+def device_login(server):
+    return tokengate.DeviceLogin(
+        server.device_authorization_url,
+        server.token_url,
+        client_id=server.client_id,
+        client_secret=server.client_secret,
+    )
+
+
+def test_the_user_approves_and_the_token_logs_the_client_in(fast_device, tmp_path):
+    server = fast_device
+    prompts = []
+
+    def prompt(p):
+        prompts.append((p.user_code, p.verification_uri, threading.get_ident()))
+        assert server.command(f"approve {p.user_code}")["ok"]
+
+    token = device_login(server).run(prompt)
+    assert len(prompts) == 1 and prompts[0][2] == threading.get_ident(), "on the caller's thread"
+    assert prompts[0][1].startswith(server.url)
+    assert server.command(f"valid {token.access_token}")["valid"]
+    assert token.refresh_token
+    client = tokengate.Client(
+        server.api_url, store=tokengate.FileStore(tmp_path / "t.json"), refresher=server.oauth2()
+    )
+    client.login(token)
+    assert client.get("/x").status_code == 200
+    assert server.counters()["device_grants"] == 1
+
+
+def test_a_refusal_is_access_denied(fast_device):
+    server = fast_device
+    with pytest.raises(tokengate.LoginFailed) as caught:
+        device_login(server).run(lambda p: server.command(f"deny {p.user_code}"))
+    e = caught.value
+    assert (e.kind, e.transient, e.oauth_error) == ("access_denied", False, "access_denied"), e
+    assert server.counters()["device_grants"] == 0
+
+
+def test_cancel_from_another_thread_stops_the_polling(fast_device):
+    server = fast_device
+    cancel = tokengate.Cancel()
+    prompted = threading.Event()
+    canceller = threading.Thread(target=lambda: (prompted.wait(10), cancel.cancel()))
+    canceller.start()
+    with pytest.raises(tokengate.LoginFailed) as caught:
+        device_login(server).run(lambda p: prompted.set(), cancel=cancel)
+    canceller.join(10)
+    assert caught.value.kind == "cancelled" and cancel.cancelled
+    polls = server.counters()["device_polls"]
+    time.sleep(0.2)  # four poll intervals: a login still running would poll again
+    assert server.counters()["device_polls"] == polls, "nothing is sent after the cancel"
+
+
+def test_a_prompt_that_raises_cancels_the_login_and_its_exception_propagates(fast_device):
+    server = fast_device
+
+    def prompt(p):
+        raise LookupError("no terminal to show the code on")
+
+    with pytest.raises(LookupError, match="no terminal"):
+        device_login(server).run(prompt)
+    polls = server.counters()["device_polls"]
+    time.sleep(0.2)
+    assert server.counters()["device_polls"] == polls
+    assert server.counters()["device_grants"] == 0
+
+
+def test_ctrl_c_while_waiting_cancels_the_login(fast_device):
+    server = fast_device
+
+    def prompt(p):
+        # As if the user pressed Ctrl-C while the login waits for the approval.
+        threading.Timer(0.2, _thread.interrupt_main).start()
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        device_login(server).run(prompt)
+    assert time.monotonic() - started < 10, "the interrupt was seen while waiting"
+    polls = server.counters()["device_polls"]
+    time.sleep(0.2)
+    assert server.counters()["device_polls"] == polls, "the login stopped with the interrupt"
+
+
+def test_discovery_finds_the_endpoints_a_device_login_uses(fast_device):
+    server = fast_device
+    meta = tokengate.Metadata.discover(server.issuer)
+    assert meta.issuer == server.issuer
+    assert meta.token_endpoint == server.token_url
+    assert meta.device_authorization_endpoint == server.device_authorization_url
+    assert meta.revocation_endpoint == server.revocation_url
+    login = tokengate.DeviceLogin.from_metadata(
+        meta, client_id=server.client_id, client_secret=server.client_secret
+    )
+    token = login.run(lambda p: server.command(f"approve {p.user_code}"))
+    assert server.command(f"valid {token.access_token}")["valid"]
+    with pytest.raises(tokengate.LoginFailed) as caught:
+        tokengate.Metadata.discover(server.url + "/elsewhere")
+    assert caught.value.kind == "discovery", caught.value
