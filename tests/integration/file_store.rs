@@ -363,25 +363,8 @@ fn unreadable_checks(path: &Path, url: &str) {
     let expired = Token::new("stale")
         .with_refresh_token("unused")
         .with_expires_in(Duration::ZERO);
-    let client = Client::builder(format!("{url}/api"))
-        .token(expired)
-        .store(FileStore::new(path))
-        .refresher(
-            tokengate::OAuth2::refresh_token(format!("{url}/oauth/token"))
-                .client_id("demo-client")
-                .client_secret("demo-secret"),
-        )
-        .refresh_timeout(PATIENCE)
-        // The longest backoff outlasts the test: the calls below cannot outrun it.
-        .refresh_backoff(Duration::from_millis(250), PATIENCE)
-        .build()
-        .unwrap();
-    for _ in 0..3 {
-        let e = client.get("/data").call().map(|_| ()).unwrap_err();
-        assert_eq!(store_kind(&e), StoreErrorKind::Permissions, "{e}");
-        assert!(!e.is_transient() && e.is_configuration(), "{e}");
-    }
-    assert_eq!(client.stats().refresh_failures, 1, "retried in a loop");
+    let client = refreshing_client(url, FileStore::new(path), Some(expired));
+    fails_fast_with(&client, StoreErrorKind::Permissions);
 }
 
 /// A store whose lock file cannot be opened for writing: the token loads, `lock` fails with
@@ -405,7 +388,18 @@ fn lock_file_checks(path: &Path, url: &str) {
         "{text}"
     );
 
-    let client = Client::builder(format!("{url}/api"))
+    let client = refreshing_client(url, store, None);
+    fails_fast_with(&client, StoreErrorKind::Permissions);
+}
+
+/// A client of the test server at `url` on `store` (starting from `token` when given, else from
+/// the store) whose longest backoff outlasts the test.
+fn refreshing_client(url: &str, store: FileStore, token: Option<Token>) -> Client {
+    let mut builder = Client::builder(format!("{url}/api"));
+    if let Some(token) = token {
+        builder = builder.token(token);
+    }
+    builder
         .store(store)
         .refresher(
             tokengate::OAuth2::refresh_token(format!("{url}/oauth/token"))
@@ -413,13 +407,18 @@ fn lock_file_checks(path: &Path, url: &str) {
                 .client_secret("demo-secret"),
         )
         .refresh_timeout(PATIENCE)
-        // The longest backoff outlasts the test: the calls below cannot outrun it.
         .refresh_backoff(Duration::from_millis(250), PATIENCE)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Three calls fail at once with a store error of `kind`, a configuration failure (not
+/// transient), and the gate tried once: it does not retry in a loop (its longest backoff outlasts
+/// the calls).
+fn fails_fast_with(client: &Client, kind: StoreErrorKind) {
     for _ in 0..3 {
         let e = client.get("/data").call().map(|_| ()).unwrap_err();
-        assert_eq!(store_kind(&e), StoreErrorKind::Permissions, "{e}");
+        assert_eq!(store_kind(&e), kind, "{e}");
         assert!(!e.is_transient() && e.is_configuration(), "{e}");
     }
     assert_eq!(client.stats().refresh_failures, 1, "retried in a loop");
@@ -522,22 +521,6 @@ fn read_only_checks(path: &Path, url: &str) {
     let e = store.save(&token).unwrap_err();
     assert_eq!(e.kind(), StoreErrorKind::ReadOnly, "{e}");
 
-    let client = Client::builder(format!("{url}/api"))
-        .store(store)
-        .refresher(
-            tokengate::OAuth2::refresh_token(format!("{url}/oauth/token"))
-                .client_id("demo-client")
-                .client_secret("demo-secret"),
-        )
-        .refresh_timeout(PATIENCE)
-        // The longest backoff outlasts the test: the calls below cannot outrun it.
-        .refresh_backoff(Duration::from_millis(250), PATIENCE)
-        .build()
-        .unwrap();
-    for _ in 0..3 {
-        let e = client.get("/data").call().map(|_| ()).unwrap_err();
-        assert_eq!(store_kind(&e), StoreErrorKind::ReadOnly, "{e}");
-        assert!(!e.is_transient() && e.is_configuration(), "{e}");
-    }
-    assert_eq!(client.stats().refresh_failures, 1, "retried in a loop");
+    let client = refreshing_client(url, store, None);
+    fails_fast_with(&client, StoreErrorKind::ReadOnly);
 }
