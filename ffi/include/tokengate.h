@@ -59,6 +59,13 @@ extern "C" {
 #define TOKENGATE_STATS_MIN_SIZE 56
 
 /**
+ * A flag that stops logins from another thread: `tokengate_cancel_cancel()` ends a
+ * `tokengate_device_login_run()` that uses it at once, with `TOKENGATE_RESULT_CANCELLED`.
+ * Thread-safe: any thread may cancel while another runs the login.
+ */
+typedef struct tokengate_cancel tokengate_cancel;
+
+/**
  * A client: an HTTP client for one API that keeps its token fresh, with exactly one refresh per
  * expiry however many threads use it.
  *
@@ -79,6 +86,15 @@ typedef struct tokengate_client tokengate_client;
  * it from one thread at a time.
  */
 typedef struct tokengate_client_builder tokengate_client_builder;
+
+/**
+ * A device login (RFC 8628): the user approves on another device while the program polls the
+ * token endpoint. Create it with `tokengate_device_login_new()`, adjust it with the
+ * `tokengate_device_login_set_*()` functions, run it with `tokengate_device_login_run()` (as
+ * often as you like), and free it with `tokengate_device_login_free()`. Not thread-safe while
+ * being set up; `tokengate_device_login_run()` may run on several threads at once.
+ */
+typedef struct tokengate_device_login tokengate_device_login;
 
 /**
  * An error: a `tokengate_result` code, a human-readable message (never containing a token or
@@ -306,6 +322,19 @@ typedef struct tokengate_stats {
    */
   uint64_t store_errors;
 } tokengate_stats;
+
+/**
+ * Called once by `tokengate_device_login_run()`, on the thread that runs the login, with what the
+ * user must see: open `verification_uri` on any device and enter `user_code` (or open
+ * `verification_uri_complete`, which carries the code; NULL when the server sent none). The user
+ * has `expires_in_ms` milliseconds to approve. The strings are borrowed for the call; none is a
+ * secret.
+ */
+typedef void (*tokengate_device_prompt_callback)(void *user_data,
+                                                 const char *user_code,
+                                                 const char *verification_uri,
+                                                 const char *verification_uri_complete,
+                                                 int64_t expires_in_ms);
 
 /**
  * The refresh_token grant (RFC 6749 §6): trades the refresh token for a new access token.
@@ -543,6 +572,28 @@ typedef struct tokengate_stats {
  * could have helped.
  */
 #define TOKENGATE_RESULT_REVOCATION 114
+
+/**
+ * The user refused the login (`access_denied`). Not transient.
+ */
+#define TOKENGATE_RESULT_LOGIN_DENIED 115
+
+/**
+ * The login's code expired before the user approved it (`expired_token`): start again.
+ */
+#define TOKENGATE_RESULT_LOGIN_EXPIRED 116
+
+/**
+ * The login was stopped with `tokengate_cancel_cancel()`.
+ */
+#define TOKENGATE_RESULT_CANCELLED 117
+
+/**
+ * The authorization server refused the login (e.g. an unknown client) or answered something
+ * unusable; see the message. `tokengate_error_is_transient()` says whether trying again later
+ * could help.
+ */
+#define TOKENGATE_RESULT_LOGIN_FAILED 118
 
 /**
  * A failure of a kind this version of the C ABI has no code for; see the message.
@@ -1393,6 +1444,145 @@ int tokengate_error_is_transient(const struct tokengate_error *error);
  *   pass the borrowed error a callback receives.
  */
 void tokengate_error_free(struct tokengate_error *error);
+
+/**
+ * Creates a cancel flag, not set. On success `*cancel_out` receives a flag the caller owns (free
+ * it with `tokengate_cancel_free()` once no login uses it).
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`cancel_out` is NULL).
+ *
+ * # Safety
+ *
+ * - `cancel_out` and `error_out` are NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_cancel_new(struct tokengate_cancel **cancel_out,
+                                      struct tokengate_error **error_out);
+
+/**
+ * Sets the flag: every login that uses it stops (now, or at once when it starts). NULL is a
+ * no-op.
+ *
+ * # Safety
+ *
+ * - `cancel` is NULL or a live cancel flag.
+ */
+void tokengate_cancel_cancel(const struct tokengate_cancel *cancel);
+
+/**
+ * Frees a cancel flag. NULL is a no-op.
+ *
+ * # Safety
+ *
+ * - `cancel` is NULL or a flag from `tokengate_cancel_new()`, not freed yet, not used by a login
+ *   that is still running, and not used afterwards.
+ */
+void tokengate_cancel_free(struct tokengate_cancel *cancel);
+
+/**
+ * Creates a device login for the client `client_id`, asking `device_authorization_url` for a
+ * device code and polling `token_url`. The URLs are checked when the login runs (https, or http on
+ * a loopback address). On success `*login_out` receives a login the caller owns (free it with
+ * `tokengate_device_login_free()`).
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (a string or `login_out` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (a string is not UTF-8).
+ *
+ * # Safety
+ *
+ * - The strings are NULL or NUL-terminated.
+ * - `login_out` and `error_out` are NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_device_login_new(const char *device_authorization_url,
+                                            const char *token_url,
+                                            const char *client_id,
+                                            struct tokengate_device_login **login_out,
+                                            struct tokengate_error **error_out);
+
+/**
+ * Sets the client's secret, for a confidential client. Defaults to none (a public client).
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `client_secret` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (`client_secret` is not UTF-8).
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a live login not in use by another thread.
+ * - `client_secret` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one
+ *   pointer.
+ */
+tokengate_result tokengate_device_login_set_client_secret(struct tokengate_device_login *login,
+                                                          const char *client_secret,
+                                                          struct tokengate_error **error_out);
+
+/**
+ * Sets the scope to ask for, space-separated. Defaults to none (the server's default scope).
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `scope` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (`scope` is not UTF-8).
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a live login not in use by another thread.
+ * - `scope` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_device_login_set_scope(struct tokengate_device_login *login,
+                                                  const char *scope,
+                                                  struct tokengate_error **error_out);
+
+/**
+ * Trusts the CA certificates of a PEM file as well as the operating system's, for the
+ * authorization server (a private CA). The file is read when the login runs. Defaults to none.
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `path` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (`path` is not UTF-8).
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a live login not in use by another thread.
+ * - `path` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_device_login_add_root_certificates_file(struct tokengate_device_login *login,
+                                                                   const char *path,
+                                                                   struct tokengate_error **error_out);
+
+/**
+ * Runs the login: asks for a device code, calls `prompt` once (on this thread) with what the user
+ * must see, then polls the token endpoint at the server's interval (`slow_down` adds 5 seconds)
+ * until the user approves, refuses, or the code expires. It blocks this thread until then; set
+ * `cancel` (NULL: none) from another thread to stop it at once. On success `*token_out` receives
+ * the token (free it with `tokengate_token_free()`): hand it to `tokengate_client_login()`.
+ *
+ * A TLS or proxy failure gives the code it gives for requests.
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login`, `prompt` or `token_out` is NULL),
+ * `TOKENGATE_RESULT_LOGIN_DENIED` (the user refused), `TOKENGATE_RESULT_LOGIN_EXPIRED` (the code
+ * expired before the user approved), `TOKENGATE_RESULT_CANCELLED` (`cancel` was set),
+ * `TOKENGATE_RESULT_LOGIN_FAILED` (the server refused the login, e.g. an unknown client, or
+ * answered something unusable), `TOKENGATE_RESULT_CONFIG` (a plain-http URL off loopback, an
+ * unreadable CA file), `TOKENGATE_RESULT_TRANSPORT` (the server could not be reached).
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a live login; `cancel` is NULL or a live cancel flag.
+ * - `prompt` is NULL or a function matching the signature; `user_data` is passed to it as is.
+ * - `token_out` and `error_out` are NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_device_login_run(const struct tokengate_device_login *login,
+                                            tokengate_device_prompt_callback prompt,
+                                            void *user_data,
+                                            const struct tokengate_cancel *cancel,
+                                            struct tokengate_token **token_out,
+                                            struct tokengate_error **error_out);
+
+/**
+ * Frees a device login. NULL is a no-op.
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a login from `tokengate_device_login_new()`, not freed yet, not running,
+ *   and not used afterwards.
+ */
+void tokengate_device_login_free(struct tokengate_device_login *login);
 
 /**
  * Creates a request. `method` is an HTTP method in upper case (`GET`, `POST`, ...; `"get"` is

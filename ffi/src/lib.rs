@@ -50,6 +50,7 @@ mod callbacks;
 mod client;
 mod error;
 mod events;
+mod login;
 mod request;
 mod response;
 mod result;
@@ -103,6 +104,13 @@ pub use events::{
     TOKENGATE_EVENT_LOGIN_REQUIRED, TOKENGATE_EVENT_OTHER, TOKENGATE_EVENT_REFRESH_FAILED,
     TOKENGATE_EVENT_REFRESHED, TOKENGATE_EVENT_STORE_FAILED, TOKENGATE_EVENT_TOKEN_SET,
     tokengate_event, tokengate_event_kind,
+};
+pub use login::{
+    tokengate_cancel, tokengate_cancel_cancel, tokengate_cancel_free, tokengate_cancel_new,
+    tokengate_device_login, tokengate_device_login_add_root_certificates_file,
+    tokengate_device_login_free, tokengate_device_login_new, tokengate_device_login_run,
+    tokengate_device_login_set_client_secret, tokengate_device_login_set_scope,
+    tokengate_device_prompt_callback,
 };
 pub use request::{
     tokengate_header, tokengate_request, tokengate_request_add_header, tokengate_request_add_query,

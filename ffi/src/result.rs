@@ -5,7 +5,7 @@
 //! with `-pedantic` refuses the trailing comma cbindgen writes after an enum's last value, and a
 //! typedef of a fixed-size integer keeps the size the same in every compiler.
 
-use tokengate::{Error, RefreshErrorKind};
+use tokengate::{Error, LoginErrorKind, RefreshErrorKind};
 
 /// What a call did: `TOKENGATE_RESULT_OK` (0) is success; every other value is a failure, whose
 /// details go to the call's `error_out` (when not NULL) and to `tokengate_last_error()`.
@@ -83,6 +83,16 @@ pub const TOKENGATE_RESULT_BODY_TOO_LARGE: tokengate_result = 113;
 /// still honour it until it expires. `tokengate_error_is_transient()` says whether trying again
 /// could have helped.
 pub const TOKENGATE_RESULT_REVOCATION: tokengate_result = 114;
+/// The user refused the login (`access_denied`). Not transient.
+pub const TOKENGATE_RESULT_LOGIN_DENIED: tokengate_result = 115;
+/// The login's code expired before the user approved it (`expired_token`): start again.
+pub const TOKENGATE_RESULT_LOGIN_EXPIRED: tokengate_result = 116;
+/// The login was stopped with `tokengate_cancel_cancel()`.
+pub const TOKENGATE_RESULT_CANCELLED: tokengate_result = 117;
+/// The authorization server refused the login (e.g. an unknown client) or answered something
+/// unusable; see the message. `tokengate_error_is_transient()` says whether trying again later
+/// could help.
+pub const TOKENGATE_RESULT_LOGIN_FAILED: tokengate_result = 118;
 /// A failure of a kind this version of the C ABI has no code for; see the message.
 pub const TOKENGATE_RESULT_OTHER: tokengate_result = 199;
 
@@ -106,6 +116,16 @@ pub(crate) fn of(error: &Error) -> tokengate_result {
         Error::Config(_) => TOKENGATE_RESULT_CONFIG,
         Error::Store(_) => TOKENGATE_RESULT_STORE,
         Error::Revocation(_) => TOKENGATE_RESULT_REVOCATION,
+        Error::Login(e) => match e.kind() {
+            LoginErrorKind::AccessDenied => TOKENGATE_RESULT_LOGIN_DENIED,
+            LoginErrorKind::ExpiredToken => TOKENGATE_RESULT_LOGIN_EXPIRED,
+            LoginErrorKind::Cancelled => TOKENGATE_RESULT_CANCELLED,
+            LoginErrorKind::Transport => TOKENGATE_RESULT_TRANSPORT,
+            LoginErrorKind::Tls => TOKENGATE_RESULT_TLS,
+            LoginErrorKind::Proxy => TOKENGATE_RESULT_PROXY,
+            LoginErrorKind::Configuration => TOKENGATE_RESULT_CONFIG,
+            _ => TOKENGATE_RESULT_LOGIN_FAILED,
+        },
         _ => TOKENGATE_RESULT_OTHER,
     }
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 use tokengate_ffi::*;
 use tokengate_testserver::support::temp_dir;
 use tokengate_testserver::{
-    ClientCerts, Failure, RawReply, RawServer, TestPki, TestServer, TlsFront, closed_port_url,
+    ClientCerts, DEMO_PUBLIC_CLIENT_ID, Failure, RawReply, RawServer, TestPki, TestServer,
+    TlsFront, closed_port_url,
 };
 
 mod support;
@@ -79,6 +80,10 @@ fn name_of(code: tokengate_result) -> &'static str {
         TOKENGATE_RESULT_DEADLINE => "TOKENGATE_RESULT_DEADLINE",
         TOKENGATE_RESULT_BODY_TOO_LARGE => "TOKENGATE_RESULT_BODY_TOO_LARGE",
         TOKENGATE_RESULT_REVOCATION => "TOKENGATE_RESULT_REVOCATION",
+        TOKENGATE_RESULT_LOGIN_DENIED => "TOKENGATE_RESULT_LOGIN_DENIED",
+        TOKENGATE_RESULT_LOGIN_EXPIRED => "TOKENGATE_RESULT_LOGIN_EXPIRED",
+        TOKENGATE_RESULT_CANCELLED => "TOKENGATE_RESULT_CANCELLED",
+        TOKENGATE_RESULT_LOGIN_FAILED => "TOKENGATE_RESULT_LOGIN_FAILED",
         TOKENGATE_RESULT_OTHER => "TOKENGATE_RESULT_OTHER",
         _ => "(unknown)",
     }
@@ -779,6 +784,205 @@ fn sessions() {
     free(client);
 }
 
+/// How the device-login prompt below answers for the user.
+#[derive(Clone, Copy)]
+enum Decide {
+    Deny,
+    Nothing,
+}
+
+struct DeviceUser<'a> {
+    server: &'a TestServer,
+    decide: Decide,
+}
+
+unsafe extern "C" fn decide(
+    user_data: *mut c_void,
+    user_code: *const c_char,
+    _uri: *const c_char,
+    _complete: *const c_char,
+    _expires_in_ms: i64,
+) {
+    // SAFETY: user_data is the test's DeviceUser, alive for the call; user_code is a string.
+    let (user, code) = unsafe {
+        (
+            &*user_data.cast::<DeviceUser<'_>>(),
+            text(user_code).unwrap(),
+        )
+    };
+    if let Decide::Deny = user.decide {
+        assert!(user.server.deny_device(&code));
+    }
+}
+
+/// `tokengate_cancel_*` and `tokengate_device_login_*`: arguments, the user's refusal, an
+/// expired code, a cancelled login, a refused client, an insecure URL, an unreachable server.
+fn device_logins() {
+    let server = TestServer::start();
+    server.set_device_interval(Duration::from_millis(20));
+    let null: *const c_char = ptr::null();
+    let x = c("x");
+    let new = |device: &str, token: &str, client: &str| {
+        let (d, t, c) = (c(device), c(token), c(client));
+        let mut login = ptr::null_mut();
+        // SAFETY: live strings and a valid out-pointer.
+        call(|e| unsafe {
+            tokengate_device_login_new(d.as_ptr(), t.as_ptr(), c.as_ptr(), &mut login, e)
+        })
+        .map(|()| login)
+    };
+    let run = |login: *const tokengate_device_login,
+               decide_as: Decide,
+               cancel: *const tokengate_cancel| {
+        let user = DeviceUser {
+            server: &server,
+            decide: decide_as,
+        };
+        let mut token = ptr::null_mut();
+        // SAFETY: `login` and `cancel` are NULL or live; `user` outlives the call.
+        let r = call(|e| unsafe {
+            tokengate_device_login_run(
+                login,
+                Some(decide),
+                ptr::from_ref(&user).cast_mut().cast(),
+                cancel,
+                &mut token,
+                e,
+            )
+        });
+        // SAFETY: NULL or a token the call gave us, freed once.
+        unsafe { tokengate_token_free(token) };
+        r
+    };
+    // SAFETY: every pointer is NULL, a live object, a live string or a valid out-pointer; NULL
+    // and non-UTF-8 arguments are the point.
+    unsafe {
+        expect(
+            "tokengate_cancel_new",
+            TOKENGATE_RESULT_NULL_ARGUMENT,
+            call(|e| tokengate_cancel_new(ptr::null_mut(), e)),
+        );
+        let mut login = ptr::null_mut();
+        expect(
+            "tokengate_device_login_new",
+            TOKENGATE_RESULT_NULL_ARGUMENT,
+            call(|e| tokengate_device_login_new(null, x.as_ptr(), x.as_ptr(), &mut login, e)),
+        );
+        expect(
+            "tokengate_device_login_new",
+            TOKENGATE_RESULT_INVALID_ARGUMENT,
+            call(|e| tokengate_device_login_new(x.as_ptr(), bad(), x.as_ptr(), &mut login, e)),
+        );
+        let login = new(
+            &server.device_authorization_url(),
+            &server.token_url(),
+            DEMO_PUBLIC_CLIENT_ID,
+        )
+        .unwrap();
+        type LoginSetter = unsafe extern "C" fn(
+            *mut tokengate_device_login,
+            *const c_char,
+            *mut *mut tokengate_error,
+        ) -> tokengate_result;
+        let setters: [(&str, LoginSetter); 3] = [
+            (
+                "tokengate_device_login_set_client_secret",
+                tokengate_device_login_set_client_secret,
+            ),
+            (
+                "tokengate_device_login_set_scope",
+                tokengate_device_login_set_scope,
+            ),
+            (
+                "tokengate_device_login_add_root_certificates_file",
+                tokengate_device_login_add_root_certificates_file,
+            ),
+        ];
+        for (name, f) in setters {
+            expect(
+                name,
+                TOKENGATE_RESULT_NULL_ARGUMENT,
+                call(|e| f(ptr::null_mut(), x.as_ptr(), e)),
+            );
+            expect(
+                name,
+                TOKENGATE_RESULT_NULL_ARGUMENT,
+                call(|e| f(login, null, e)),
+            );
+            expect(
+                name,
+                TOKENGATE_RESULT_INVALID_ARGUMENT,
+                call(|e| f(login, bad(), e)),
+            );
+        }
+
+        expect(
+            "tokengate_device_login_run",
+            TOKENGATE_RESULT_NULL_ARGUMENT,
+            run(ptr::null(), Decide::Nothing, ptr::null()),
+        );
+        expect(
+            "tokengate_device_login_run",
+            TOKENGATE_RESULT_LOGIN_DENIED,
+            run(login, Decide::Deny, ptr::null()),
+        );
+        server.set_device_expires_in(Duration::from_millis(200));
+        expect(
+            "tokengate_device_login_run",
+            TOKENGATE_RESULT_LOGIN_EXPIRED,
+            run(login, Decide::Nothing, ptr::null()),
+        );
+        let mut cancel = ptr::null_mut();
+        ok(call(|e| tokengate_cancel_new(&mut cancel, e)));
+        tokengate_cancel_cancel(cancel);
+        expect(
+            "tokengate_device_login_run",
+            TOKENGATE_RESULT_CANCELLED,
+            run(login, Decide::Nothing, cancel),
+        );
+        tokengate_cancel_free(cancel);
+        tokengate_device_login_free(login);
+
+        let unknown = new(
+            &server.device_authorization_url(),
+            &server.token_url(),
+            "nobody-knows-me",
+        )
+        .unwrap();
+        expect(
+            "tokengate_device_login_run",
+            TOKENGATE_RESULT_LOGIN_FAILED,
+            run(unknown, Decide::Nothing, ptr::null()),
+        );
+        tokengate_device_login_free(unknown);
+        let insecure = new(
+            "http://login.example/device",
+            "http://login.example/token",
+            DEMO_PUBLIC_CLIENT_ID,
+        )
+        .unwrap();
+        expect(
+            "tokengate_device_login_run",
+            TOKENGATE_RESULT_CONFIG,
+            run(insecure, Decide::Nothing, ptr::null()),
+        );
+        tokengate_device_login_free(insecure);
+        let closed = closed_port_url();
+        let unreachable = new(
+            &format!("{closed}/device"),
+            &format!("{closed}/token"),
+            DEMO_PUBLIC_CLIENT_ID,
+        )
+        .unwrap();
+        expect(
+            "tokengate_device_login_run",
+            TOKENGATE_RESULT_TRANSPORT,
+            run(unreachable, Decide::Nothing, ptr::null()),
+        );
+        tokengate_device_login_free(unreachable);
+    }
+}
+
 /// Registers a callback of each kind (with a function that does nothing) on `client`.
 type Setter =
     unsafe fn(*const tokengate_client, *mut c_void, *mut *mut tokengate_error) -> tokengate_result;
@@ -1247,6 +1451,7 @@ fn every_documented_code_is_returned_and_no_other() {
     arguments();
     clients();
     sessions();
+    device_logins();
     in_callback();
     requests();
     responses();

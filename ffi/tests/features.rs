@@ -4,7 +4,7 @@
 //! stats, per-request and overall deadlines, TLS (a private CA, a client certificate, the choice of
 //! roots), proxies, response headers by iteration, the final URL, and the streamed body.
 
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void};
 use std::ptr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -981,4 +981,170 @@ fn a_revocation_the_server_does_not_confirm_is_its_own_code_and_the_session_stil
     let failed = try_build(b).unwrap_err();
     assert_eq!(failed.code, TOKENGATE_RESULT_CONFIG, "{failed:?}");
     assert!(failed.message.contains("revocation URL"), "{failed:?}");
+}
+
+/// One prompt: user code, verification URI, complete URI, expires_in_ms.
+type Prompt = (String, String, Option<String>, i64);
+
+/// What the device-login prompt saw, and what it does for the user.
+struct DeviceUser<'a> {
+    server: &'a TestServer,
+    approve: bool,
+    prompts: Mutex<Vec<Prompt>>,
+    prompted: crossbeam_channel::Sender<String>,
+}
+
+unsafe extern "C" fn on_device_prompt(
+    user_data: *mut c_void,
+    user_code: *const c_char,
+    uri: *const c_char,
+    complete: *const c_char,
+    expires_in_ms: i64,
+) {
+    // SAFETY: user_data is the test's DeviceUser, alive for the call; the strings are valid for
+    // the call (`complete` may be NULL).
+    let (user, code, uri, complete) = unsafe {
+        (
+            &*user_data.cast::<DeviceUser<'_>>(),
+            text(user_code).unwrap(),
+            text(uri).unwrap(),
+            text(complete),
+        )
+    };
+    user.prompts
+        .lock()
+        .unwrap()
+        .push((code.clone(), uri, complete, expires_in_ms));
+    if user.approve {
+        assert!(user.server.approve_device(&code));
+    }
+    let _ = user.prompted.send(code);
+}
+
+fn device_login(server: &TestServer) -> *mut tokengate_device_login {
+    let (d, t, id) = (
+        c(&server.device_authorization_url()),
+        c(&server.token_url()),
+        c(tokengate_testserver::DEMO_PUBLIC_CLIENT_ID),
+    );
+    let mut login = ptr::null_mut();
+    // SAFETY: live strings and a valid out-pointer.
+    ok(call(|e| unsafe {
+        tokengate_device_login_new(d.as_ptr(), t.as_ptr(), id.as_ptr(), &mut login, e)
+    }));
+    login
+}
+
+#[test]
+fn a_device_login_from_c_shows_the_prompt_and_its_token_logs_the_client_in() {
+    let server = TestServer::start();
+    server.set_device_interval(Duration::from_millis(20));
+    server.set_device_expires_in(Duration::from_secs(30));
+    let login = device_login(&server);
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let user = DeviceUser {
+        server: &server,
+        approve: true,
+        prompts: Mutex::default(),
+        prompted: tx,
+    };
+    let mut token = ptr::null_mut();
+    // SAFETY: a live login; `user` outlives the call.
+    ok(call(|e| unsafe {
+        tokengate_device_login_run(
+            login,
+            Some(on_device_prompt),
+            ptr::from_ref(&user).cast_mut().cast(),
+            ptr::null(),
+            &mut token,
+            e,
+        )
+    }));
+    let prompts = user.prompts.lock().unwrap().clone();
+    assert_eq!(prompts.len(), 1, "{prompts:?}");
+    let (code, uri, complete, expires_in_ms) = &prompts[0];
+    assert!(uri.starts_with(&server.url()), "{uri}");
+    assert!(
+        complete.as_ref().is_some_and(|c| c.contains(code.as_str())),
+        "{complete:?}"
+    );
+    assert_eq!(*expires_in_ms, 30_000);
+    assert_eq!(server.counters().device_grants, 1);
+
+    let client = build(oauth_builder(
+        &format!("{}/api", server.url()),
+        TOKENGATE_GRANT_REFRESH_TOKEN,
+        &server.token_url(),
+    ));
+    // SAFETY: a live client and token, each freed once.
+    unsafe {
+        ok(call(|e| tokengate_client_login(client, token, e)));
+        tokengate_token_free(token);
+        tokengate_device_login_free(login);
+    }
+    assert_eq!(get(client, "/x"), Ok(200));
+    free(client);
+}
+
+#[test]
+fn a_cancel_from_another_thread_stops_the_device_login_at_once() {
+    let server = TestServer::start();
+    server.set_device_interval(Duration::from_millis(20));
+    server.set_device_expires_in(Duration::from_secs(30));
+    let login = device_login(&server);
+    let mut cancel = ptr::null_mut();
+    // SAFETY: a valid out-pointer.
+    ok(call(|e| unsafe { tokengate_cancel_new(&mut cancel, e) }));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let user = DeviceUser {
+        server: &server,
+        approve: false,
+        prompts: Mutex::default(),
+        prompted: tx,
+    };
+    /// The flag, handed to the cancelling thread (the header says any thread may cancel).
+    struct CancelFlag(*const tokengate_cancel);
+    // SAFETY: tokengate_cancel_cancel() is documented safe from any thread.
+    unsafe impl Send for CancelFlag {}
+    let flag = CancelFlag(cancel);
+    let canceller = std::thread::spawn(move || {
+        let code = rx.recv_timeout(PATIENCE).expect("the prompt was shown");
+        let flag = flag;
+        // SAFETY: the flag stays alive until this thread is joined.
+        unsafe { tokengate_cancel_cancel(flag.0) };
+        code
+    });
+    let started = Instant::now();
+    let mut token = ptr::null_mut();
+    // SAFETY: a live login and flag; `user` outlives the call.
+    let failed = call(|e| unsafe {
+        tokengate_device_login_run(
+            login,
+            Some(on_device_prompt),
+            ptr::from_ref(&user).cast_mut().cast(),
+            cancel,
+            &mut token,
+            e,
+        )
+    })
+    .unwrap_err();
+    let code = canceller.join().unwrap();
+    assert_eq!(failed.code, TOKENGATE_RESULT_CANCELLED, "{failed:?}");
+    assert!(
+        started.elapsed() < PATIENCE,
+        "stopped at once, not at the code's expiry"
+    );
+    assert!(token.is_null());
+    let polls = server.device_polls(&code).len();
+    std::thread::sleep(Duration::from_millis(100)); // five poll intervals
+    assert_eq!(
+        server.device_polls(&code).len(),
+        polls,
+        "no poll after the cancel"
+    );
+    // SAFETY: freed once, after the login returned.
+    unsafe {
+        tokengate_cancel_free(cancel);
+        tokengate_device_login_free(login);
+    }
 }

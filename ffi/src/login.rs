@@ -1,0 +1,326 @@
+//! Logging in from C: `tokengate_device_login` (the OAuth2 device authorization grant, RFC 8628)
+//! with a prompt callback, and `tokengate_cancel`, which stops a login from another thread.
+
+use std::ffi::{CString, c_char, c_void};
+use std::ptr;
+
+use tokengate::Network;
+use tokengate::login::{Cancel, DeviceLogin, DevicePrompt};
+
+use crate::boundary::{self, Failure, ffi_boundary};
+use crate::error::tokengate_error;
+use crate::result::tokengate_result;
+use crate::token::tokengate_token;
+
+/// A flag that stops logins from another thread: `tokengate_cancel_cancel()` ends a
+/// `tokengate_device_login_run()` that uses it at once, with `TOKENGATE_RESULT_CANCELLED`.
+/// Thread-safe: any thread may cancel while another runs the login.
+#[allow(non_camel_case_types)]
+pub struct tokengate_cancel {
+    inner: Cancel,
+}
+
+/// Creates a cancel flag, not set. On success `*cancel_out` receives a flag the caller owns (free
+/// it with `tokengate_cancel_free()` once no login uses it).
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`cancel_out` is NULL).
+///
+/// # Safety
+///
+/// - `cancel_out` and `error_out` are NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_cancel_new(
+    cancel_out: *mut *mut tokengate_cancel,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        let out = boundary::out(cancel_out, "cancel_out")?;
+        let cancel = Box::new(tokengate_cancel {
+            inner: Cancel::new(),
+        });
+        // SAFETY: `out` is non-NULL and valid for writes per the caller's guarantee.
+        unsafe { out.write(Box::into_raw(cancel)) };
+        Ok(())
+    })
+}
+
+/// Sets the flag: every login that uses it stops (now, or at once when it starts). NULL is a
+/// no-op.
+///
+/// # Safety
+///
+/// - `cancel` is NULL or a live cancel flag.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_cancel_cancel(cancel: *const tokengate_cancel) {
+    boundary::guard((), || {
+        // SAFETY: forwarded from the caller.
+        if let Ok(cancel) = unsafe { boundary::arg(cancel, "cancel") } {
+            cancel.inner.cancel();
+        }
+    });
+}
+
+/// Frees a cancel flag. NULL is a no-op.
+///
+/// # Safety
+///
+/// - `cancel` is NULL or a flag from `tokengate_cancel_new()`, not freed yet, not used by a login
+///   that is still running, and not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_cancel_free(cancel: *mut tokengate_cancel) {
+    boundary::guard((), || {
+        if !cancel.is_null() {
+            // SAFETY: the caller hands back ownership of the Box from tokengate_cancel_new.
+            drop(unsafe { Box::from_raw(cancel) });
+        }
+    });
+}
+
+/// Called once by `tokengate_device_login_run()`, on the thread that runs the login, with what the
+/// user must see: open `verification_uri` on any device and enter `user_code` (or open
+/// `verification_uri_complete`, which carries the code; NULL when the server sent none). The user
+/// has `expires_in_ms` milliseconds to approve. The strings are borrowed for the call; none is a
+/// secret.
+#[allow(non_camel_case_types)]
+pub type tokengate_device_prompt_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        user_code: *const c_char,
+        verification_uri: *const c_char,
+        verification_uri_complete: *const c_char,
+        expires_in_ms: i64,
+    ),
+>;
+
+/// A device login (RFC 8628): the user approves on another device while the program polls the
+/// token endpoint. Create it with `tokengate_device_login_new()`, adjust it with the
+/// `tokengate_device_login_set_*()` functions, run it with `tokengate_device_login_run()` (as
+/// often as you like), and free it with `tokengate_device_login_free()`. Not thread-safe while
+/// being set up; `tokengate_device_login_run()` may run on several threads at once.
+#[allow(non_camel_case_types)]
+pub struct tokengate_device_login {
+    login: DeviceLogin,
+    network: Network,
+}
+
+/// Creates a device login for the client `client_id`, asking `device_authorization_url` for a
+/// device code and polling `token_url`. The URLs are checked when the login runs (https, or http on
+/// a loopback address). On success `*login_out` receives a login the caller owns (free it with
+/// `tokengate_device_login_free()`).
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (a string or `login_out` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (a string is not UTF-8).
+///
+/// # Safety
+///
+/// - The strings are NULL or NUL-terminated.
+/// - `login_out` and `error_out` are NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_device_login_new(
+    device_authorization_url: *const c_char,
+    token_url: *const c_char,
+    client_id: *const c_char,
+    login_out: *mut *mut tokengate_device_login,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        let (device_url, token_url, client_id) = unsafe {
+            (
+                boundary::text(device_authorization_url, "device_authorization_url")?,
+                boundary::text(token_url, "token_url")?,
+                boundary::text(client_id, "client_id")?,
+            )
+        };
+        let out = boundary::out(login_out, "login_out")?;
+        let login = Box::new(tokengate_device_login {
+            login: DeviceLogin::new(device_url, token_url).client_id(client_id),
+            network: Network::new(),
+        });
+        // SAFETY: `out` is non-NULL and valid for writes per the caller's guarantee.
+        unsafe { out.write(Box::into_raw(login)) };
+        Ok(())
+    })
+}
+
+/// Runs `f` on the login behind `login`, with the string `value`.
+///
+/// # Safety
+///
+/// `login` is NULL or a live login not in use by another thread; `value` is NULL or
+/// NUL-terminated.
+unsafe fn set_text(
+    login: *mut tokengate_device_login,
+    value: *const c_char,
+    what: &str,
+    f: impl FnOnce(&mut tokengate_device_login, &str),
+) -> Result<(), Failure> {
+    // SAFETY: forwarded from the caller.
+    let (login, value) = unsafe {
+        (
+            boundary::arg_mut(login, "login")?,
+            boundary::text(value, what)?,
+        )
+    };
+    f(login, value);
+    Ok(())
+}
+
+/// Sets the client's secret, for a confidential client. Defaults to none (a public client).
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `client_secret` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (`client_secret` is not UTF-8).
+///
+/// # Safety
+///
+/// - `login` is NULL or a live login not in use by another thread.
+/// - `client_secret` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one
+///   pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_device_login_set_client_secret(
+    login: *mut tokengate_device_login,
+    client_secret: *const c_char,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            set_text(login, client_secret, "client_secret", |l, v| {
+                l.login = l.login.clone().client_secret(v);
+            })
+        }
+    })
+}
+
+/// Sets the scope to ask for, space-separated. Defaults to none (the server's default scope).
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `scope` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (`scope` is not UTF-8).
+///
+/// # Safety
+///
+/// - `login` is NULL or a live login not in use by another thread.
+/// - `scope` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_device_login_set_scope(
+    login: *mut tokengate_device_login,
+    scope: *const c_char,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            set_text(login, scope, "scope", |l, v| {
+                l.login = l.login.clone().scope(v);
+            })
+        }
+    })
+}
+
+/// Trusts the CA certificates of a PEM file as well as the operating system's, for the
+/// authorization server (a private CA). The file is read when the login runs. Defaults to none.
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `path` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (`path` is not UTF-8).
+///
+/// # Safety
+///
+/// - `login` is NULL or a live login not in use by another thread.
+/// - `path` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_device_login_add_root_certificates_file(
+    login: *mut tokengate_device_login,
+    path: *const c_char,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            set_text(login, path, "path", |l, v| {
+                l.network = l.network.clone().add_root_certificates_pem_file(v);
+            })
+        }
+    })
+}
+
+/// Runs the login: asks for a device code, calls `prompt` once (on this thread) with what the user
+/// must see, then polls the token endpoint at the server's interval (`slow_down` adds 5 seconds)
+/// until the user approves, refuses, or the code expires. It blocks this thread until then; set
+/// `cancel` (NULL: none) from another thread to stop it at once. On success `*token_out` receives
+/// the token (free it with `tokengate_token_free()`): hand it to `tokengate_client_login()`.
+///
+/// A TLS or proxy failure gives the code it gives for requests.
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login`, `prompt` or `token_out` is NULL),
+/// `TOKENGATE_RESULT_LOGIN_DENIED` (the user refused), `TOKENGATE_RESULT_LOGIN_EXPIRED` (the code
+/// expired before the user approved), `TOKENGATE_RESULT_CANCELLED` (`cancel` was set),
+/// `TOKENGATE_RESULT_LOGIN_FAILED` (the server refused the login, e.g. an unknown client, or
+/// answered something unusable), `TOKENGATE_RESULT_CONFIG` (a plain-http URL off loopback, an
+/// unreadable CA file), `TOKENGATE_RESULT_TRANSPORT` (the server could not be reached).
+///
+/// # Safety
+///
+/// - `login` is NULL or a live login; `cancel` is NULL or a live cancel flag.
+/// - `prompt` is NULL or a function matching the signature; `user_data` is passed to it as is.
+/// - `token_out` and `error_out` are NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_device_login_run(
+    login: *const tokengate_device_login,
+    prompt: tokengate_device_prompt_callback,
+    user_data: *mut c_void,
+    cancel: *const tokengate_cancel,
+    token_out: *mut *mut tokengate_token,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        let login = unsafe { boundary::arg(login, "login")? };
+        let prompt = prompt.ok_or_else(|| Failure::null("prompt"))?;
+        let out = boundary::out(token_out, "token_out")?;
+        let mut device = login.login.clone().network(login.network.clone());
+        if !cancel.is_null() {
+            // SAFETY: forwarded from the caller.
+            let cancel = unsafe { boundary::arg(cancel, "cancel")? };
+            device = device.cancel(&cancel.inner);
+        }
+        let token = device
+            .run(|p: &DevicePrompt| {
+                let text = |s: &str| CString::new(s).unwrap_or_default();
+                let (code, uri) = (text(p.user_code()), text(p.verification_uri()));
+                let complete = p.verification_uri_complete().map(text);
+                let expires_in_ms = i64::try_from(p.expires_in().as_millis()).unwrap_or(i64::MAX);
+                // SAFETY: the caller promised a function of this signature; the strings live
+                // for the call.
+                unsafe {
+                    prompt(
+                        user_data,
+                        code.as_ptr(),
+                        uri.as_ptr(),
+                        complete.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
+                        expires_in_ms,
+                    );
+                }
+            })
+            .map_err(tokengate::Error::Login)?;
+        let token = Box::new(tokengate_token::new(token));
+        // SAFETY: `out` is non-NULL and valid for writes per the caller's guarantee.
+        unsafe { out.write(Box::into_raw(token)) };
+        Ok(())
+    })
+}
+
+/// Frees a device login. NULL is a no-op.
+///
+/// # Safety
+///
+/// - `login` is NULL or a login from `tokengate_device_login_new()`, not freed yet, not running,
+///   and not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_device_login_free(login: *mut tokengate_device_login) {
+    boundary::guard((), || {
+        if !login.is_null() {
+            // SAFETY: the caller hands back ownership of the Box from tokengate_device_login_new.
+            drop(unsafe { Box::from_raw(login) });
+        }
+    });
+}
