@@ -41,6 +41,7 @@ fn _tokengate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<events::PyEvents>()?;
     m.add_class::<events::PyEvent>()?;
     m.add_class::<events::PyStats>()?;
+    m.add_class::<login::PyBrowserLogin>()?;
     m.add_class::<login::PyCancel>()?;
     m.add_class::<login::PyDeviceLogin>()?;
     m.add_class::<login::PyDevicePrompt>()?;

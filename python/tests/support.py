@@ -42,6 +42,8 @@ class TestServer:
         self.revocation_url: str = hello["revocation_url"]
         self.device_authorization_url: str = hello["device_authorization_url"]
         self.issuer: str = hello["issuer"]
+        self.authorization_url: str = hello["authorization_url"]
+        self.public_client_id: str = hello["public_client_id"]
         self.custom_refresh_url: str = hello["custom_refresh_url"]
         self.client_id: str = hello["client_id"]
         self.client_secret: str = hello["client_secret"]

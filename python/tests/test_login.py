@@ -1,10 +1,14 @@
-"""Logging in from Python with the device flow (RFC 8628) against the real test server: the
-prompt, the user's approval or refusal, ``Cancel`` from another thread, a prompt that raises, and
-Ctrl-C while the login waits; discovery of the endpoints (RFC 8414)."""
+"""Logging in from Python against the real test server. The device flow (RFC 8628): the prompt,
+the user's approval or refusal, ``Cancel`` from another thread, a prompt that raises, and Ctrl-C
+while the login waits. The browser flow (PKCE on a loopback redirect), with an HTTP client as
+the browser: the exchange, a wrong ``state`` or ``iss``, a browser that never comes back.
+Discovery of the endpoints (RFC 8414)."""
 
 import _thread
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -118,3 +122,58 @@ def test_discovery_finds_the_endpoints_a_device_login_uses(fast_device):
     with pytest.raises(tokengate.LoginFailed) as caught:
         tokengate.Metadata.discover(server.url + "/elsewhere")
     assert caught.value.kind == "discovery", caught.value
+
+
+def follow(url):
+    """The user's browser: follows the authorization URL and its redirect to the loopback listener
+    (no proxy, as a browser would not use one for 127.0.0.1). Returns the page it ends on."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=10) as page:
+            return page.read().decode()
+    except urllib.error.HTTPError as error:  # an error page is a page to a browser
+        return error.read().decode()
+
+
+def browser_login(server, **kwargs):
+    return tokengate.BrowserLogin(
+        server.authorization_url, server.token_url, client_id=server.public_client_id, **kwargs
+    )
+
+
+def test_a_browser_login_follows_the_redirect_and_exchanges_the_code(server):
+    pages = []
+    token = browser_login(server, scope="read").run(lambda url: pages.append(follow(url)))
+    assert "close" in pages[0].lower(), pages
+    assert server.command(f"valid {token.access_token}")["valid"]
+    counters = server.counters()
+    assert (counters["authorizations"], counters["code_exchanges"]) == (1, 1)
+
+
+def test_a_redirect_with_another_state_is_refused_and_nothing_is_exchanged(server):
+    server.command("redirect-fault wrong-state")
+    pages = []
+    with pytest.raises(tokengate.LoginFailed) as caught:
+        browser_login(server).run(lambda url: pages.append(follow(url)))
+    assert "login failed" in pages[0].lower(), "the browser is told"
+    assert caught.value.kind == "state_mismatch", caught.value
+    assert server.counters()["code_exchanges"] == 0
+
+
+def test_a_browser_that_never_comes_back_times_out(server):
+    started = time.monotonic()
+    with pytest.raises(tokengate.LoginFailed) as caught:
+        browser_login(server, timeout=0.3).run(lambda url: None)
+    assert caught.value.kind == "timed_out", caught.value
+    assert time.monotonic() - started < 10
+
+
+def test_from_metadata_expects_the_issuer(server):
+    meta = tokengate.Metadata.discover(server.issuer)
+    login = tokengate.BrowserLogin.from_metadata(meta, client_id=server.public_client_id)
+    server.command("redirect-fault wrong-iss")
+    with pytest.raises(tokengate.LoginFailed) as caught:
+        login.run(follow)
+    assert caught.value.kind == "issuer_mismatch", caught.value
+    server.command("redirect-fault none")
+    assert server.command(f"valid {login.run(follow).access_token}")["valid"]

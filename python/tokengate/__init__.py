@@ -37,6 +37,7 @@ from ._errors import (
     TransportError,
 )
 from ._tokengate import (
+    BrowserLogin,
     Cancel,
     Client,
     DeviceLogin,
@@ -58,6 +59,7 @@ from ._tokengate import (
 _Mapping.register(Headers)
 
 __all__ = [
+    "BrowserLogin",
     "Cancel",
     "Client",
     "ConfigError",

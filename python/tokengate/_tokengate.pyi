@@ -406,3 +406,38 @@ class DeviceLogin:
         allow_insecure_http: bool = False,
     ) -> DeviceLogin: ...
     def run(self, prompt: Callable[[DevicePrompt], Any], *, cancel: Optional[Cancel] = None) -> Token: ...
+
+class BrowserLogin:
+    def __init__(
+        self,
+        authorization_url: str,
+        token_url: str,
+        *,
+        client_id: str,
+        client_secret: Optional[str] = None,
+        scope: Optional[str] = None,
+        authorization_params: Optional[Pairs] = None,
+        timeout: Optional[Seconds] = None,
+        expect_issuer: Optional[str] = None,
+        allow_insecure_http: bool = False,
+        ca_certs: Optional[CaCerts] = None,
+        roots: Optional[Roots] = None,
+        client_cert: Optional[ClientCert] = None,
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
+    ) -> None: ...
+    @staticmethod
+    def from_metadata(
+        metadata: Metadata,
+        *,
+        client_id: str,
+        client_secret: Optional[str] = None,
+        scope: Optional[str] = None,
+        authorization_params: Optional[Pairs] = None,
+        timeout: Optional[Seconds] = None,
+        allow_insecure_http: bool = False,
+    ) -> BrowserLogin: ...
+    def run(
+        self, open: Optional[Callable[[str], Any]] = None, *, cancel: Optional[Cancel] = None
+    ) -> Token: ...
