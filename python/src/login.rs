@@ -289,7 +289,8 @@ impl PyDeviceLogin {
     /// Args:
     ///     prompt: called with a ``DevicePrompt``. If it raises, the login is cancelled and its
     ///         exception propagates.
-    ///     cancel: a ``Cancel`` that stops the login from another thread.
+    ///     cancel: a ``Cancel`` that stops the login from another thread (Ctrl-C, or an
+    ///         exception from the callback, sets it too).
     ///
     /// Raises:
     ///     LoginFailed: ``kind`` is ``"access_denied"`` (the user refused), ``"expired_token"``
@@ -424,7 +425,8 @@ impl PyBrowserLogin {
     ///     open: called with the URL to open. Defaults to ``webbrowser.open``, printing the URL
     ///         to stderr when no browser can be started. If it raises, the login is cancelled and
     ///         its exception propagates.
-    ///     cancel: a ``Cancel`` that stops the login from another thread.
+    ///     cancel: a ``Cancel`` that stops the login from another thread (Ctrl-C, or an
+    ///         exception from the callback, sets it too).
     ///
     /// Raises:
     ///     LoginFailed: ``kind`` is ``"timed_out"`` (the browser did not come back in time),
