@@ -327,11 +327,23 @@ impl BrowserLogin {
     }
 }
 
-/// What the browser is told of a failure: the error code, or the kind. Never a secret.
+/// What the browser is told of a failure, in words, with the OAuth2 error code when there is one.
+/// Never a secret.
 fn reason(e: &LoginError) -> String {
+    let what = match e.kind() {
+        LoginErrorKind::AccessDenied => "the authorization was denied",
+        LoginErrorKind::StateMismatch => "the answer does not belong to this login",
+        LoginErrorKind::IssuerMismatch => "the answer came from another authorization server",
+        LoginErrorKind::Cancelled => "the login was cancelled",
+        LoginErrorKind::TimedOut => "the login took too long",
+        LoginErrorKind::Transport | LoginErrorKind::Tls | LoginErrorKind::Proxy => {
+            "the application could not reach the authorization server"
+        }
+        _ => "the authorization server refused the login",
+    };
     match e.oauth_error() {
-        Some(o) => o.error.clone(),
-        None => format!("{:?}", e.kind()),
+        Some(o) => format!("{what} ({})", o.error),
+        None => what.to_owned(),
     }
 }
 

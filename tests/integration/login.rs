@@ -363,7 +363,12 @@ fn a_state_mismatch_is_refused_and_the_stored_session_is_untouched() {
     server.set_redirect_fault(RedirectFault::WrongState);
     let (outcome, page) = run_browser(&browser(&server));
     assert_eq!(outcome.unwrap_err().kind(), LoginErrorKind::StateMismatch);
-    assert_eq!(page.unwrap().0, 400, "the browser is told it failed");
+    let (status, body) = page.unwrap();
+    assert_eq!(status, 400, "the browser is told it failed");
+    assert!(
+        body.contains("the answer does not belong to this login"),
+        "in words: {body}"
+    );
     assert_eq!(
         server.counters().token_requests,
         token_requests,
