@@ -59,6 +59,15 @@ extern "C" {
 #define TOKENGATE_STATS_MIN_SIZE 56
 
 /**
+ * A login in the user's browser: the authorization code grant with PKCE (RFC 7636) on a loopback
+ * redirect (RFC 8252). Create it with `tokengate_browser_login_new()`, adjust it with the
+ * `tokengate_browser_login_*()` setters, run it with `tokengate_browser_login_run()` (as often as
+ * you like), and free it with `tokengate_browser_login_free()`. Not thread-safe while being set
+ * up; `tokengate_browser_login_run()` may run on several threads at once.
+ */
+typedef struct tokengate_browser_login tokengate_browser_login;
+
+/**
  * A flag that stops logins from another thread: `tokengate_cancel_cancel()` ends a
  * `tokengate_device_login_run()` that uses it at once, with `TOKENGATE_RESULT_CANCELLED`.
  * Thread-safe: any thread may cancel while another runs the login.
@@ -337,6 +346,15 @@ typedef void (*tokengate_device_prompt_callback)(void *user_data,
                                                  int64_t expires_in_ms);
 
 /**
+ * Called once by `tokengate_browser_login_run()`, on the thread that runs the login, with the
+ * authorization URL to open in the user's browser (borrowed for the call). Return at once: the
+ * login waits for the browser's redirect only after this returns, so open the URL without waiting
+ * for the page (a browser is another process; a test that plays the browser uses another thread).
+ */
+typedef void (*tokengate_browser_open_callback)(void *user_data,
+                                                const char *url);
+
+/**
  * The refresh_token grant (RFC 6749 §6): trades the refresh token for a new access token.
  */
 #define TOKENGATE_GRANT_REFRESH_TOKEN 1
@@ -594,6 +612,11 @@ typedef void (*tokengate_device_prompt_callback)(void *user_data,
  * could help.
  */
 #define TOKENGATE_RESULT_LOGIN_FAILED 118
+
+/**
+ * The browser did not come back with the authorization within the login's timeout.
+ */
+#define TOKENGATE_RESULT_LOGIN_TIMEOUT 119
 
 /**
  * A failure of a kind this version of the C ABI has no code for; see the message.
@@ -1583,6 +1606,165 @@ tokengate_result tokengate_device_login_run(const struct tokengate_device_login 
  *   and not used afterwards.
  */
 void tokengate_device_login_free(struct tokengate_device_login *login);
+
+/**
+ * Creates a browser login for the client `client_id`, sending the browser to
+ * `authorization_url` and exchanging the code at `token_url`. The URLs are checked when the login
+ * runs (https, or http on a loopback address). On success `*login_out` receives a login the
+ * caller owns (free it with `tokengate_browser_login_free()`).
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (a string or `login_out` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (a string is not UTF-8).
+ *
+ * # Safety
+ *
+ * - The strings are NULL or NUL-terminated.
+ * - `login_out` and `error_out` are NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_browser_login_new(const char *authorization_url,
+                                             const char *token_url,
+                                             const char *client_id,
+                                             struct tokengate_browser_login **login_out,
+                                             struct tokengate_error **error_out);
+
+/**
+ * Sets the client's secret, for a confidential client (it authenticates the code exchange).
+ * Defaults to none (a public client, the usual case for an app on the user's machine).
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `client_secret` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (`client_secret` is not UTF-8).
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a live login not in use by another thread.
+ * - `client_secret` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one
+ *   pointer.
+ */
+tokengate_result tokengate_browser_login_set_client_secret(struct tokengate_browser_login *login,
+                                                           const char *client_secret,
+                                                           struct tokengate_error **error_out);
+
+/**
+ * Sets the scope to ask for, space-separated. Defaults to none (the server's default scope).
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `scope` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (`scope` is not UTF-8).
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a live login not in use by another thread.
+ * - `scope` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_browser_login_set_scope(struct tokengate_browser_login *login,
+                                                   const char *scope,
+                                                   struct tokengate_error **error_out);
+
+/**
+ * Requires the redirect's `iss` parameter to be `issuer` (RFC 9207), against mix-up attacks
+ * when an application talks to several authorization servers. Defaults to none (not checked).
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `issuer` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (`issuer` is not UTF-8).
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a live login not in use by another thread.
+ * - `issuer` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_browser_login_expect_issuer(struct tokengate_browser_login *login,
+                                                       const char *issuer,
+                                                       struct tokengate_error **error_out);
+
+/**
+ * Trusts the CA certificates of a PEM file as well as the operating system's, for the code
+ * exchange at the token endpoint (a private CA). The file is read when the login runs. Defaults
+ * to none.
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `path` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (`path` is not UTF-8).
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a live login not in use by another thread.
+ * - `path` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_browser_login_add_root_certificates_file(struct tokengate_browser_login *login,
+                                                                    const char *path,
+                                                                    struct tokengate_error **error_out);
+
+/**
+ * Adds a parameter to the authorization URL (e.g. `prompt` = `consent`, or `access_type` =
+ * `offline`, which some servers want before they issue a refresh token). Defaults to none.
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login`, `name` or `value` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (`name` or `value` is not UTF-8).
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a live login not in use by another thread.
+ * - `name` and `value` are NULL or NUL-terminated; `error_out` is NULL or valid for writing one
+ *   pointer.
+ */
+tokengate_result tokengate_browser_login_add_authorization_param(struct tokengate_browser_login *login,
+                                                                 const char *name,
+                                                                 const char *value,
+                                                                 struct tokengate_error **error_out);
+
+/**
+ * Sets how long the browser has to come back with the authorization, in milliseconds, from the
+ * moment the URL is handed to the open callback. Defaults to 5 minutes.
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` is NULL), `TOKENGATE_RESULT_INVALID_ARGUMENT`
+ * (`ms` is 0).
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a live login not in use by another thread.
+ * - `error_out` is NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_browser_login_set_timeout_ms(struct tokengate_browser_login *login,
+                                                        uint64_t ms,
+                                                        struct tokengate_error **error_out);
+
+/**
+ * Runs the login: listens on `127.0.0.1` (a port the system picks), calls `open` once (on this
+ * thread) with the authorization URL, waits for the browser's redirect (at most the timeout; set
+ * `cancel`, NULL for none, from another thread to stop it at once), checks it (`state`, and `iss`
+ * when expected), tells the browser the tab can be closed, and exchanges the code (with the PKCE
+ * verifier) for a token. On success `*token_out` receives the token (free it with
+ * `tokengate_token_free()`): hand it to `tokengate_client_login()`.
+ *
+ * A TLS or proxy failure at the token endpoint gives the code it gives for requests.
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login`, `open` or `token_out` is NULL),
+ * `TOKENGATE_RESULT_LOGIN_DENIED` (the user refused), `TOKENGATE_RESULT_LOGIN_TIMEOUT` (the
+ * browser did not come back in time), `TOKENGATE_RESULT_CANCELLED` (`cancel` was set),
+ * `TOKENGATE_RESULT_LOGIN_FAILED` (the redirect failed a check, carried an error, or the code was
+ * refused), `TOKENGATE_RESULT_CONFIG` (a plain-http URL off loopback),
+ * `TOKENGATE_RESULT_TRANSPORT` (the token endpoint could not be reached).
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a live login; `cancel` is NULL or a live cancel flag.
+ * - `open` is NULL or a function matching the signature; `user_data` is passed to it as is.
+ * - `token_out` and `error_out` are NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_browser_login_run(const struct tokengate_browser_login *login,
+                                             tokengate_browser_open_callback open,
+                                             void *user_data,
+                                             const struct tokengate_cancel *cancel,
+                                             struct tokengate_token **token_out,
+                                             struct tokengate_error **error_out);
+
+/**
+ * Frees a browser login. NULL is a no-op.
+ *
+ * # Safety
+ *
+ * - `login` is NULL or a login from `tokengate_browser_login_new()`, not freed yet, not running,
+ *   and not used afterwards.
+ */
+void tokengate_browser_login_free(struct tokengate_browser_login *login);
 
 /**
  * Creates a request. `method` is an HTTP method in upper case (`GET`, `POST`, ...; `"get"` is

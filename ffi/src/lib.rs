@@ -106,9 +106,14 @@ pub use events::{
     tokengate_event, tokengate_event_kind,
 };
 pub use login::{
-    tokengate_cancel, tokengate_cancel_cancel, tokengate_cancel_free, tokengate_cancel_new,
-    tokengate_device_login, tokengate_device_login_add_root_certificates_file,
-    tokengate_device_login_free, tokengate_device_login_new, tokengate_device_login_run,
+    tokengate_browser_login, tokengate_browser_login_add_authorization_param,
+    tokengate_browser_login_add_root_certificates_file, tokengate_browser_login_expect_issuer,
+    tokengate_browser_login_free, tokengate_browser_login_new, tokengate_browser_login_run,
+    tokengate_browser_login_set_client_secret, tokengate_browser_login_set_scope,
+    tokengate_browser_login_set_timeout_ms, tokengate_browser_open_callback, tokengate_cancel,
+    tokengate_cancel_cancel, tokengate_cancel_free, tokengate_cancel_new, tokengate_device_login,
+    tokengate_device_login_add_root_certificates_file, tokengate_device_login_free,
+    tokengate_device_login_new, tokengate_device_login_run,
     tokengate_device_login_set_client_secret, tokengate_device_login_set_scope,
     tokengate_device_prompt_callback,
 };

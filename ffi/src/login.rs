@@ -1,11 +1,13 @@
 //! Logging in from C: `tokengate_device_login` (the OAuth2 device authorization grant, RFC 8628)
-//! with a prompt callback, and `tokengate_cancel`, which stops a login from another thread.
+//! with a prompt callback, `tokengate_browser_login` (the authorization code grant with PKCE on a
+//! loopback redirect, RFC 7636 and RFC 8252) with an open-the-URL callback, and
+//! `tokengate_cancel`, which stops a login from another thread.
 
 use std::ffi::{CString, c_char, c_void};
 use std::ptr;
 
 use tokengate::Network;
-use tokengate::login::{Cancel, DeviceLogin, DevicePrompt};
+use tokengate::login::{BrowserLogin, Cancel, DeviceLogin, DevicePrompt};
 
 use crate::boundary::{self, Failure, ffi_boundary};
 use crate::error::tokengate_error;
@@ -320,6 +322,322 @@ pub unsafe extern "C" fn tokengate_device_login_free(login: *mut tokengate_devic
     boundary::guard((), || {
         if !login.is_null() {
             // SAFETY: the caller hands back ownership of the Box from tokengate_device_login_new.
+            drop(unsafe { Box::from_raw(login) });
+        }
+    });
+}
+
+/// Called once by `tokengate_browser_login_run()`, on the thread that runs the login, with the
+/// authorization URL to open in the user's browser (borrowed for the call). Return at once: the
+/// login waits for the browser's redirect only after this returns, so open the URL without waiting
+/// for the page (a browser is another process; a test that plays the browser uses another thread).
+#[allow(non_camel_case_types)]
+pub type tokengate_browser_open_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, url: *const c_char)>;
+
+/// A login in the user's browser: the authorization code grant with PKCE (RFC 7636) on a loopback
+/// redirect (RFC 8252). Create it with `tokengate_browser_login_new()`, adjust it with the
+/// `tokengate_browser_login_*()` setters, run it with `tokengate_browser_login_run()` (as often as
+/// you like), and free it with `tokengate_browser_login_free()`. Not thread-safe while being set
+/// up; `tokengate_browser_login_run()` may run on several threads at once.
+#[allow(non_camel_case_types)]
+pub struct tokengate_browser_login {
+    login: BrowserLogin,
+    network: Network,
+}
+
+/// Creates a browser login for the client `client_id`, sending the browser to
+/// `authorization_url` and exchanging the code at `token_url`. The URLs are checked when the login
+/// runs (https, or http on a loopback address). On success `*login_out` receives a login the
+/// caller owns (free it with `tokengate_browser_login_free()`).
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (a string or `login_out` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (a string is not UTF-8).
+///
+/// # Safety
+///
+/// - The strings are NULL or NUL-terminated.
+/// - `login_out` and `error_out` are NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_browser_login_new(
+    authorization_url: *const c_char,
+    token_url: *const c_char,
+    client_id: *const c_char,
+    login_out: *mut *mut tokengate_browser_login,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        let (authorization_url, token_url, client_id) = unsafe {
+            (
+                boundary::text(authorization_url, "authorization_url")?,
+                boundary::text(token_url, "token_url")?,
+                boundary::text(client_id, "client_id")?,
+            )
+        };
+        let out = boundary::out(login_out, "login_out")?;
+        let login = Box::new(tokengate_browser_login {
+            login: BrowserLogin::new(authorization_url, token_url).client_id(client_id),
+            network: Network::new(),
+        });
+        // SAFETY: `out` is non-NULL and valid for writes per the caller's guarantee.
+        unsafe { out.write(Box::into_raw(login)) };
+        Ok(())
+    })
+}
+
+/// Runs `f` on the browser login behind `login`, with the string `value`.
+///
+/// # Safety
+///
+/// `login` is NULL or a live login not in use by another thread; `value` is NULL or
+/// NUL-terminated.
+unsafe fn set_browser_text(
+    login: *mut tokengate_browser_login,
+    value: *const c_char,
+    what: &str,
+    f: impl FnOnce(&mut tokengate_browser_login, &str),
+) -> Result<(), Failure> {
+    // SAFETY: forwarded from the caller.
+    let (login, value) = unsafe {
+        (
+            boundary::arg_mut(login, "login")?,
+            boundary::text(value, what)?,
+        )
+    };
+    f(login, value);
+    Ok(())
+}
+
+/// Sets the client's secret, for a confidential client (it authenticates the code exchange).
+/// Defaults to none (a public client, the usual case for an app on the user's machine).
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `client_secret` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (`client_secret` is not UTF-8).
+///
+/// # Safety
+///
+/// - `login` is NULL or a live login not in use by another thread.
+/// - `client_secret` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one
+///   pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_browser_login_set_client_secret(
+    login: *mut tokengate_browser_login,
+    client_secret: *const c_char,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            set_browser_text(login, client_secret, "client_secret", |l, v| {
+                l.login = l.login.clone().client_secret(v);
+            })
+        }
+    })
+}
+
+/// Sets the scope to ask for, space-separated. Defaults to none (the server's default scope).
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `scope` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (`scope` is not UTF-8).
+///
+/// # Safety
+///
+/// - `login` is NULL or a live login not in use by another thread.
+/// - `scope` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_browser_login_set_scope(
+    login: *mut tokengate_browser_login,
+    scope: *const c_char,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            set_browser_text(login, scope, "scope", |l, v| {
+                l.login = l.login.clone().scope(v);
+            })
+        }
+    })
+}
+
+/// Requires the redirect's `iss` parameter to be `issuer` (RFC 9207), against mix-up attacks
+/// when an application talks to several authorization servers. Defaults to none (not checked).
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `issuer` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (`issuer` is not UTF-8).
+///
+/// # Safety
+///
+/// - `login` is NULL or a live login not in use by another thread.
+/// - `issuer` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_browser_login_expect_issuer(
+    login: *mut tokengate_browser_login,
+    issuer: *const c_char,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            set_browser_text(login, issuer, "issuer", |l, v| {
+                l.login = l.login.clone().expect_issuer(v);
+            })
+        }
+    })
+}
+
+/// Trusts the CA certificates of a PEM file as well as the operating system's, for the code
+/// exchange at the token endpoint (a private CA). The file is read when the login runs. Defaults
+/// to none.
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` or `path` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (`path` is not UTF-8).
+///
+/// # Safety
+///
+/// - `login` is NULL or a live login not in use by another thread.
+/// - `path` is NULL or NUL-terminated; `error_out` is NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_browser_login_add_root_certificates_file(
+    login: *mut tokengate_browser_login,
+    path: *const c_char,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            set_browser_text(login, path, "path", |l, v| {
+                l.network = l.network.clone().add_root_certificates_pem_file(v);
+            })
+        }
+    })
+}
+
+/// Adds a parameter to the authorization URL (e.g. `prompt` = `consent`, or `access_type` =
+/// `offline`, which some servers want before they issue a refresh token). Defaults to none.
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login`, `name` or `value` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (`name` or `value` is not UTF-8).
+///
+/// # Safety
+///
+/// - `login` is NULL or a live login not in use by another thread.
+/// - `name` and `value` are NULL or NUL-terminated; `error_out` is NULL or valid for writing one
+///   pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_browser_login_add_authorization_param(
+    login: *mut tokengate_browser_login,
+    name: *const c_char,
+    value: *const c_char,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        let name = unsafe { boundary::text(name, "name")? };
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            set_browser_text(login, value, "value", |l, v| {
+                l.login = l.login.clone().authorization_param(name, v);
+            })
+        }
+    })
+}
+
+/// Sets how long the browser has to come back with the authorization, in milliseconds, from the
+/// moment the URL is handed to the open callback. Defaults to 5 minutes.
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login` is NULL), `TOKENGATE_RESULT_INVALID_ARGUMENT`
+/// (`ms` is 0).
+///
+/// # Safety
+///
+/// - `login` is NULL or a live login not in use by another thread.
+/// - `error_out` is NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_browser_login_set_timeout_ms(
+    login: *mut tokengate_browser_login,
+    ms: u64,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        let login = unsafe { boundary::arg_mut(login, "login")? };
+        if ms == 0 {
+            return Err(Failure::invalid("the timeout must be at least 1 ms"));
+        }
+        login.login = login.login.clone().timeout(boundary::millis(ms));
+        Ok(())
+    })
+}
+
+/// Runs the login: listens on `127.0.0.1` (a port the system picks), calls `open` once (on this
+/// thread) with the authorization URL, waits for the browser's redirect (at most the timeout; set
+/// `cancel`, NULL for none, from another thread to stop it at once), checks it (`state`, and `iss`
+/// when expected), tells the browser the tab can be closed, and exchanges the code (with the PKCE
+/// verifier) for a token. On success `*token_out` receives the token (free it with
+/// `tokengate_token_free()`): hand it to `tokengate_client_login()`.
+///
+/// A TLS or proxy failure at the token endpoint gives the code it gives for requests.
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`login`, `open` or `token_out` is NULL),
+/// `TOKENGATE_RESULT_LOGIN_DENIED` (the user refused), `TOKENGATE_RESULT_LOGIN_TIMEOUT` (the
+/// browser did not come back in time), `TOKENGATE_RESULT_CANCELLED` (`cancel` was set),
+/// `TOKENGATE_RESULT_LOGIN_FAILED` (the redirect failed a check, carried an error, or the code was
+/// refused), `TOKENGATE_RESULT_CONFIG` (a plain-http URL off loopback),
+/// `TOKENGATE_RESULT_TRANSPORT` (the token endpoint could not be reached).
+///
+/// # Safety
+///
+/// - `login` is NULL or a live login; `cancel` is NULL or a live cancel flag.
+/// - `open` is NULL or a function matching the signature; `user_data` is passed to it as is.
+/// - `token_out` and `error_out` are NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_browser_login_run(
+    login: *const tokengate_browser_login,
+    open: tokengate_browser_open_callback,
+    user_data: *mut c_void,
+    cancel: *const tokengate_cancel,
+    token_out: *mut *mut tokengate_token,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        let login = unsafe { boundary::arg(login, "login")? };
+        let open = open.ok_or_else(|| Failure::null("open"))?;
+        let out = boundary::out(token_out, "token_out")?;
+        let mut browser = login.login.clone().network(login.network.clone());
+        if !cancel.is_null() {
+            // SAFETY: forwarded from the caller.
+            let cancel = unsafe { boundary::arg(cancel, "cancel")? };
+            browser = browser.cancel(&cancel.inner);
+        }
+        let token = browser
+            .run(|url| {
+                let url = CString::new(url).unwrap_or_default();
+                // SAFETY: the caller promised a function of this signature; the URL lives for
+                // the call.
+                unsafe { open(user_data, url.as_ptr()) };
+            })
+            .map_err(tokengate::Error::Login)?;
+        let token = Box::new(tokengate_token::new(token));
+        // SAFETY: `out` is non-NULL and valid for writes per the caller's guarantee.
+        unsafe { out.write(Box::into_raw(token)) };
+        Ok(())
+    })
+}
+
+/// Frees a browser login. NULL is a no-op.
+///
+/// # Safety
+///
+/// - `login` is NULL or a login from `tokengate_browser_login_new()`, not freed yet, not running,
+///   and not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_browser_login_free(login: *mut tokengate_browser_login) {
+    boundary::guard((), || {
+        if !login.is_null() {
+            // SAFETY: the caller hands back ownership of the Box from tokengate_browser_login_new.
             drop(unsafe { Box::from_raw(login) });
         }
     });

@@ -93,6 +93,8 @@ pub const TOKENGATE_RESULT_CANCELLED: tokengate_result = 117;
 /// unusable; see the message. `tokengate_error_is_transient()` says whether trying again later
 /// could help.
 pub const TOKENGATE_RESULT_LOGIN_FAILED: tokengate_result = 118;
+/// The browser did not come back with the authorization within the login's timeout.
+pub const TOKENGATE_RESULT_LOGIN_TIMEOUT: tokengate_result = 119;
 /// A failure of a kind this version of the C ABI has no code for; see the message.
 pub const TOKENGATE_RESULT_OTHER: tokengate_result = 199;
 
@@ -120,6 +122,7 @@ pub(crate) fn of(error: &Error) -> tokengate_result {
             LoginErrorKind::AccessDenied => TOKENGATE_RESULT_LOGIN_DENIED,
             LoginErrorKind::ExpiredToken => TOKENGATE_RESULT_LOGIN_EXPIRED,
             LoginErrorKind::Cancelled => TOKENGATE_RESULT_CANCELLED,
+            LoginErrorKind::TimedOut => TOKENGATE_RESULT_LOGIN_TIMEOUT,
             LoginErrorKind::Transport => TOKENGATE_RESULT_TRANSPORT,
             LoginErrorKind::Tls => TOKENGATE_RESULT_TLS,
             LoginErrorKind::Proxy => TOKENGATE_RESULT_PROXY,

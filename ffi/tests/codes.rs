@@ -14,8 +14,8 @@ use std::time::Duration;
 use tokengate_ffi::*;
 use tokengate_testserver::support::temp_dir;
 use tokengate_testserver::{
-    ClientCerts, DEMO_PUBLIC_CLIENT_ID, Failure, RawReply, RawServer, TestPki, TestServer,
-    TlsFront, closed_port_url,
+    ClientCerts, DEMO_PUBLIC_CLIENT_ID, Failure, RawReply, RawServer, RedirectFault, TestPki,
+    TestServer, TlsFront, closed_port_url,
 };
 
 mod support;
@@ -84,6 +84,7 @@ fn name_of(code: tokengate_result) -> &'static str {
         TOKENGATE_RESULT_LOGIN_EXPIRED => "TOKENGATE_RESULT_LOGIN_EXPIRED",
         TOKENGATE_RESULT_CANCELLED => "TOKENGATE_RESULT_CANCELLED",
         TOKENGATE_RESULT_LOGIN_FAILED => "TOKENGATE_RESULT_LOGIN_FAILED",
+        TOKENGATE_RESULT_LOGIN_TIMEOUT => "TOKENGATE_RESULT_LOGIN_TIMEOUT",
         TOKENGATE_RESULT_OTHER => "TOKENGATE_RESULT_OTHER",
         _ => "(unknown)",
     }
@@ -983,6 +984,186 @@ fn device_logins() {
     }
 }
 
+unsafe extern "C" fn ignore_url(_user_data: *mut c_void, _url: *const c_char) {}
+
+/// `tokengate_browser_login_*`: arguments, an error redirect, a browser that never comes back, a
+/// cancelled login, a redirect that fails its check, an insecure URL, an unreachable token
+/// endpoint.
+fn browser_logins() {
+    let server = TestServer::start();
+    let null: *const c_char = ptr::null();
+    let x = c("x");
+    let new = |authorize: &str, token: &str| {
+        let (a, t, id) = (c(authorize), c(token), c(DEMO_PUBLIC_CLIENT_ID));
+        let mut login = ptr::null_mut();
+        // SAFETY: live strings and a valid out-pointer.
+        call(|e| unsafe {
+            tokengate_browser_login_new(a.as_ptr(), t.as_ptr(), id.as_ptr(), &mut login, e)
+        })
+        .map(|()| login)
+    };
+    let (tx, rx) = crossbeam_channel::unbounded::<Page>();
+    let run = |login: *const tokengate_browser_login,
+               open: tokengate_browser_open_callback,
+               cancel: *const tokengate_cancel| {
+        let mut token = ptr::null_mut();
+        // SAFETY: `login` and `cancel` are NULL or live; `tx` outlives the call and the
+        // browser's thread holds its own clone.
+        let r = call(|e| unsafe {
+            tokengate_browser_login_run(
+                login,
+                open,
+                ptr::from_ref(&tx).cast_mut().cast(),
+                cancel,
+                &mut token,
+                e,
+            )
+        });
+        // SAFETY: NULL or a token the call gave us, freed once.
+        unsafe { tokengate_token_free(token) };
+        while rx.try_recv().is_ok() {}
+        r
+    };
+    let login = new(&server.authorization_url(), &server.token_url()).unwrap();
+    // SAFETY: every pointer is NULL, a live object, a live string or a valid out-pointer; NULL
+    // and non-UTF-8 arguments are the point.
+    unsafe {
+        let mut out = ptr::null_mut();
+        expect(
+            "tokengate_browser_login_new",
+            TOKENGATE_RESULT_NULL_ARGUMENT,
+            call(|e| tokengate_browser_login_new(x.as_ptr(), null, x.as_ptr(), &mut out, e)),
+        );
+        expect(
+            "tokengate_browser_login_new",
+            TOKENGATE_RESULT_INVALID_ARGUMENT,
+            call(|e| tokengate_browser_login_new(x.as_ptr(), x.as_ptr(), bad(), &mut out, e)),
+        );
+        type LoginSetter = unsafe extern "C" fn(
+            *mut tokengate_browser_login,
+            *const c_char,
+            *mut *mut tokengate_error,
+        ) -> tokengate_result;
+        let setters: [(&str, LoginSetter); 4] = [
+            (
+                "tokengate_browser_login_set_client_secret",
+                tokengate_browser_login_set_client_secret,
+            ),
+            (
+                "tokengate_browser_login_set_scope",
+                tokengate_browser_login_set_scope,
+            ),
+            (
+                "tokengate_browser_login_expect_issuer",
+                tokengate_browser_login_expect_issuer,
+            ),
+            (
+                "tokengate_browser_login_add_root_certificates_file",
+                tokengate_browser_login_add_root_certificates_file,
+            ),
+        ];
+        for (name, f) in setters {
+            expect(
+                name,
+                TOKENGATE_RESULT_NULL_ARGUMENT,
+                call(|e| f(ptr::null_mut(), x.as_ptr(), e)),
+            );
+            expect(
+                name,
+                TOKENGATE_RESULT_NULL_ARGUMENT,
+                call(|e| f(login, null, e)),
+            );
+            expect(
+                name,
+                TOKENGATE_RESULT_INVALID_ARGUMENT,
+                call(|e| f(login, bad(), e)),
+            );
+        }
+        let param = "tokengate_browser_login_add_authorization_param";
+        expect(
+            param,
+            TOKENGATE_RESULT_NULL_ARGUMENT,
+            call(|e| tokengate_browser_login_add_authorization_param(login, null, x.as_ptr(), e)),
+        );
+        expect(
+            param,
+            TOKENGATE_RESULT_INVALID_ARGUMENT,
+            call(|e| tokengate_browser_login_add_authorization_param(login, x.as_ptr(), bad(), e)),
+        );
+        let timeout = "tokengate_browser_login_set_timeout_ms";
+        expect(
+            timeout,
+            TOKENGATE_RESULT_NULL_ARGUMENT,
+            call(|e| tokengate_browser_login_set_timeout_ms(ptr::null_mut(), 1, e)),
+        );
+        expect(
+            timeout,
+            TOKENGATE_RESULT_INVALID_ARGUMENT,
+            call(|e| tokengate_browser_login_set_timeout_ms(login, 0, e)),
+        );
+        tokengate_browser_login_free(login);
+
+        let login = new(&server.authorization_url(), &server.token_url()).unwrap();
+        ok(call(|e| {
+            tokengate_browser_login_set_timeout_ms(login, 300, e)
+        }));
+        let name = "tokengate_browser_login_run";
+        expect(
+            name,
+            TOKENGATE_RESULT_NULL_ARGUMENT,
+            run(login, None, ptr::null()),
+        );
+        expect(
+            name,
+            TOKENGATE_RESULT_LOGIN_TIMEOUT,
+            run(login, Some(ignore_url), ptr::null()),
+        );
+        let mut cancel = ptr::null_mut();
+        ok(call(|e| tokengate_cancel_new(&mut cancel, e)));
+        tokengate_cancel_cancel(cancel);
+        expect(
+            name,
+            TOKENGATE_RESULT_CANCELLED,
+            run(login, Some(ignore_url), cancel),
+        );
+        tokengate_cancel_free(cancel);
+        server.set_redirect_fault(RedirectFault::Error("access_denied".into()));
+        expect(
+            name,
+            TOKENGATE_RESULT_LOGIN_DENIED,
+            run(login, Some(browse), ptr::null()),
+        );
+        server.set_redirect_fault(RedirectFault::WrongState);
+        expect(
+            name,
+            TOKENGATE_RESULT_LOGIN_FAILED,
+            run(login, Some(browse), ptr::null()),
+        );
+        server.set_redirect_fault(RedirectFault::None);
+        tokengate_browser_login_free(login);
+
+        let insecure = new(
+            "http://login.example/authorize",
+            "http://login.example/token",
+        )
+        .unwrap();
+        expect(
+            name,
+            TOKENGATE_RESULT_CONFIG,
+            run(insecure, Some(ignore_url), ptr::null()),
+        );
+        tokengate_browser_login_free(insecure);
+        let closed = closed_port_url();
+        let unreachable = new(&server.authorization_url(), &format!("{closed}/token")).unwrap();
+        expect(
+            name,
+            TOKENGATE_RESULT_TRANSPORT,
+            run(unreachable, Some(browse), ptr::null()),
+        );
+        tokengate_browser_login_free(unreachable);
+    }
+}
+
 /// Registers a callback of each kind (with a function that does nothing) on `client`.
 type Setter =
     unsafe fn(*const tokengate_client, *mut c_void, *mut *mut tokengate_error) -> tokengate_result;
@@ -1452,6 +1633,7 @@ fn every_documented_code_is_returned_and_no_other() {
     clients();
     sessions();
     device_logins();
+    browser_logins();
     in_callback();
     requests();
     responses();

@@ -1148,3 +1148,126 @@ fn a_cancel_from_another_thread_stops_the_device_login_at_once() {
         tokengate_device_login_free(login);
     }
 }
+
+fn browser_login(server: &TestServer) -> *mut tokengate_browser_login {
+    let (a, t, id) = (
+        c(&server.authorization_url()),
+        c(&server.token_url()),
+        c(tokengate_testserver::DEMO_PUBLIC_CLIENT_ID),
+    );
+    let mut login = ptr::null_mut();
+    // SAFETY: live strings and a valid out-pointer.
+    ok(call(|e| unsafe {
+        tokengate_browser_login_new(a.as_ptr(), t.as_ptr(), id.as_ptr(), &mut login, e)
+    }));
+    login
+}
+
+#[test]
+fn a_browser_login_from_c_exchanges_the_code_and_its_token_logs_the_client_in() {
+    let server = TestServer::start();
+    let login = browser_login(&server);
+    let scope = c("read");
+    let issuer = c(&server.issuer());
+    // SAFETY: a live login and strings.
+    unsafe {
+        ok(call(|e| {
+            tokengate_browser_login_set_scope(login, scope.as_ptr(), e)
+        }));
+        ok(call(|e| {
+            tokengate_browser_login_expect_issuer(login, issuer.as_ptr(), e)
+        }));
+    }
+    let (tx, rx) = crossbeam_channel::unbounded::<Page>();
+    let mut token = ptr::null_mut();
+    // SAFETY: a live login; `tx` outlives the call.
+    ok(call(|e| unsafe {
+        tokengate_browser_login_run(
+            login,
+            Some(browse),
+            ptr::from_ref(&tx).cast_mut().cast(),
+            ptr::null(),
+            &mut token,
+            e,
+        )
+    }));
+    let (status, page) = rx.recv_timeout(PATIENCE).expect("the browser's page");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("close this tab"), "{page}");
+    let c = server.counters();
+    assert_eq!(
+        (c.authorizations, c.code_exchanges, c.pkce_failures),
+        (1, 1, 0)
+    );
+
+    let client = build(oauth_builder(
+        &format!("{}/api", server.url()),
+        TOKENGATE_GRANT_REFRESH_TOKEN,
+        &server.token_url(),
+    ));
+    // SAFETY: a live client and token, each freed once.
+    unsafe {
+        ok(call(|e| tokengate_client_login(client, token, e)));
+        tokengate_token_free(token);
+        tokengate_browser_login_free(login);
+    }
+    assert_eq!(get(client, "/x"), Ok(200));
+    free(client);
+}
+
+unsafe extern "C" fn url_to_channel(user_data: *mut c_void, url: *const c_char) {
+    // SAFETY: user_data is the test's Sender<String>; `url` is a string for the call.
+    unsafe {
+        let tx = &*user_data.cast::<crossbeam_channel::Sender<String>>();
+        let _ = tx.send(text(url).unwrap());
+    }
+}
+
+#[test]
+fn a_cancel_from_another_thread_stops_a_browser_login_waiting_for_the_browser() {
+    let server = TestServer::start();
+    let login = browser_login(&server);
+    let mut cancel = ptr::null_mut();
+    // SAFETY: a valid out-pointer.
+    ok(call(|e| unsafe { tokengate_cancel_new(&mut cancel, e) }));
+    /// The flag, handed to the cancelling thread (the header says any thread may cancel).
+    struct CancelFlag(*const tokengate_cancel);
+    // SAFETY: tokengate_cancel_cancel() is documented safe from any thread.
+    unsafe impl Send for CancelFlag {}
+    let flag = CancelFlag(cancel);
+    let (tx, rx) = crossbeam_channel::unbounded::<String>();
+    let canceller = std::thread::spawn(move || {
+        let url = rx.recv_timeout(PATIENCE).expect("the URL was handed out");
+        let flag = flag;
+        // SAFETY: the flag stays alive until this thread is joined.
+        unsafe { tokengate_cancel_cancel(flag.0) };
+        url
+    });
+    let started = Instant::now();
+    let mut token = ptr::null_mut();
+    // SAFETY: a live login and flag; `tx` outlives the call.
+    let failed = call(|e| unsafe {
+        tokengate_browser_login_run(
+            login,
+            Some(url_to_channel),
+            ptr::from_ref(&tx).cast_mut().cast(),
+            cancel,
+            &mut token,
+            e,
+        )
+    })
+    .unwrap_err();
+    let url = canceller.join().unwrap();
+    assert_eq!(failed.code, TOKENGATE_RESULT_CANCELLED, "{failed:?}");
+    assert!(
+        started.elapsed() < PATIENCE,
+        "at once, not after the 5-minute timeout"
+    );
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    assert_eq!(server.counters().code_exchanges, 0);
+    // SAFETY: freed once, after the login returned.
+    unsafe {
+        tokengate_cancel_free(cancel);
+        tokengate_browser_login_free(login);
+    }
+}

@@ -312,3 +312,35 @@ pub struct Shared(pub *mut tokengate_client);
 unsafe impl Send for Shared {}
 // SAFETY: as above.
 unsafe impl Sync for Shared {}
+
+/// What [`browse`] sends back: the status and text of the page the browser ends on.
+pub type Page = (u16, String);
+
+/// Plays the user's browser for `tokengate_browser_login_run()`: follows the URL, and its
+/// redirect to the login's loopback listener, on a thread of its own (a browser is another
+/// process: the login waits for the redirect only once this returns), and sends the page it ends
+/// on to the `crossbeam_channel::Sender<Page>` behind `user_data`.
+///
+/// # Safety
+///
+/// `user_data` points to a live `Sender<Page>`; `url` is a NUL-terminated string.
+pub unsafe extern "C" fn browse(user_data: *mut std::ffi::c_void, url: *const c_char) {
+    // SAFETY: as the caller promised.
+    let (tx, url) = unsafe {
+        (
+            (*user_data.cast::<crossbeam_channel::Sender<Page>>()).clone(),
+            text(url).expect("a URL"),
+        )
+    };
+    std::thread::spawn(move || {
+        let agent: tokengate::ureq::Agent = tokengate::ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let page = agent.get(&url).call().map_or((0, String::new()), |mut r| {
+            let status = r.status().as_u16();
+            (status, r.body_mut().read_to_string().unwrap_or_default())
+        });
+        let _ = tx.send(page);
+    });
+}
