@@ -116,6 +116,12 @@ typedef struct tokengate_device_login tokengate_device_login;
 typedef struct tokengate_error tokengate_error;
 
 /**
+ * An authorization server's endpoints, read from its metadata by `tokengate_metadata_discover()`.
+ * Immutable: any thread may read it. Free it with `tokengate_metadata_free()`.
+ */
+typedef struct tokengate_metadata tokengate_metadata;
+
+/**
  * Where a refresh callback puts its answer. Borrowed by the callback for the duration of the call.
  */
 typedef struct tokengate_refresh_out tokengate_refresh_out;
@@ -1765,6 +1771,123 @@ tokengate_result tokengate_browser_login_run(const struct tokengate_browser_logi
  *   and not used afterwards.
  */
 void tokengate_browser_login_free(struct tokengate_browser_login *login);
+
+/**
+ * Reads the metadata of `issuer` (e.g. `https://auth.example.com`): RFC 8414's
+ * `/.well-known/oauth-authorization-server`, then OpenID Connect's
+ * `/.well-known/openid-configuration`; the document's `issuer` must be `issuer`. It trusts the
+ * operating system's certificates and the environment's proxies. On success `*metadata_out`
+ * receives the metadata (free it with `tokengate_metadata_free()`).
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`issuer` or `metadata_out` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (`issuer` is not UTF-8), `TOKENGATE_RESULT_LOGIN_FAILED`
+ * (no metadata there, or metadata of another issuer), `TOKENGATE_RESULT_TRANSPORT` (the server
+ * could not be reached).
+ *
+ * # Safety
+ *
+ * - `issuer` is NULL or NUL-terminated.
+ * - `metadata_out` and `error_out` are NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_metadata_discover(const char *issuer,
+                                             struct tokengate_metadata **metadata_out,
+                                             struct tokengate_error **error_out);
+
+/**
+ * The issuer, borrowed from `metadata` (valid until it is freed); NULL when `metadata` is NULL.
+ *
+ * # Safety
+ *
+ * - `metadata` is NULL or live metadata.
+ */
+const char *tokengate_metadata_issuer(const struct tokengate_metadata *metadata);
+
+/**
+ * The token endpoint (for `tokengate_client_builder_set_oauth2()`), borrowed from `metadata`;
+ * NULL when `metadata` is NULL.
+ *
+ * # Safety
+ *
+ * - `metadata` is NULL or live metadata.
+ */
+const char *tokengate_metadata_token_endpoint(const struct tokengate_metadata *metadata);
+
+/**
+ * The authorization endpoint (for the browser login), borrowed from `metadata`; NULL when the
+ * server has none or `metadata` is NULL.
+ *
+ * # Safety
+ *
+ * - `metadata` is NULL or live metadata.
+ */
+const char *tokengate_metadata_authorization_endpoint(const struct tokengate_metadata *metadata);
+
+/**
+ * The device authorization endpoint (for the device login), borrowed from `metadata`; NULL when
+ * the server has none or `metadata` is NULL.
+ *
+ * # Safety
+ *
+ * - `metadata` is NULL or live metadata.
+ */
+const char *tokengate_metadata_device_authorization_endpoint(const struct tokengate_metadata *metadata);
+
+/**
+ * The revocation endpoint (for `tokengate_client_builder_set_revocation_url()`), borrowed from
+ * `metadata`; NULL when the server has none or `metadata` is NULL.
+ *
+ * # Safety
+ *
+ * - `metadata` is NULL or live metadata.
+ */
+const char *tokengate_metadata_revocation_endpoint(const struct tokengate_metadata *metadata);
+
+/**
+ * Creates a device login on the endpoints of `metadata` for the client `client_id` (as
+ * `tokengate_device_login_new()`).
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`metadata`, `client_id` or `login_out` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (`client_id` is not UTF-8),
+ * `TOKENGATE_RESULT_LOGIN_FAILED` (the server has no device authorization endpoint).
+ *
+ * # Safety
+ *
+ * - `metadata` is NULL or live metadata; `client_id` is NULL or NUL-terminated.
+ * - `login_out` and `error_out` are NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_device_login_from_metadata(const struct tokengate_metadata *metadata,
+                                                      const char *client_id,
+                                                      struct tokengate_device_login **login_out,
+                                                      struct tokengate_error **error_out);
+
+/**
+ * Creates a browser login on the endpoints of `metadata` for the client `client_id` (as
+ * `tokengate_browser_login_new()`); when the server says it sends `iss` in its redirects
+ * (RFC 9207), its issuer is expected there.
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`metadata`, `client_id` or `login_out` is NULL),
+ * `TOKENGATE_RESULT_INVALID_ARGUMENT` (`client_id` is not UTF-8),
+ * `TOKENGATE_RESULT_LOGIN_FAILED` (the server has no authorization endpoint, or no `S256` PKCE).
+ *
+ * # Safety
+ *
+ * - `metadata` is NULL or live metadata; `client_id` is NULL or NUL-terminated.
+ * - `login_out` and `error_out` are NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_browser_login_from_metadata(const struct tokengate_metadata *metadata,
+                                                       const char *client_id,
+                                                       struct tokengate_browser_login **login_out,
+                                                       struct tokengate_error **error_out);
+
+/**
+ * Frees metadata. NULL is a no-op. Logins made from it are not affected.
+ *
+ * # Safety
+ *
+ * - `metadata` is NULL or metadata from `tokengate_metadata_discover()`, not freed yet, and not
+ *   used afterwards (nor the strings borrowed from it).
+ */
+void tokengate_metadata_free(struct tokengate_metadata *metadata);
 
 /**
  * Creates a request. `method` is an HTTP method in upper case (`GET`, `POST`, ...; `"get"` is

@@ -108,14 +108,18 @@ pub use events::{
 pub use login::{
     tokengate_browser_login, tokengate_browser_login_add_authorization_param,
     tokengate_browser_login_add_root_certificates_file, tokengate_browser_login_expect_issuer,
-    tokengate_browser_login_free, tokengate_browser_login_new, tokengate_browser_login_run,
+    tokengate_browser_login_free, tokengate_browser_login_from_metadata,
+    tokengate_browser_login_new, tokengate_browser_login_run,
     tokengate_browser_login_set_client_secret, tokengate_browser_login_set_scope,
     tokengate_browser_login_set_timeout_ms, tokengate_browser_open_callback, tokengate_cancel,
     tokengate_cancel_cancel, tokengate_cancel_free, tokengate_cancel_new, tokengate_device_login,
     tokengate_device_login_add_root_certificates_file, tokengate_device_login_free,
-    tokengate_device_login_new, tokengate_device_login_run,
+    tokengate_device_login_from_metadata, tokengate_device_login_new, tokengate_device_login_run,
     tokengate_device_login_set_client_secret, tokengate_device_login_set_scope,
-    tokengate_device_prompt_callback,
+    tokengate_device_prompt_callback, tokengate_metadata,
+    tokengate_metadata_authorization_endpoint, tokengate_metadata_device_authorization_endpoint,
+    tokengate_metadata_discover, tokengate_metadata_free, tokengate_metadata_issuer,
+    tokengate_metadata_revocation_endpoint, tokengate_metadata_token_endpoint,
 };
 pub use request::{
     tokengate_header, tokengate_request, tokengate_request_add_header, tokengate_request_add_query,

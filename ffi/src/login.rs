@@ -1,13 +1,14 @@
 //! Logging in from C: `tokengate_device_login` (the OAuth2 device authorization grant, RFC 8628)
 //! with a prompt callback, `tokengate_browser_login` (the authorization code grant with PKCE on a
-//! loopback redirect, RFC 7636 and RFC 8252) with an open-the-URL callback, and
-//! `tokengate_cancel`, which stops a login from another thread.
+//! loopback redirect, RFC 7636 and RFC 8252) with an open-the-URL callback, `tokengate_metadata`
+//! (the endpoints found from the issuer, RFC 8414 / OpenID Connect), and `tokengate_cancel`,
+//! which stops a login from another thread.
 
 use std::ffi::{CString, c_char, c_void};
 use std::ptr;
 
 use tokengate::Network;
-use tokengate::login::{BrowserLogin, Cancel, DeviceLogin, DevicePrompt};
+use tokengate::login::{BrowserLogin, Cancel, DeviceLogin, DevicePrompt, Metadata};
 
 use crate::boundary::{self, Failure, ffi_boundary};
 use crate::error::tokengate_error;
@@ -639,6 +640,235 @@ pub unsafe extern "C" fn tokengate_browser_login_free(login: *mut tokengate_brow
         if !login.is_null() {
             // SAFETY: the caller hands back ownership of the Box from tokengate_browser_login_new.
             drop(unsafe { Box::from_raw(login) });
+        }
+    });
+}
+
+/// An authorization server's endpoints, read from its metadata by `tokengate_metadata_discover()`.
+/// Immutable: any thread may read it. Free it with `tokengate_metadata_free()`.
+#[allow(non_camel_case_types)]
+pub struct tokengate_metadata {
+    metadata: Metadata,
+    issuer: CString,
+    token_endpoint: CString,
+    authorization_endpoint: Option<CString>,
+    device_authorization_endpoint: Option<CString>,
+    revocation_endpoint: Option<CString>,
+}
+
+/// Reads the metadata of `issuer` (e.g. `https://auth.example.com`): RFC 8414's
+/// `/.well-known/oauth-authorization-server`, then OpenID Connect's
+/// `/.well-known/openid-configuration`; the document's `issuer` must be `issuer`. It trusts the
+/// operating system's certificates and the environment's proxies. On success `*metadata_out`
+/// receives the metadata (free it with `tokengate_metadata_free()`).
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`issuer` or `metadata_out` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (`issuer` is not UTF-8), `TOKENGATE_RESULT_LOGIN_FAILED`
+/// (no metadata there, or metadata of another issuer), `TOKENGATE_RESULT_TRANSPORT` (the server
+/// could not be reached).
+///
+/// # Safety
+///
+/// - `issuer` is NULL or NUL-terminated.
+/// - `metadata_out` and `error_out` are NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_metadata_discover(
+    issuer: *const c_char,
+    metadata_out: *mut *mut tokengate_metadata,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        let issuer = unsafe { boundary::text(issuer, "issuer")? };
+        let out = boundary::out(metadata_out, "metadata_out")?;
+        let metadata =
+            Metadata::discover(issuer, &Network::new()).map_err(tokengate::Error::Login)?;
+        let text = |s: &str| CString::new(s).unwrap_or_default();
+        let found = Box::new(tokengate_metadata {
+            issuer: text(metadata.issuer()),
+            token_endpoint: text(metadata.token_endpoint()),
+            authorization_endpoint: metadata.authorization_endpoint().map(text),
+            device_authorization_endpoint: metadata.device_authorization_endpoint().map(text),
+            revocation_endpoint: metadata.revocation_endpoint().map(text),
+            metadata,
+        });
+        // SAFETY: `out` is non-NULL and valid for writes per the caller's guarantee.
+        unsafe { out.write(Box::into_raw(found)) };
+        Ok(())
+    })
+}
+
+/// One string of the metadata, borrowed: NULL when `metadata` is NULL or has no such endpoint.
+fn endpoint(
+    metadata: *const tokengate_metadata,
+    pick: impl FnOnce(&tokengate_metadata) -> Option<&CString>,
+) -> *const c_char {
+    boundary::guard(ptr::null(), || {
+        // SAFETY: the caller of the getter promised NULL or a live metadata.
+        match unsafe { metadata.as_ref() } {
+            Some(m) => pick(m).map_or(ptr::null(), |s| s.as_ptr()),
+            None => ptr::null(),
+        }
+    })
+}
+
+/// The issuer, borrowed from `metadata` (valid until it is freed); NULL when `metadata` is NULL.
+///
+/// # Safety
+///
+/// - `metadata` is NULL or live metadata.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_metadata_issuer(
+    metadata: *const tokengate_metadata,
+) -> *const c_char {
+    endpoint(metadata, |m| Some(&m.issuer))
+}
+
+/// The token endpoint (for `tokengate_client_builder_set_oauth2()`), borrowed from `metadata`;
+/// NULL when `metadata` is NULL.
+///
+/// # Safety
+///
+/// - `metadata` is NULL or live metadata.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_metadata_token_endpoint(
+    metadata: *const tokengate_metadata,
+) -> *const c_char {
+    endpoint(metadata, |m| Some(&m.token_endpoint))
+}
+
+/// The authorization endpoint (for the browser login), borrowed from `metadata`; NULL when the
+/// server has none or `metadata` is NULL.
+///
+/// # Safety
+///
+/// - `metadata` is NULL or live metadata.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_metadata_authorization_endpoint(
+    metadata: *const tokengate_metadata,
+) -> *const c_char {
+    endpoint(metadata, |m| m.authorization_endpoint.as_ref())
+}
+
+/// The device authorization endpoint (for the device login), borrowed from `metadata`; NULL when
+/// the server has none or `metadata` is NULL.
+///
+/// # Safety
+///
+/// - `metadata` is NULL or live metadata.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_metadata_device_authorization_endpoint(
+    metadata: *const tokengate_metadata,
+) -> *const c_char {
+    endpoint(metadata, |m| m.device_authorization_endpoint.as_ref())
+}
+
+/// The revocation endpoint (for `tokengate_client_builder_set_revocation_url()`), borrowed from
+/// `metadata`; NULL when the server has none or `metadata` is NULL.
+///
+/// # Safety
+///
+/// - `metadata` is NULL or live metadata.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_metadata_revocation_endpoint(
+    metadata: *const tokengate_metadata,
+) -> *const c_char {
+    endpoint(metadata, |m| m.revocation_endpoint.as_ref())
+}
+
+/// Creates a device login on the endpoints of `metadata` for the client `client_id` (as
+/// `tokengate_device_login_new()`).
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`metadata`, `client_id` or `login_out` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (`client_id` is not UTF-8),
+/// `TOKENGATE_RESULT_LOGIN_FAILED` (the server has no device authorization endpoint).
+///
+/// # Safety
+///
+/// - `metadata` is NULL or live metadata; `client_id` is NULL or NUL-terminated.
+/// - `login_out` and `error_out` are NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_device_login_from_metadata(
+    metadata: *const tokengate_metadata,
+    client_id: *const c_char,
+    login_out: *mut *mut tokengate_device_login,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        let (metadata, client_id) = unsafe {
+            (
+                boundary::arg(metadata, "metadata")?,
+                boundary::text(client_id, "client_id")?,
+            )
+        };
+        let out = boundary::out(login_out, "login_out")?;
+        let login = DeviceLogin::from_metadata(&metadata.metadata)
+            .map_err(tokengate::Error::Login)?
+            .client_id(client_id);
+        let login = Box::new(tokengate_device_login {
+            login,
+            network: metadata.metadata.network().clone(),
+        });
+        // SAFETY: `out` is non-NULL and valid for writes per the caller's guarantee.
+        unsafe { out.write(Box::into_raw(login)) };
+        Ok(())
+    })
+}
+
+/// Creates a browser login on the endpoints of `metadata` for the client `client_id` (as
+/// `tokengate_browser_login_new()`); when the server says it sends `iss` in its redirects
+/// (RFC 9207), its issuer is expected there.
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`metadata`, `client_id` or `login_out` is NULL),
+/// `TOKENGATE_RESULT_INVALID_ARGUMENT` (`client_id` is not UTF-8),
+/// `TOKENGATE_RESULT_LOGIN_FAILED` (the server has no authorization endpoint, or no `S256` PKCE).
+///
+/// # Safety
+///
+/// - `metadata` is NULL or live metadata; `client_id` is NULL or NUL-terminated.
+/// - `login_out` and `error_out` are NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_browser_login_from_metadata(
+    metadata: *const tokengate_metadata,
+    client_id: *const c_char,
+    login_out: *mut *mut tokengate_browser_login,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        let (metadata, client_id) = unsafe {
+            (
+                boundary::arg(metadata, "metadata")?,
+                boundary::text(client_id, "client_id")?,
+            )
+        };
+        let out = boundary::out(login_out, "login_out")?;
+        let login = BrowserLogin::from_metadata(&metadata.metadata)
+            .map_err(tokengate::Error::Login)?
+            .client_id(client_id);
+        let login = Box::new(tokengate_browser_login {
+            login,
+            network: metadata.metadata.network().clone(),
+        });
+        // SAFETY: `out` is non-NULL and valid for writes per the caller's guarantee.
+        unsafe { out.write(Box::into_raw(login)) };
+        Ok(())
+    })
+}
+
+/// Frees metadata. NULL is a no-op. Logins made from it are not affected.
+///
+/// # Safety
+///
+/// - `metadata` is NULL or metadata from `tokengate_metadata_discover()`, not freed yet, and not
+///   used afterwards (nor the strings borrowed from it).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_metadata_free(metadata: *mut tokengate_metadata) {
+    boundary::guard((), || {
+        if !metadata.is_null() {
+            // SAFETY: the caller hands back ownership of the Box from tokengate_metadata_discover.
+            drop(unsafe { Box::from_raw(metadata) });
         }
     });
 }

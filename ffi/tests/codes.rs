@@ -1164,6 +1164,87 @@ fn browser_logins() {
     }
 }
 
+/// `tokengate_metadata_discover()` and the logins made from metadata: arguments, no metadata, an
+/// unreachable issuer, a server without the endpoint a login needs.
+fn discovery() {
+    let server = TestServer::start();
+    let discover = |issuer: *const c_char| {
+        let mut metadata = ptr::null_mut();
+        // SAFETY: `issuer` is NULL, not UTF-8 or a live string; a valid out-pointer.
+        call(|e| unsafe { tokengate_metadata_discover(issuer, &mut metadata, e) })
+            .map(|()| metadata)
+    };
+    let name = "tokengate_metadata_discover";
+    expect(
+        name,
+        TOKENGATE_RESULT_NULL_ARGUMENT,
+        discover(ptr::null()).map(drop),
+    );
+    expect(
+        name,
+        TOKENGATE_RESULT_INVALID_ARGUMENT,
+        discover(bad()).map(drop),
+    );
+    let elsewhere = c(&format!("{}/elsewhere", server.url()));
+    expect(
+        name,
+        TOKENGATE_RESULT_LOGIN_FAILED,
+        discover(elsewhere.as_ptr()).map(drop),
+    );
+    let closed = c(&closed_port_url());
+    expect(
+        name,
+        TOKENGATE_RESULT_TRANSPORT,
+        discover(closed.as_ptr()).map(drop),
+    );
+
+    server.set_metadata_omits(&["device_authorization_endpoint", "authorization_endpoint"]);
+    let issuer = c(&server.issuer());
+    let metadata = discover(issuer.as_ptr()).unwrap();
+    let id = c(DEMO_PUBLIC_CLIENT_ID);
+    // SAFETY: live metadata and strings, NULL and non-UTF-8 on purpose, valid out-pointers.
+    unsafe {
+        let mut device = ptr::null_mut();
+        let name = "tokengate_device_login_from_metadata";
+        expect(
+            name,
+            TOKENGATE_RESULT_NULL_ARGUMENT,
+            call(|e| {
+                tokengate_device_login_from_metadata(ptr::null(), id.as_ptr(), &mut device, e)
+            }),
+        );
+        expect(
+            name,
+            TOKENGATE_RESULT_INVALID_ARGUMENT,
+            call(|e| tokengate_device_login_from_metadata(metadata, bad(), &mut device, e)),
+        );
+        expect(
+            name,
+            TOKENGATE_RESULT_LOGIN_FAILED,
+            call(|e| tokengate_device_login_from_metadata(metadata, id.as_ptr(), &mut device, e)),
+        );
+        let mut browser = ptr::null_mut();
+        let name = "tokengate_browser_login_from_metadata";
+        expect(
+            name,
+            TOKENGATE_RESULT_NULL_ARGUMENT,
+            call(|e| tokengate_browser_login_from_metadata(metadata, ptr::null(), &mut browser, e)),
+        );
+        expect(
+            name,
+            TOKENGATE_RESULT_INVALID_ARGUMENT,
+            call(|e| tokengate_browser_login_from_metadata(metadata, bad(), &mut browser, e)),
+        );
+        expect(
+            name,
+            TOKENGATE_RESULT_LOGIN_FAILED,
+            call(|e| tokengate_browser_login_from_metadata(metadata, id.as_ptr(), &mut browser, e)),
+        );
+        assert!(tokengate_metadata_device_authorization_endpoint(metadata).is_null());
+        tokengate_metadata_free(metadata);
+    }
+}
+
 /// Registers a callback of each kind (with a function that does nothing) on `client`.
 type Setter =
     unsafe fn(*const tokengate_client, *mut c_void, *mut *mut tokengate_error) -> tokengate_result;
@@ -1634,6 +1715,7 @@ fn every_documented_code_is_returned_and_no_other() {
     sessions();
     device_logins();
     browser_logins();
+    discovery();
     in_callback();
     requests();
     responses();

@@ -1271,3 +1271,91 @@ fn a_cancel_from_another_thread_stops_a_browser_login_waiting_for_the_browser() 
         tokengate_browser_login_free(login);
     }
 }
+
+#[test]
+fn discovery_from_c_finds_the_endpoints_and_makes_logins_that_work() {
+    let server = TestServer::start();
+    server.set_device_interval(Duration::from_millis(20));
+    let issuer = c(&server.issuer());
+    let mut metadata = ptr::null_mut();
+    // SAFETY: a live string and a valid out-pointer.
+    ok(call(|e| unsafe {
+        tokengate_metadata_discover(issuer.as_ptr(), &mut metadata, e)
+    }));
+    // SAFETY: live metadata; the strings are read before it is freed.
+    unsafe {
+        assert_eq!(
+            text(tokengate_metadata_issuer(metadata)),
+            Some(server.issuer())
+        );
+        assert_eq!(
+            text(tokengate_metadata_token_endpoint(metadata)),
+            Some(server.token_url())
+        );
+        assert_eq!(
+            text(tokengate_metadata_device_authorization_endpoint(metadata)),
+            Some(server.device_authorization_url())
+        );
+        assert_eq!(
+            text(tokengate_metadata_authorization_endpoint(metadata)),
+            Some(server.authorization_url())
+        );
+        assert_eq!(
+            text(tokengate_metadata_revocation_endpoint(metadata)),
+            Some(server.revocation_url())
+        );
+        assert!(tokengate_metadata_issuer(ptr::null()).is_null());
+    }
+    let id = c(tokengate_testserver::DEMO_PUBLIC_CLIENT_ID);
+    let (mut device, mut browser) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: live metadata and string, valid out-pointers.
+    unsafe {
+        ok(call(|e| {
+            tokengate_device_login_from_metadata(metadata, id.as_ptr(), &mut device, e)
+        }));
+        ok(call(|e| {
+            tokengate_browser_login_from_metadata(metadata, id.as_ptr(), &mut browser, e)
+        }));
+        tokengate_metadata_free(metadata);
+    }
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let user = DeviceUser {
+        server: &server,
+        approve: true,
+        prompts: Mutex::default(),
+        prompted: tx,
+    };
+    let (pages, _) = crossbeam_channel::unbounded::<Page>();
+    let (mut a, mut b) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: live logins (made before the metadata was freed); the user data outlive the calls.
+    unsafe {
+        ok(call(|e| {
+            tokengate_device_login_run(
+                device,
+                Some(on_device_prompt),
+                ptr::from_ref(&user).cast_mut().cast(),
+                ptr::null(),
+                &mut a,
+                e,
+            )
+        }));
+        ok(call(|e| {
+            tokengate_browser_login_run(
+                browser,
+                Some(browse),
+                ptr::from_ref(&pages).cast_mut().cast(),
+                ptr::null(),
+                &mut b,
+                e,
+            )
+        }));
+        for t in [a, b] {
+            assert!(server.is_access_token_valid(&text(tokengate_token_access_token(t)).unwrap()));
+            tokengate_token_free(t);
+        }
+        tokengate_device_login_free(device);
+        tokengate_browser_login_free(browser);
+    }
+    let c = server.counters();
+    assert_eq!((c.device_grants, c.code_exchanges), (1, 1));
+}

@@ -521,6 +521,13 @@ impl TestServer {
         self.shared.login.knobs.lock().metadata_issuer = issuer.map(str::to_owned);
     }
 
+    /// Leaves these fields out of the metadata documents from now on (e.g.
+    /// `device_authorization_endpoint`, for a server without the device flow); empty: none.
+    pub fn set_metadata_omits(&self, fields: &[&str]) {
+        self.shared.login.knobs.lock().metadata_omits =
+            fields.iter().map(|f| (*f).to_owned()).collect();
+    }
+
     /// Whether the metadata advertise `authorization_response_iss_parameter_supported` (RFC 9207;
     /// default `true`). The redirects carry `iss` either way.
     pub fn set_iss_parameter_supported(&self, on: bool) {

@@ -63,6 +63,8 @@ pub(crate) struct LoginKnobs {
     pub serve_oauth_metadata: bool,
     pub serve_openid_metadata: bool,
     pub metadata_issuer: Option<String>,
+    /// Fields left out of the metadata documents (e.g. `device_authorization_endpoint`).
+    pub metadata_omits: Vec<String>,
     pub iss_supported: bool,
     pub revocation_unavailable: bool,
 }
@@ -80,6 +82,7 @@ impl Default for LoginKnobs {
             serve_oauth_metadata: true,
             serve_openid_metadata: true,
             metadata_issuer: None,
+            metadata_omits: Vec::new(),
             iss_supported: true,
             revocation_unavailable: false,
         }
@@ -190,24 +193,27 @@ pub(crate) fn metadata(shared: &Shared, req: &Request, openid: bool) -> Response
     }
     let base = shared.base_url();
     let issuer = k.metadata_issuer.unwrap_or_else(|| base.clone());
-    Response::json_value(
-        200,
-        &json!({
-            "issuer": issuer,
-            "authorization_endpoint": format!("{base}{AUTHORIZE_PATH}"),
-            "token_endpoint": format!("{base}{}", crate::router::TOKEN_PATH),
-            "device_authorization_endpoint": format!("{base}{DEVICE_PATH}"),
-            "revocation_endpoint": format!("{base}{REVOKE_PATH}"),
-            "response_types_supported": ["code"],
-            "grant_types_supported": [
-                "authorization_code", "refresh_token", "client_credentials", "password",
-                DEVICE_CODE_GRANT,
-            ],
-            "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "authorization_response_iss_parameter_supported": k.iss_supported,
-        }),
-    )
+    let mut document = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{base}{AUTHORIZE_PATH}"),
+        "token_endpoint": format!("{base}{}", crate::router::TOKEN_PATH),
+        "device_authorization_endpoint": format!("{base}{DEVICE_PATH}"),
+        "revocation_endpoint": format!("{base}{REVOKE_PATH}"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": [
+            "authorization_code", "refresh_token", "client_credentials", "password",
+            DEVICE_CODE_GRANT,
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "authorization_response_iss_parameter_supported": k.iss_supported,
+    });
+    if let Some(fields) = document.as_object_mut() {
+        for field in &k.metadata_omits {
+            fields.remove(field);
+        }
+    }
+    Response::json_value(200, &document)
 }
 
 /// `POST /oauth/device_authorization` (RFC 8628 §3.1, §3.2).
