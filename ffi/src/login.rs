@@ -146,17 +146,17 @@ pub unsafe extern "C" fn tokengate_device_login_new(
     })
 }
 
-/// Runs `f` on the login behind `login`, with the string `value`.
+/// Runs `f` on the login behind `login` (a device or a browser login), with the string `value`.
 ///
 /// # Safety
 ///
 /// `login` is NULL or a live login not in use by another thread; `value` is NULL or
 /// NUL-terminated.
-unsafe fn set_text(
-    login: *mut tokengate_device_login,
+unsafe fn set_text<L>(
+    login: *mut L,
     value: *const c_char,
     what: &str,
-    f: impl FnOnce(&mut tokengate_device_login, &str),
+    f: impl FnOnce(&mut L, &str),
 ) -> Result<(), Failure> {
     // SAFETY: forwarded from the caller.
     let (login, value) = unsafe {
@@ -387,29 +387,6 @@ pub unsafe extern "C" fn tokengate_browser_login_new(
     })
 }
 
-/// Runs `f` on the browser login behind `login`, with the string `value`.
-///
-/// # Safety
-///
-/// `login` is NULL or a live login not in use by another thread; `value` is NULL or
-/// NUL-terminated.
-unsafe fn set_browser_text(
-    login: *mut tokengate_browser_login,
-    value: *const c_char,
-    what: &str,
-    f: impl FnOnce(&mut tokengate_browser_login, &str),
-) -> Result<(), Failure> {
-    // SAFETY: forwarded from the caller.
-    let (login, value) = unsafe {
-        (
-            boundary::arg_mut(login, "login")?,
-            boundary::text(value, what)?,
-        )
-    };
-    f(login, value);
-    Ok(())
-}
-
 /// Sets the client's secret, for a confidential client (it authenticates the code exchange).
 /// Defaults to none (a public client, the usual case for an app on the user's machine).
 ///
@@ -430,7 +407,7 @@ pub unsafe extern "C" fn tokengate_browser_login_set_client_secret(
     ffi_boundary!(error_out, {
         // SAFETY: forwarded from the caller.
         unsafe {
-            set_browser_text(login, client_secret, "client_secret", |l, v| {
+            set_text(login, client_secret, "client_secret", |l, v| {
                 l.login = l.login.clone().client_secret(v);
             })
         }
@@ -455,7 +432,7 @@ pub unsafe extern "C" fn tokengate_browser_login_set_scope(
     ffi_boundary!(error_out, {
         // SAFETY: forwarded from the caller.
         unsafe {
-            set_browser_text(login, scope, "scope", |l, v| {
+            set_text(login, scope, "scope", |l, v| {
                 l.login = l.login.clone().scope(v);
             })
         }
@@ -481,7 +458,7 @@ pub unsafe extern "C" fn tokengate_browser_login_expect_issuer(
     ffi_boundary!(error_out, {
         // SAFETY: forwarded from the caller.
         unsafe {
-            set_browser_text(login, issuer, "issuer", |l, v| {
+            set_text(login, issuer, "issuer", |l, v| {
                 l.login = l.login.clone().expect_issuer(v);
             })
         }
@@ -508,7 +485,7 @@ pub unsafe extern "C" fn tokengate_browser_login_add_root_certificates_file(
     ffi_boundary!(error_out, {
         // SAFETY: forwarded from the caller.
         unsafe {
-            set_browser_text(login, path, "path", |l, v| {
+            set_text(login, path, "path", |l, v| {
                 l.network = l.network.clone().add_root_certificates_pem_file(v);
             })
         }
@@ -538,7 +515,7 @@ pub unsafe extern "C" fn tokengate_browser_login_add_authorization_param(
         let name = unsafe { boundary::text(name, "name")? };
         // SAFETY: forwarded from the caller.
         unsafe {
-            set_browser_text(login, value, "value", |l, v| {
+            set_text(login, value, "value", |l, v| {
                 l.login = l.login.clone().authorization_param(name, v);
             })
         }

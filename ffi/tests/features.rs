@@ -983,6 +983,11 @@ fn a_revocation_the_server_does_not_confirm_is_its_own_code_and_the_session_stil
     assert!(failed.message.contains("revocation URL"), "{failed:?}");
 }
 
+/// A cancel flag, handed to the cancelling thread (the header says any thread may cancel).
+struct CancelFlag(*const tokengate_cancel);
+// SAFETY: tokengate_cancel_cancel() is documented safe from any thread.
+unsafe impl Send for CancelFlag {}
+
 /// One prompt: user code, verification URI, complete URI, expires_in_ms.
 type Prompt = (String, String, Option<String>, i64);
 
@@ -1102,10 +1107,6 @@ fn a_cancel_from_another_thread_stops_the_device_login_at_once() {
         prompts: Mutex::default(),
         prompted: tx,
     };
-    /// The flag, handed to the cancelling thread (the header says any thread may cancel).
-    struct CancelFlag(*const tokengate_cancel);
-    // SAFETY: tokengate_cancel_cancel() is documented safe from any thread.
-    unsafe impl Send for CancelFlag {}
     let flag = CancelFlag(cancel);
     let canceller = std::thread::spawn(move || {
         let code = rx.recv_timeout(PATIENCE).expect("the prompt was shown");
@@ -1230,10 +1231,6 @@ fn a_cancel_from_another_thread_stops_a_browser_login_waiting_for_the_browser() 
     let mut cancel = ptr::null_mut();
     // SAFETY: a valid out-pointer.
     ok(call(|e| unsafe { tokengate_cancel_new(&mut cancel, e) }));
-    /// The flag, handed to the cancelling thread (the header says any thread may cancel).
-    struct CancelFlag(*const tokengate_cancel);
-    // SAFETY: tokengate_cancel_cancel() is documented safe from any thread.
-    unsafe impl Send for CancelFlag {}
     let flag = CancelFlag(cancel);
     let (tx, rx) = crossbeam_channel::unbounded::<String>();
     let canceller = std::thread::spawn(move || {
