@@ -4,7 +4,7 @@
 //! helpers here turn NULL and non-UTF-8 pointers into failures instead of crashes.
 
 use std::cell::RefCell;
-use std::ffi::{CStr, c_char};
+use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 
@@ -176,6 +176,12 @@ pub(crate) fn out<T>(ptr: *mut T, what: &str) -> Result<NonNull<T>, Failure> {
 pub(crate) unsafe fn text<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Failure> {
     // SAFETY: forwarded from the caller.
     unsafe { opt_text(ptr, what) }?.ok_or_else(|| Failure::null(what))
+}
+
+/// A C string of `s` to hand out (a NUL inside, which no token, URL or code a server may send
+/// can carry, is dropped).
+pub(crate) fn c_string(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).unwrap_or_default()
 }
 
 /// An optional NUL-terminated UTF-8 string: NULL is `None`.

@@ -10,7 +10,7 @@ use std::ptr;
 use tokengate::Network;
 use tokengate::login::{BrowserLogin, Cancel, DeviceLogin, DevicePrompt, Metadata};
 
-use crate::boundary::{self, Failure, ffi_boundary};
+use crate::boundary::{self, Failure, c_string, ffi_boundary};
 use crate::error::tokengate_error;
 use crate::result::tokengate_result;
 use crate::token::tokengate_token;
@@ -281,16 +281,14 @@ pub unsafe extern "C" fn tokengate_device_login_run(
         let prompt = prompt.ok_or_else(|| Failure::null("prompt"))?;
         let out = boundary::out(token_out, "token_out")?;
         let mut device = login.login.clone().network(login.network.clone());
-        if !cancel.is_null() {
-            // SAFETY: forwarded from the caller.
-            let cancel = unsafe { boundary::arg(cancel, "cancel")? };
+        // SAFETY: forwarded from the caller (NULL: no cancel flag).
+        if let Some(cancel) = unsafe { cancel.as_ref() } {
             device = device.cancel(&cancel.inner);
         }
         let token = device
             .run(|p: &DevicePrompt| {
-                let text = |s: &str| CString::new(s).unwrap_or_default();
-                let (code, uri) = (text(p.user_code()), text(p.verification_uri()));
-                let complete = p.verification_uri_complete().map(text);
+                let (code, uri) = (c_string(p.user_code()), c_string(p.verification_uri()));
+                let complete = p.verification_uri_complete().map(c_string);
                 let expires_in_ms = i64::try_from(p.expires_in().as_millis()).unwrap_or(i64::MAX);
                 // SAFETY: the caller promised a function of this signature; the strings live
                 // for the call.
@@ -585,14 +583,13 @@ pub unsafe extern "C" fn tokengate_browser_login_run(
         let open = open.ok_or_else(|| Failure::null("open"))?;
         let out = boundary::out(token_out, "token_out")?;
         let mut browser = login.login.clone().network(login.network.clone());
-        if !cancel.is_null() {
-            // SAFETY: forwarded from the caller.
-            let cancel = unsafe { boundary::arg(cancel, "cancel")? };
+        // SAFETY: forwarded from the caller (NULL: no cancel flag).
+        if let Some(cancel) = unsafe { cancel.as_ref() } {
             browser = browser.cancel(&cancel.inner);
         }
         let token = browser
             .run(|url| {
-                let url = CString::new(url).unwrap_or_default();
+                let url = c_string(url);
                 // SAFETY: the caller promised a function of this signature; the URL lives for
                 // the call.
                 unsafe { open(user_data, url.as_ptr()) };
@@ -660,13 +657,12 @@ pub unsafe extern "C" fn tokengate_metadata_discover(
         let out = boundary::out(metadata_out, "metadata_out")?;
         let metadata =
             Metadata::discover(issuer, &Network::new()).map_err(tokengate::Error::Login)?;
-        let text = |s: &str| CString::new(s).unwrap_or_default();
         let found = Box::new(tokengate_metadata {
-            issuer: text(metadata.issuer()),
-            token_endpoint: text(metadata.token_endpoint()),
-            authorization_endpoint: metadata.authorization_endpoint().map(text),
-            device_authorization_endpoint: metadata.device_authorization_endpoint().map(text),
-            revocation_endpoint: metadata.revocation_endpoint().map(text),
+            issuer: c_string(metadata.issuer()),
+            token_endpoint: c_string(metadata.token_endpoint()),
+            authorization_endpoint: metadata.authorization_endpoint().map(c_string),
+            device_authorization_endpoint: metadata.device_authorization_endpoint().map(c_string),
+            revocation_endpoint: metadata.revocation_endpoint().map(c_string),
             metadata,
         });
         // SAFETY: `out` is non-NULL and valid for writes per the caller's guarantee.

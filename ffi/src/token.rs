@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tokengate::Token;
 
-use crate::boundary::{self, Failure, ffi_boundary};
+use crate::boundary::{self, Failure, c_string, ffi_boundary};
 use crate::error::tokengate_error;
 use crate::result::tokengate_result;
 
@@ -28,11 +28,6 @@ pub struct tokengate_token {
     refresh: Option<CString>,
     token_type: CString,
     scope: Option<CString>,
-}
-
-/// A C string of `s` (a NUL inside, impossible in a token that can be sent, is dropped).
-fn c_string(s: &str) -> CString {
-    CString::new(s.replace('\0', "")).unwrap_or_default()
 }
 
 impl tokengate_token {
