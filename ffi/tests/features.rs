@@ -983,10 +983,30 @@ fn a_revocation_the_server_does_not_confirm_is_its_own_code_and_the_session_stil
     assert!(failed.message.contains("revocation URL"), "{failed:?}");
 }
 
-/// A cancel flag, handed to the cancelling thread (the header says any thread may cancel).
-struct CancelFlag(*const tokengate_cancel);
-// SAFETY: tokengate_cancel_cancel() is documented safe from any thread.
-unsafe impl Send for CancelFlag {}
+/// A new cancel flag, and a thread that sets it once `told` brings a message (what the login
+/// showed), and returns that message. The flag must stay alive until the thread is joined.
+fn cancel_when_told(
+    told: crossbeam_channel::Receiver<String>,
+) -> (*mut tokengate_cancel, std::thread::JoinHandle<String>) {
+    /// The flag, handed to the cancelling thread (the header says any thread may cancel).
+    struct CancelFlag(*const tokengate_cancel);
+    // SAFETY: tokengate_cancel_cancel() is documented safe from any thread.
+    unsafe impl Send for CancelFlag {}
+    let mut cancel = ptr::null_mut();
+    // SAFETY: a valid out-pointer.
+    ok(call(|e| unsafe { tokengate_cancel_new(&mut cancel, e) }));
+    let flag = CancelFlag(cancel);
+    let canceller = std::thread::spawn(move || {
+        let shown = told
+            .recv_timeout(PATIENCE)
+            .expect("the login showed something");
+        let flag = flag;
+        // SAFETY: the flag stays alive until this thread is joined.
+        unsafe { tokengate_cancel_cancel(flag.0) };
+        shown
+    });
+    (cancel, canceller)
+}
 
 /// One prompt: user code, verification URI, complete URI, expires_in_ms.
 type Prompt = (String, String, Option<String>, i64);
@@ -1097,9 +1117,6 @@ fn a_cancel_from_another_thread_stops_the_device_login_at_once() {
     server.set_device_interval(Duration::from_millis(20));
     server.set_device_expires_in(Duration::from_secs(30));
     let login = device_login(&server);
-    let mut cancel = ptr::null_mut();
-    // SAFETY: a valid out-pointer.
-    ok(call(|e| unsafe { tokengate_cancel_new(&mut cancel, e) }));
     let (tx, rx) = crossbeam_channel::unbounded();
     let user = DeviceUser {
         server: &server,
@@ -1107,14 +1124,7 @@ fn a_cancel_from_another_thread_stops_the_device_login_at_once() {
         prompts: Mutex::default(),
         prompted: tx,
     };
-    let flag = CancelFlag(cancel);
-    let canceller = std::thread::spawn(move || {
-        let code = rx.recv_timeout(PATIENCE).expect("the prompt was shown");
-        let flag = flag;
-        // SAFETY: the flag stays alive until this thread is joined.
-        unsafe { tokengate_cancel_cancel(flag.0) };
-        code
-    });
+    let (cancel, canceller) = cancel_when_told(rx);
     let started = Instant::now();
     let mut token = ptr::null_mut();
     // SAFETY: a live login and flag; `user` outlives the call.
@@ -1228,18 +1238,8 @@ unsafe extern "C" fn url_to_channel(user_data: *mut c_void, url: *const c_char) 
 fn a_cancel_from_another_thread_stops_a_browser_login_waiting_for_the_browser() {
     let server = TestServer::start();
     let login = browser_login(&server);
-    let mut cancel = ptr::null_mut();
-    // SAFETY: a valid out-pointer.
-    ok(call(|e| unsafe { tokengate_cancel_new(&mut cancel, e) }));
-    let flag = CancelFlag(cancel);
     let (tx, rx) = crossbeam_channel::unbounded::<String>();
-    let canceller = std::thread::spawn(move || {
-        let url = rx.recv_timeout(PATIENCE).expect("the URL was handed out");
-        let flag = flag;
-        // SAFETY: the flag stays alive until this thread is joined.
-        unsafe { tokengate_cancel_cancel(flag.0) };
-        url
-    });
+    let (cancel, canceller) = cancel_when_told(rx);
     let started = Instant::now();
     let mut token = ptr::null_mut();
     // SAFETY: a live login and flag; `tx` outlives the call.
