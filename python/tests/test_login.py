@@ -23,6 +23,13 @@ def fast_device(server):
     return server
 
 
+def assert_polling_stopped(server, why="the login stopped"):
+    """No device poll comes in four poll intervals (50 ms): a login still running would poll."""
+    polls = server.counters()["device_polls"]
+    time.sleep(0.2)
+    assert server.counters()["device_polls"] == polls, why
+
+
 def device_login(server):
     return tokengate.DeviceLogin(
         server.device_authorization_url,
@@ -72,9 +79,7 @@ def test_cancel_from_another_thread_stops_the_polling(fast_device):
         device_login(server).run(lambda p: prompted.set(), cancel=cancel)
     canceller.join(10)
     assert caught.value.kind == "cancelled" and cancel.cancelled
-    polls = server.counters()["device_polls"]
-    time.sleep(0.2)  # four poll intervals: a login still running would poll again
-    assert server.counters()["device_polls"] == polls, "nothing is sent after the cancel"
+    assert_polling_stopped(server, "nothing is sent after the cancel")
 
 
 def test_a_prompt_that_raises_cancels_the_login_and_its_exception_propagates(fast_device):
@@ -85,9 +90,7 @@ def test_a_prompt_that_raises_cancels_the_login_and_its_exception_propagates(fas
 
     with pytest.raises(LookupError, match="no terminal"):
         device_login(server).run(prompt)
-    polls = server.counters()["device_polls"]
-    time.sleep(0.2)
-    assert server.counters()["device_polls"] == polls
+    assert_polling_stopped(server)
     assert server.counters()["device_grants"] == 0
 
 
@@ -102,9 +105,7 @@ def test_ctrl_c_while_waiting_cancels_the_login(fast_device):
     with pytest.raises(KeyboardInterrupt):
         device_login(server).run(prompt)
     assert time.monotonic() - started < 10, "the interrupt was seen while waiting"
-    polls = server.counters()["device_polls"]
-    time.sleep(0.2)
-    assert server.counters()["device_polls"] == polls, "the login stopped with the interrupt"
+    assert_polling_stopped(server, "the login stopped with the interrupt")
 
 
 def test_discovery_finds_the_endpoints_a_device_login_uses(fast_device):
