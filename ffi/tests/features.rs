@@ -244,11 +244,18 @@ unsafe extern "C" fn on_refresh(user_data: *mut c_void, token: *const tokengate_
     }
 }
 
+/// The events recorded once there are at least `n` (they are delivered on the client's event
+/// thread, after the call that caused them may have returned).
 fn events_of(seen: &Seen, n: usize) -> Vec<Recorded> {
+    events_until(seen, |events| events.len() >= n)
+}
+
+/// The events recorded once `done` holds for them.
+fn events_until(seen: &Seen, done: impl Fn(&[Recorded]) -> bool) -> Vec<Recorded> {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let events = seen.events.lock().unwrap().clone();
-        if events.len() >= n {
+        if done(&events) {
             return events;
         }
         assert!(Instant::now() < deadline, "only {events:?}");
@@ -331,7 +338,11 @@ fn events_and_the_on_refresh_hook_report_refreshes_failures_and_logins_without_s
         failure.4.as_ref().unwrap().0,
         TOKENGATE_RESULT_REFRESH_FAILED
     );
-    let events = events_of(&seen, kinds.len().max(4));
+    // The login-required event is delivered on the event thread, maybe after the call above
+    // returned: wait for it rather than for a count of events.
+    let events = events_until(&seen, |events| {
+        events.iter().any(|e| e.0 == TOKENGATE_EVENT_LOGIN_REQUIRED)
+    });
     let logout = events
         .iter()
         .find(|e| e.0 == TOKENGATE_EVENT_LOGIN_REQUIRED)
