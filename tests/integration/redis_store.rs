@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokengate::{
-    Client, Error, Event, Network, RedisStore, Roots, StoreError, StoreErrorKind, TlsBackend,
-    Token, TokenStore,
+    Client, ClientBuilder, Error, Event, Network, RedisStore, Roots, StoreError, StoreErrorKind,
+    TlsBackend, Token, TokenStore,
 };
 use tokengate_testserver::{TestPki, TestServer};
 
@@ -225,13 +225,42 @@ fn redis_down_at_start_is_a_typed_transient_error() {
     assert_eq!(server.counters().token_requests, 0);
 }
 
-/// A token from the server (valid there for an hour) that this client holds as living
-/// `lifetime`: its refresh windows open within a couple of seconds.
-fn short_lived_login(server: &TestServer, lifetime: Duration) -> Token {
+/// A token from the server (valid there for an hour) that this client holds as expiring in
+/// [`SHORT_LIFETIME`], its lifetime unknown so that [`short_lived_client`]'s windows apply as set.
+fn short_lived_login(server: &TestServer) -> Token {
     let issued = server.issue_token();
     Token::new(issued.access_token)
-        .with_expires_in(lifetime)
+        .with_expires_at_wall(SystemTime::now() + SHORT_LIFETIME)
         .with_refresh_token(issued.refresh_token)
+}
+
+const SHORT_LIFETIME: Duration = Duration::from_secs(3);
+/// No request is started with less than this left on the token, so none sees it expire in flight.
+const IN_FLIGHT: Duration = Duration::from_secs(1);
+
+/// A client on `store` whose advisory window opens half a second into [`SHORT_LIFETIME`] and the
+/// mandatory one a second in: both are open for a second before [`IN_FLIGHT`].
+fn short_lived_client(server: &TestServer, store: RedisStore) -> ClientBuilder {
+    Client::builder(format!("{}/api", server.url()))
+        .store(store)
+        .refresher(oauth(server))
+        .refresh_ahead(Duration::from_millis(2500))
+        .refresh_before_expiry(Duration::from_secs(2))
+        .refresh_timeout(Duration::from_secs(2))
+}
+
+/// Sends requests, each answered 200, while the client's token has more than [`IN_FLIGHT`] left;
+/// then waits until it has expired. Returns how many were sent.
+fn requests_until_expiry(client: &Client) -> usize {
+    let remaining = || client.token().unwrap().remaining().unwrap();
+    let mut sent = 0;
+    while remaining() > IN_FLIGHT {
+        assert_eq!(get_status(client, "/me"), 200);
+        sent += 1;
+    }
+    thread::sleep(remaining());
+    assert!(client.token().unwrap().is_expired());
+    sent
 }
 
 #[test]
@@ -240,25 +269,13 @@ fn redis_down_while_the_token_is_valid_keeps_requests_going_and_never_refreshes_
     let server = TestServer::start();
     let mut redis = RedisServer::start();
     let store = store(&redis, "down:");
-    store
-        .save(&short_lived_login(&server, Duration::from_secs(2)))
-        .unwrap();
-    let client = Client::builder(format!("{}/api", server.url()))
-        .store(store)
-        .refresher(oauth(&server))
-        .refresh_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
+    store.save(&short_lived_login(&server)).unwrap();
+    let client = short_lived_client(&server, store).build().unwrap();
     let events = client.events();
     redis.stop(true);
 
     // Until the token expires, every request goes through with it.
-    let mut ok = 0;
-    while !client.token().unwrap().is_expired() {
-        assert_eq!(get_status(&client, "/me"), 200);
-        ok += 1;
-    }
-    assert!(ok > 0);
+    assert!(requests_until_expiry(&client) > 0);
     let c = server.counters();
     assert_eq!(c.token_requests, 0, "no refresh without the lease");
     let failures: Vec<Error> = events
@@ -303,29 +320,24 @@ fn redis_down_while_the_token_is_valid_is_retried_with_backoff() {
     let server = TestServer::start();
     let mut redis = RedisServer::start();
     let store = store(&redis, "backoff:");
-    store
-        .save(&short_lived_login(&server, Duration::from_secs(2)))
-        .unwrap();
-    let client = Client::builder(format!("{}/api", server.url()))
-        .store(store)
-        .refresher(oauth(&server))
-        .refresh_timeout(Duration::from_secs(2))
+    store.save(&short_lived_login(&server)).unwrap();
+    let client = short_lived_client(&server, store)
+        .refresh_backoff(Duration::from_secs(1), Duration::from_secs(5))
         .build()
         .unwrap();
     let events = client.events();
     redis.stop(true);
-    while !client.token().unwrap().is_expired() {
-        assert_eq!(get_status(&client, "/me"), 200);
-    }
-    // The windows were open for about 400 ms of requests without pause: with a backoff (1 s
-    // initial) the store is tried a handful of times, not once per request.
+    let sent = requests_until_expiry(&client);
+    // The windows were open for 1.5 s of requests without pause: with a backoff of 1 s growing
+    // by half (each jittered down by up to half), the store is tried at most three times, not
+    // once per request.
     let attempts = events
         .try_iter()
         .filter(|e| matches!(e, Event::RefreshFailed { .. }))
         .count();
     assert!(
-        attempts <= 3,
-        "{attempts} refresh attempts while Redis was down"
+        (1..=3).contains(&attempts),
+        "{attempts} refresh attempts in {sent} requests while Redis was down"
     );
 }
 
