@@ -932,6 +932,25 @@ tokengate_result tokengate_client_builder_set_refresh_timeout_ms(struct tokengat
                                                                  struct tokengate_error **error_out);
 
 /**
+ * Sets the backoff after a failed refresh, in milliseconds: `initial_ms` after the first transient
+ * failure, growing by half per failure in a row up to `max_ms` (raised to `initial_ms` when
+ * lower), each delay jittered down by up to half and none longer than the refresh timeout. A
+ * server's `Retry-After` is honoured up to `max_ms`; a configuration failure waits `max_ms`.
+ * Delays are never shorter than 10 ms. Defaults to 250 milliseconds and 5 seconds.
+ *
+ * Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`builder` is NULL).
+ *
+ * # Safety
+ *
+ * - `builder` is NULL or a live builder not in use by another thread.
+ * - `error_out` is NULL or valid for writing one pointer.
+ */
+tokengate_result tokengate_client_builder_set_refresh_backoff_ms(struct tokengate_client_builder *builder,
+                                                                 uint64_t initial_ms,
+                                                                 uint64_t max_ms,
+                                                                 struct tokengate_error **error_out);
+
+/**
  * Non-zero `enabled` starts a background thread that refreshes the token when the advisory window
  * opens, before any request needs it; `tokengate_client_free()` stops and joins it. Defaults to
  * 0: the first request in the advisory window starts the refresh on a short-lived thread.

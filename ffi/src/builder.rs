@@ -87,6 +87,7 @@ pub struct tokengate_client_builder {
     refresh_before_expiry: Option<Duration>,
     refresh_ahead: Option<Duration>,
     refresh_timeout: Option<Duration>,
+    refresh_backoff: Option<(Duration, Duration)>,
     background_refresh: bool,
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
@@ -120,6 +121,7 @@ impl tokengate_client_builder {
             refresh_before_expiry: None,
             refresh_ahead: None,
             refresh_timeout: None,
+            refresh_backoff: None,
             background_refresh: false,
             timeout: None,
             connect_timeout: None,
@@ -242,6 +244,9 @@ impl tokengate_client_builder {
         }
         if let Some(t) = self.refresh_timeout {
             builder = builder.refresh_timeout(t);
+        }
+        if let Some((initial, max)) = self.refresh_backoff {
+            builder = builder.refresh_backoff(initial, max);
         }
         if let Some(t) = self.connect_timeout {
             builder = builder.connect_timeout(t);
@@ -768,6 +773,36 @@ pub unsafe extern "C" fn tokengate_client_builder_set_refresh_timeout_ms(
         unsafe {
             set_positive_ms(builder, timeout_ms, "timeout_ms", |b, d| {
                 b.refresh_timeout = Some(d);
+            })
+        }
+    })
+}
+
+/// Sets the backoff after a failed refresh, in milliseconds: `initial_ms` after the first transient
+/// failure, growing by half per failure in a row up to `max_ms` (raised to `initial_ms` when
+/// lower), each delay jittered down by up to half and none longer than the refresh timeout. A
+/// server's `Retry-After` is honoured up to `max_ms`; a configuration failure waits `max_ms`.
+/// Delays are never shorter than 10 ms. Defaults to 250 milliseconds and 5 seconds.
+///
+/// Codes: `TOKENGATE_RESULT_NULL_ARGUMENT` (`builder` is NULL).
+///
+/// # Safety
+///
+/// - `builder` is NULL or a live builder not in use by another thread.
+/// - `error_out` is NULL or valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokengate_client_builder_set_refresh_backoff_ms(
+    builder: *mut tokengate_client_builder,
+    initial_ms: u64,
+    max_ms: u64,
+    error_out: *mut *mut tokengate_error,
+) -> tokengate_result {
+    ffi_boundary!(error_out, {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            with_builder(builder, |b| {
+                b.refresh_backoff = Some((boundary::millis(initial_ms), boundary::millis(max_ms)));
+                Ok(())
             })
         }
     })

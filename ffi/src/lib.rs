@@ -74,6 +74,7 @@ pub use builder::{
     tokengate_client_builder_set_client_secret, tokengate_client_builder_set_connect_timeout_ms,
     tokengate_client_builder_set_no_proxy, tokengate_client_builder_set_oauth2,
     tokengate_client_builder_set_proxy, tokengate_client_builder_set_refresh_ahead_ms,
+    tokengate_client_builder_set_refresh_backoff_ms,
     tokengate_client_builder_set_refresh_before_expiry_ms,
     tokengate_client_builder_set_refresh_timeout_ms, tokengate_client_builder_set_refresh_token,
     tokengate_client_builder_set_response_timeout_ms, tokengate_client_builder_set_revocation_url,

@@ -361,7 +361,7 @@ fn arguments() {
                 call(|e| f(b, 0, e)),
             );
         }
-        let any: [(&str, MsSetter); 4] = [
+        let any: [(&str, MsSetter); 5] = [
             (
                 "tokengate_client_builder_set_refresh_before_expiry_ms",
                 w!(tokengate_client_builder_set_refresh_before_expiry_ms),
@@ -373,6 +373,10 @@ fn arguments() {
             (
                 "tokengate_client_builder_set_timeout_ms",
                 w!(tokengate_client_builder_set_timeout_ms),
+            ),
+            (
+                "tokengate_client_builder_set_refresh_backoff_ms",
+                w!(|b, v: u64, e| tokengate_client_builder_set_refresh_backoff_ms(b, v, v, e)),
             ),
             (
                 "tokengate_client_builder_set_background_refresh",
@@ -1453,7 +1457,9 @@ fn requests() {
         );
         free(client);
 
-        // Token endpoint failures, each on a client that starts from a refresh token alone.
+        // Token endpoint failures, each on a client that starts from a refresh token alone. A
+        // backoff twice the budget: one attempt per call, so a transient failure is the refresh's
+        // error and not a second attempt still running when the budget ends.
         let from_refresh = |budget: u64| {
             let b = builder(&api);
             oauth2(b, TOKENGATE_GRANT_REFRESH_TOKEN, &server.token_url());
@@ -1461,6 +1467,9 @@ fn requests() {
             set(b, tokengate_client_builder_set_client_secret, "demo-secret");
             set(b, tokengate_client_builder_set_refresh_token, "saved");
             set_u64(b, tokengate_client_builder_set_refresh_timeout_ms, budget);
+            ok(call(|e| {
+                tokengate_client_builder_set_refresh_backoff_ms(b, 2 * budget, 2 * budget, e)
+            }));
             build(b)
         };
         for (failure, code) in [

@@ -274,6 +274,12 @@ fn events_and_the_on_refresh_hook_report_refreshes_failures_and_logins_without_s
     );
     start_with(b, expired(&login.access_token, &login.refresh_token));
     set_u64(b, tokengate_client_builder_set_refresh_timeout_ms, 300);
+    // A backoff longer than the budget is cut to it: one attempt per request, and the retry time
+    // the failure reports is the budget (the default backoff would be 125 to 250 ms).
+    // SAFETY: a live builder.
+    ok(call(|e| unsafe {
+        tokengate_client_builder_set_refresh_backoff_ms(b, 1000, 1000, e)
+    }));
     let client = build(b);
     let seen = Box::new(Seen::default());
     let user_data = ptr::from_ref(&*seen).cast_mut().cast::<c_void>();
@@ -333,7 +339,10 @@ fn events_and_the_on_refresh_hook_report_refreshes_failures_and_logins_without_s
         .iter()
         .find(|e| e.0 == TOKENGATE_EVENT_REFRESH_FAILED)
         .unwrap_or_else(|| panic!("{events:?}"));
-    assert!(failure.2 >= 0, "a retry time: {failure:?}");
+    assert_eq!(
+        failure.2, 300,
+        "the retry time, the backoff cut to the budget"
+    );
     assert_eq!(
         failure.4.as_ref().unwrap().0,
         TOKENGATE_RESULT_REFRESH_FAILED

@@ -27,6 +27,9 @@ int main(int argc, char **argv) {
                                             &error) != TOKENGATE_RESULT_OK ||
         tokengate_client_builder_set_refresh_timeout_ms(builder, 2000, &error) !=
             TOKENGATE_RESULT_OK ||
+        /* Longer than the budget: one attempt, whose failure is the request's error. */
+        tokengate_client_builder_set_refresh_backoff_ms(builder, 4000, 4000, &error) !=
+            TOKENGATE_RESULT_OK ||
         tokengate_token_new("made-up", &token, &error) != TOKENGATE_RESULT_OK ||
         tokengate_token_set_refresh_token(token, "made-up-refresh", &error) !=
             TOKENGATE_RESULT_OK ||
