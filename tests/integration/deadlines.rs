@@ -130,7 +130,8 @@ fn reject_when_buffering_is_bounded_by_buffer_timeout_and_by_the_deadline() {
 #[test]
 fn the_deadline_bounds_the_wait_for_a_token_and_the_refresh_still_serves_later_calls() {
     let server = TestServer::start();
-    server.set_token_latency(Duration::from_secs(2));
+    // The refresh takes 4 s: both calls below give up while it is still in flight.
+    server.set_token_latency(Duration::from_secs(4));
     let client = builder(&server, expired_login(&server)).build().unwrap();
     // This thread would refresh; with a deadline it waits for a refresh on another thread instead.
     let c = client.clone();

@@ -55,8 +55,9 @@ fn permanent_failure_wakes_everyone_and_then_fails_fast_until_set_token() {
 
 #[test]
 fn a_failure_is_shared_by_every_waiter_and_retries_are_capped_at_the_budget() {
+    // The attempt takes 300 ms: every thread has joined the wait before it fails.
     let server = TestServer::builder()
-        .token_latency(Duration::from_millis(100))
+        .token_latency(Duration::from_millis(300))
         .start();
     server.set_failure(Failure::Status500);
     // A minute's backoff is capped at the one-second budget; the next attempt still comes after
@@ -88,16 +89,17 @@ fn a_failure_is_shared_by_every_waiter_and_retries_are_capped_at_the_budget() {
 #[test]
 fn retry_after_is_honoured() {
     let server = TestServer::start();
-    server.set_failure_for(
-        Failure::TooManyRequests {
-            retry_after_secs: 2,
-        },
-        Duration::from_millis(300),
-    );
     let client = builder(&server, expired_login(&server))
         .refresh_backoff(Duration::from_millis(10), Duration::from_secs(5))
         .build()
         .unwrap();
+    // Over when the Retry-After is (2 s), not before the first attempt however slow it is.
+    server.set_failure_for(
+        Failure::TooManyRequests {
+            retry_after_secs: 2,
+        },
+        Duration::from_secs(1),
+    );
     let started = Instant::now();
     assert_eq!(get_status(&client, "/x"), 200);
     assert!(
@@ -118,7 +120,7 @@ fn old_token_is_used_while_still_valid_when_refresh_fails_transiently() {
         .with_expires_at_wall(std::time::SystemTime::now() + Duration::from_secs(20))
         .with_refresh_token(issued.refresh_token);
     server.set_failure(Failure::Unavailable {
-        retry_after_secs: 1,
+        retry_after_secs: 5,
     });
     let client = builder(&server, token).build().unwrap();
     for _ in 0..3 {
@@ -128,6 +130,12 @@ fn old_token_is_used_while_still_valid_when_refresh_fails_transiently() {
     assert_eq!(c.refresh_attempts, 1, "one attempt, then backoff");
     assert_eq!(c.api_ok, 3);
 }
+
+/// A backoff whose shortest delay (jittered down by half) is longer than a 300 ms budget: cut to the
+/// budget, it puts the next attempt past the
+/// request's deadline, so the request sees the one attempt's failure (not a second attempt still
+/// running when its budget ends, which is a `RefreshTimeout`).
+const ONE_ATTEMPT: Duration = Duration::from_secs(1);
 
 #[test]
 fn html_and_garbage_answers_are_typed_errors() {
@@ -140,6 +148,7 @@ fn html_and_garbage_answers_are_typed_errors() {
         server.set_failure(failure.clone());
         let client = builder(&server, expired_login(&server))
             .refresh_timeout(Duration::from_millis(300))
+            .refresh_backoff(ONE_ATTEMPT, ONE_ATTEMPT)
             .build()
             .unwrap();
         let e = client.get("/x").call().unwrap_err();
@@ -162,6 +171,7 @@ fn token_endpoint_down_is_a_transient_transport_error() {
             closed_port_url()
         )))
         .refresh_timeout(Duration::from_millis(300))
+        .refresh_backoff(ONE_ATTEMPT, ONE_ATTEMPT)
         .build()
         .unwrap();
     let e = client.get("/x").call().unwrap_err();

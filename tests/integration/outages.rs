@@ -251,11 +251,13 @@ fn row_unauthorized_client_is_configuration() {
 #[test]
 fn row_temporarily_unavailable_in_a_400_is_transient_and_waited_through() {
     let server = TestServer::start();
+    let client = defaults(&server, expired_login(&server)).build().unwrap();
+    // Long enough for the first attempt to meet it however slow this machine is; short enough to
+    // end well within the default 10 s budget.
     server.set_failure_for(
         answer(400, r#"{"error":"temporarily_unavailable"}"#),
-        Duration::from_millis(300),
+        Duration::from_secs(1),
     );
-    let client = defaults(&server, expired_login(&server)).build().unwrap();
     assert_eq!(get_status(&client, "/x"), 200, "waited through the outage");
     assert!(server.counters().failure_answers >= 1);
 }

@@ -387,7 +387,12 @@ fn a_reader_never_sees_a_half_written_file() {
     store.save(&tokens[0]).unwrap();
     let (writer, t) = (store.clone(), tokens.clone());
     let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    // The writer starts once the reader has read: at least one more read overlaps the saves.
+    let (read_tx, read_rx) = crossbeam_channel::bounded(1);
     thread::spawn(move || {
+        read_rx
+            .recv_timeout(PATIENCE)
+            .expect("the reader read the file");
         for i in 0..SAVES {
             writer.save(&t[i % 2]).unwrap();
         }
@@ -403,6 +408,9 @@ fn a_reader_never_sees_a_half_written_file() {
                 || secret == tokens[1].access_token().secret()
         );
         reads += 1;
+        if reads == 1 {
+            read_tx.send(()).unwrap();
+        }
         if done_rx.try_recv().is_ok() {
             break;
         }
