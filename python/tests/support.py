@@ -126,6 +126,15 @@ class TestServer:
                 stream.close()
 
 
+def eventually(what: str, condition: Callable[[], bool], timeout: float = ANSWER_TIMEOUT) -> None:
+    """Waits until ``condition()`` holds (for what another thread does), failing after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.01)
+
+
 def run_threads(count: int, target: Callable[[int], Any]) -> List[Any]:
     """Runs ``target(i)`` on ``count`` threads released together; returns the results in order.
 

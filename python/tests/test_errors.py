@@ -14,7 +14,7 @@ import time
 import pytest
 
 import tokengate
-from support import refresh_with_urllib
+from support import eventually, refresh_with_urllib
 
 def test_the_hierarchy():
     for cls in (
@@ -58,7 +58,9 @@ def test_login_required_after_invalid_grant_fails_fast_until_set_token(server):
     with pytest.raises(tokengate.LoginRequired):
         client.get("/x")
     assert server.counters()["token_requests"] == before, "failed fast, without network"
-    assert len(hook_calls) == 1 and isinstance(hook_calls[0], tokengate.LoginRequired)
+    # The hook runs on the refresher thread, after the waiting callers were woken.
+    eventually("the login-required hook", lambda: len(hook_calls) == 1)
+    assert isinstance(hook_calls[0], tokengate.LoginRequired)
     event = events.get(timeout=5)
     assert event.kind == "login_required"
     assert isinstance(event.error, tokengate.LoginRequired)
@@ -100,8 +102,9 @@ def test_transient_refresh_failure_says_when_the_gate_tries_again(server):
     assert server.counters()["failure_answers"] >= 1
 
 
-@pytest.mark.server("--failure", "unavailable:1")
+@pytest.mark.server("--failure", "unavailable:3")
 def test_requests_wait_through_a_short_backoff_for_the_next_attempt(server):
+    # The next attempt comes when the server's Retry-After says (3 s): the healer has that long.
     client = server.client(token=server.login(expired=True), refresh_timeout=10)
     events = client.events()
     first = events.get(timeout=0)
