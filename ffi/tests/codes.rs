@@ -114,6 +114,38 @@ fn bad() -> *const c_char {
     NOT_UTF8.as_ptr().cast()
 }
 
+/// An entry point that sets one text on an object of type `T`.
+type TextSetter<T> =
+    unsafe extern "C" fn(*mut T, *const c_char, *mut *mut tokengate_error) -> tokengate_result;
+
+/// Checks a text setter's codes: a NULL object or text is `NULL_ARGUMENT`, a text that is not
+/// UTF-8 `INVALID_ARGUMENT`.
+///
+/// # Safety
+///
+/// `object` is a live object of `f`'s type, not in use by another thread.
+unsafe fn expect_text_setter<T>(name: &str, f: TextSetter<T>, object: *mut T) {
+    let x = c("x");
+    // SAFETY: NULL, a live object, a live string or a non-UTF-8 one: each is what `f` checks.
+    unsafe {
+        expect(
+            name,
+            TOKENGATE_RESULT_NULL_ARGUMENT,
+            call(|e| f(ptr::null_mut(), x.as_ptr(), e)),
+        );
+        expect(
+            name,
+            TOKENGATE_RESULT_NULL_ARGUMENT,
+            call(|e| f(object, ptr::null(), e)),
+        );
+        expect(
+            name,
+            TOKENGATE_RESULT_INVALID_ARGUMENT,
+            call(|e| f(object, bad(), e)),
+        );
+    }
+}
+
 type StrSetter = Box<
     dyn Fn(
         *mut tokengate_client_builder,
@@ -884,12 +916,7 @@ fn device_logins() {
             DEMO_PUBLIC_CLIENT_ID,
         )
         .unwrap();
-        type LoginSetter = unsafe extern "C" fn(
-            *mut tokengate_device_login,
-            *const c_char,
-            *mut *mut tokengate_error,
-        ) -> tokengate_result;
-        let setters: [(&str, LoginSetter); 3] = [
+        let setters: [(&str, TextSetter<tokengate_device_login>); 3] = [
             (
                 "tokengate_device_login_set_client_secret",
                 tokengate_device_login_set_client_secret,
@@ -904,21 +931,7 @@ fn device_logins() {
             ),
         ];
         for (name, f) in setters {
-            expect(
-                name,
-                TOKENGATE_RESULT_NULL_ARGUMENT,
-                call(|e| f(ptr::null_mut(), x.as_ptr(), e)),
-            );
-            expect(
-                name,
-                TOKENGATE_RESULT_NULL_ARGUMENT,
-                call(|e| f(login, null, e)),
-            );
-            expect(
-                name,
-                TOKENGATE_RESULT_INVALID_ARGUMENT,
-                call(|e| f(login, bad(), e)),
-            );
+            expect_text_setter(name, f, login);
         }
 
         expect(
@@ -1043,12 +1056,7 @@ fn browser_logins() {
             TOKENGATE_RESULT_INVALID_ARGUMENT,
             call(|e| tokengate_browser_login_new(x.as_ptr(), x.as_ptr(), bad(), &mut out, e)),
         );
-        type LoginSetter = unsafe extern "C" fn(
-            *mut tokengate_browser_login,
-            *const c_char,
-            *mut *mut tokengate_error,
-        ) -> tokengate_result;
-        let setters: [(&str, LoginSetter); 4] = [
+        let setters: [(&str, TextSetter<tokengate_browser_login>); 4] = [
             (
                 "tokengate_browser_login_set_client_secret",
                 tokengate_browser_login_set_client_secret,
@@ -1067,21 +1075,7 @@ fn browser_logins() {
             ),
         ];
         for (name, f) in setters {
-            expect(
-                name,
-                TOKENGATE_RESULT_NULL_ARGUMENT,
-                call(|e| f(ptr::null_mut(), x.as_ptr(), e)),
-            );
-            expect(
-                name,
-                TOKENGATE_RESULT_NULL_ARGUMENT,
-                call(|e| f(login, null, e)),
-            );
-            expect(
-                name,
-                TOKENGATE_RESULT_INVALID_ARGUMENT,
-                call(|e| f(login, bad(), e)),
-            );
+            expect_text_setter(name, f, login);
         }
         let param = "tokengate_browser_login_add_authorization_param";
         expect(
