@@ -223,16 +223,7 @@ impl LoginError {
 impl fmt::Display for LoginError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "login failed: {}", self.inner.message)?;
-        if let Some(oauth) = &self.inner.oauth {
-            write!(f, ": {}", oauth.error)?;
-            if let Some(d) = &oauth.error_description {
-                write!(f, " ({d})")?;
-            }
-        }
-        if let Some(status) = self.inner.status {
-            write!(f, " [HTTP {status}]")?;
-        }
-        Ok(())
+        super::refresh::write_server_answer(f, self.inner.oauth.as_ref(), self.inner.status)
     }
 }
 

@@ -366,20 +366,31 @@ impl fmt::Display for RefreshError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.inner.what)?;
         f.write_str(&self.inner.message)?;
-        if let Some(oauth) = &self.inner.oauth {
-            write!(f, ": {}", oauth.error)?;
-            if let Some(d) = &oauth.error_description {
-                write!(f, " ({d})")?;
-            }
-        }
-        if let Some(status) = self.inner.status {
-            write!(f, " [HTTP {status}]")?;
-        }
+        write_server_answer(f, self.inner.oauth.as_ref(), self.inner.status)?;
         if let Some(wait) = self.next_attempt_in() {
             write!(f, "; next attempt in {} ms", wait.as_millis())?;
         }
         Ok(())
     }
+}
+
+/// Writes what the server answered, as a refresh's and a login's error messages end it:
+/// `: <error> (<description>) [HTTP <status>]`, each part when known.
+pub(super) fn write_server_answer(
+    f: &mut fmt::Formatter<'_>,
+    oauth: Option<&OAuthError>,
+    status: Option<u16>,
+) -> fmt::Result {
+    if let Some(oauth) = oauth {
+        write!(f, ": {}", oauth.error)?;
+        if let Some(d) = &oauth.error_description {
+            write!(f, " ({d})")?;
+        }
+    }
+    if let Some(status) = status {
+        write!(f, " [HTTP {status}]")?;
+    }
+    Ok(())
 }
 
 impl fmt::Debug for RefreshError {
