@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokengate::TokenStore;
 use tokengate_ffi::*;
-use tokengate_testserver::support::temp_dir;
+use tokengate_testserver::support::{eventually, temp_dir};
 use tokengate_testserver::{
     ClientCerts, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Failure, HttpProxy, RawReply, RawServer,
     TestPki, TestServer, TlsFront,
@@ -326,11 +326,9 @@ fn events_and_the_on_refresh_hook_report_refreshes_failures_and_logins_without_s
     assert_eq!(failed.code, TOKENGATE_RESULT_REFRESH_FAILED);
     // 4. The refresh token is refused for good: login required.
     server.set_failure(Failure::InvalidGrant);
-    let deadline = Instant::now() + PATIENCE;
-    while get(client, "/x") != Err(TOKENGATE_RESULT_LOGIN_REQUIRED) {
-        assert!(Instant::now() < deadline, "never logged out");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("logged out", || {
+        get(client, "/x") == Err(TOKENGATE_RESULT_LOGIN_REQUIRED)
+    });
     let events = seen.events.lock().unwrap().clone();
     let kinds: Vec<u32> = events.iter().map(|e| e.0).collect();
     assert_eq!(kinds[1], TOKENGATE_EVENT_TOKEN_SET, "{events:?}");
